@@ -1,0 +1,276 @@
+//! The internal event every intake adapter produces.
+//!
+//! Adapters translate foreign wire formats (native, PagerDuty, Alertmanager,
+//! Grafana) into this one shape so dedup and escalation never need to know
+//! where an alert came from. An `Event` that exists has already been
+//! validated: summary within [`MAX_SUMMARY_CHARS`], dedup key within
+//! [`MAX_DEDUP_KEY_CHARS`], details no deeper than [`MAX_DETAILS_DEPTH`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// PagerDuty's limit; longer summaries are truncated, not rejected, because
+/// dropping a page over a long title is worse than a shortened title.
+pub const MAX_SUMMARY_CHARS: usize = 1024;
+/// PagerDuty's limit; longer keys are rejected because truncating could make
+/// two distinct alerts collide.
+pub const MAX_DEDUP_KEY_CHARS: usize = 255;
+/// Maximum nesting of [`Event::details`]; see [`json_depth`] for how depth is counted.
+pub const MAX_DETAILS_DEPTH: usize = 32;
+
+/// Appended to truncated summaries so responders know text is missing.
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+
+/// What the sender wants done with the alert identified by `dedup_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Trigger => "trigger",
+            Action::Acknowledge => "acknowledge",
+            Action::Resolve => "resolve",
+        }
+    }
+
+    /// Exact, lowercase wire names only: action typos must never be guessed at.
+    pub fn from_wire(s: &str) -> Option<Action> {
+        match s {
+            "trigger" => Some(Action::Trigger),
+            "acknowledge" => Some(Action::Acknowledge),
+            "resolve" => Some(Action::Resolve),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Severity, in PagerDuty's four levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Critical,
+        Severity::Error,
+        Severity::Warning,
+        Severity::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    /// The four canonical names, exact and lowercase, as PagerDuty accepts
+    /// them. Used for APIs with a documented enum (native, PagerDuty) so
+    /// senders get an error instead of a silently re-interpreted severity.
+    pub fn from_wire(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|sev| sev.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?} (expected critical, error, warning or info)")]
+pub struct UnknownSeverity(pub String);
+
+/// Lenient parsing for free-form sources such as Prometheus `severity`
+/// labels: case-insensitive, surrounding whitespace ignored, plus a short
+/// list of aliases that are unambiguous in common alerting conventions:
+///
+/// | severity | accepted                                      |
+/// |----------|-----------------------------------------------|
+/// | critical | critical, crit, page, fatal, emergency, emerg |
+/// | error    | error, err, high, major                       |
+/// | warning  | warning, warn, medium, minor                  |
+/// | info     | info, informational, information, notice, low |
+///
+/// `page` is Prometheus' documented example for "wake someone up". Numeric
+/// schemes (P1, sev2, …) are deliberately not mapped: their direction
+/// differs between organisations.
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "critical" | "crit" | "page" | "fatal" | "emergency" | "emerg" => {
+                Ok(Severity::Critical)
+            }
+            "error" | "err" | "high" | "major" => Ok(Severity::Error),
+            "warning" | "warn" | "medium" | "minor" => Ok(Severity::Warning),
+            "info" | "informational" | "information" | "notice" | "low" => Ok(Severity::Info),
+            _ => Err(UnknownSeverity(s.to_owned())),
+        }
+    }
+}
+
+/// Which adapter produced the event; shown as the "source" in the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeKind {
+    Native,
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
+    Alertmanager,
+    Grafana,
+}
+
+impl IntakeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntakeKind::Native => "native",
+            IntakeKind::PagerDuty => "pagerduty",
+            IntakeKind::Alertmanager => "alertmanager",
+            IntakeKind::Grafana => "grafana",
+        }
+    }
+}
+
+impl fmt::Display for IntakeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub href: String,
+    pub text: Option<String>,
+}
+
+impl Link {
+    pub fn new(href: impl Into<String>, text: impl Into<String>) -> Link {
+        Link {
+            href: href.into(),
+            text: Some(text.into()),
+        }
+    }
+}
+
+/// One validated alert event.
+///
+/// For `Acknowledge`/`Resolve`, `summary` and `severity` are only what the
+/// sender happened to include (native/PagerDuty default them to `""` and
+/// `Info`); the store should not overwrite an open alert's values with them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: IntakeKind,
+    pub action: Action,
+    /// `None` means a trigger always opens a new alert; the server generates a key.
+    pub dedup_key: Option<String>,
+    /// Already truncated to [`MAX_SUMMARY_CHARS`].
+    pub summary: String,
+    pub severity: Severity,
+    /// The host/system that raised it (`""` if unknown).
+    pub source: String,
+    pub labels: BTreeMap<String, String>,
+    /// Free-form; at most [`MAX_DETAILS_DEPTH`] deep.
+    pub details: serde_json::Value,
+    pub links: Vec<Link>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// Cuts `s` to at most [`MAX_SUMMARY_CHARS`] characters, ending with
+/// [`TRUNCATION_MARKER`] when anything was removed. Counts chars, never bytes,
+/// so multi-byte characters are never split.
+pub fn truncate_summary(s: &str) -> String {
+    if s.chars().count() <= MAX_SUMMARY_CHARS {
+        return s.to_owned();
+    }
+    let keep = MAX_SUMMARY_CHARS.saturating_sub(TRUNCATION_MARKER.chars().count());
+    let mut out: String = s.chars().take(keep).collect();
+    out.push_str(TRUNCATION_MARKER);
+    out
+}
+
+/// Nesting depth of a JSON value: scalars are 0, an empty or flat array or
+/// object is 1, each further level of containers adds 1.
+///
+/// Iterative on purpose: it must not be the thing that overflows the stack
+/// on hostile input, whatever limits the JSON parser has.
+pub fn json_depth(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let mut max = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                max = max.max(depth);
+                stack.extend(items.iter().map(|c| (c, depth + 1)));
+            }
+            Value::Object(map) => {
+                max = max.max(depth);
+                stack.extend(map.values().map(|c| (c, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn severity_aliases() {
+        assert_eq!("PAGE".parse::<Severity>(), Ok(Severity::Critical));
+        assert_eq!(" Warning ".parse::<Severity>(), Ok(Severity::Warning));
+        assert_eq!("high".parse::<Severity>(), Ok(Severity::Error));
+        assert!("P1".parse::<Severity>().is_err());
+        assert_eq!(Severity::from_wire("critical"), Some(Severity::Critical));
+        assert_eq!(Severity::from_wire("Critical"), None);
+    }
+
+    #[test]
+    fn depth_counting() {
+        assert_eq!(json_depth(&json!(1)), 0);
+        assert_eq!(json_depth(&json!({})), 1);
+        assert_eq!(json_depth(&json!({"a": [1, {"b": []}]})), 4);
+    }
+
+    #[test]
+    fn serde_names() {
+        assert_eq!(
+            serde_json::to_string(&IntakeKind::PagerDuty).ok(),
+            Some("\"pagerduty\"".to_owned())
+        );
+        assert_eq!(
+            serde_json::to_string(&Action::Acknowledge).ok(),
+            Some("\"acknowledge\"".to_owned())
+        );
+    }
+}

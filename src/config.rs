@@ -1,0 +1,481 @@
+//! Runtime configuration: built-in defaults, then an optional YAML file, then
+//! `ROUSE_`-prefixed environment variables, validated once at start-up.
+//!
+//! Every setting has one name in the file (`listen`, `intake.max_body_bytes`)
+//! and one in the environment (`ROUSE_LISTEN`, `ROUSE_INTAKE_MAX_BODY_BYTES`);
+//! the table in `SETTINGS` is the single place both are declared, so the README,
+//! the error messages and the loader cannot drift apart.
+//!
+//! Secrets (tokens, database passwords) are wrapped in [`Secret`], whose `Debug`
+//! and `Display` never show the value, so a `tracing::debug!(?config)` is safe.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The only way to read the value: the call site shows where a secret is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Limits that protect the intake endpoints from storms and hostile clients.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// Largest request body accepted by any endpoint, in bytes.
+    pub max_body_bytes: usize,
+    /// Sustained events per second allowed per integration key.
+    pub rate_per_key: u32,
+    /// Burst allowance on top of the sustained rate.
+    pub burst_per_key: u32,
+    /// Open alerts per service after which new distinct alerts are folded into one storm alert.
+    pub storm_threshold: u32,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// May carry a password, hence a secret; [`Config::database_display`] shows it redacted.
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub rotations_dir: PathBuf,
+    /// Base URL people reach Rouse at, used to build ack links and provider callbacks.
+    pub public_url: String,
+    /// Bearer token for the alert API; `None` disables the admin endpoints.
+    pub admin_token: Option<Secret>,
+    /// How long in-flight requests and workers get to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+    pub intake: IntakeConfig,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_display())
+            .field("database_max_connections", &self.database_max_connections)
+            .field("rotations_dir", &self.rotations_dir)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &self.admin_token)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_format", &self.log_format)
+            .field("intake", &self.intake)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: Secret::new("sqlite://rouse.db"),
+            database_max_connections: 16,
+            rotations_dir: PathBuf::from("rotations"),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            admin_token: None,
+            shutdown_grace: Duration::from_secs(20),
+            log_format: LogFormat::Text,
+            intake: IntakeConfig {
+                max_body_bytes: 1024 * 1024,
+                rate_per_key: 500,
+                burst_per_key: 2000,
+                storm_threshold: 200,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// The database URL with any password replaced, for logs and `/readyz`.
+    pub fn database_display(&self) -> String {
+        redact_url_password(self.database_url.expose())
+    }
+
+    /// Defaults, then `file` (if any), then the environment given by `env`.
+    ///
+    /// `env` is injected so tests do not have to mutate the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<&'static str, (String, Origin)> = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                setting: "--config".to_owned(),
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            for (name, value) in parse_file(&text).map_err(|message| ConfigError {
+                setting: path.display().to_string(),
+                message,
+            })? {
+                values.insert(name, (value, Origin::File));
+            }
+        }
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.env) {
+                values.insert(setting.file, (value, Origin::Env));
+            }
+        }
+        let mut config = Config::default();
+        for (name, (value, origin)) in values {
+            let Some(setting) = SETTINGS.iter().find(|s| s.file == name) else {
+                continue;
+            };
+            (setting.apply)(&mut config, value.trim()).map_err(|message| ConfigError {
+                setting: match origin {
+                    Origin::File => setting.file.to_owned(),
+                    Origin::Env => setting.env.to_owned(),
+                },
+                message,
+            })?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.expose();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                setting: "database_url".to_owned(),
+                message: "must start with sqlite:, postgres:// or postgresql://".to_owned(),
+            });
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError {
+                setting: "public_url".to_owned(),
+                message: format!("must be an http(s) URL, got {:?}", self.public_url),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A setting that could not be used, named the way the operator wrote it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+#[derive(Clone, Copy)]
+enum Origin {
+    File,
+    Env,
+}
+
+/// One configurable value: its file name, its environment name, how to apply it.
+pub struct Setting {
+    pub file: &'static str,
+    pub env: &'static str,
+    pub help: &'static str,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        file: "listen",
+        env: "ROUSE_LISTEN",
+        help: "address and port to serve HTTP on (127.0.0.1:8080)",
+        apply: |c, v| {
+            c.listen = v
+                .parse()
+                .map_err(|_| format!("expected host:port such as 0.0.0.0:8080, got {v:?}"))?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "database_url",
+        env: "ROUSE_DATABASE_URL",
+        help: "sqlite://rouse.db (created if missing) or postgres://user:pass@host/db",
+        apply: |c, v| {
+            c.database_url = Secret::new(v);
+            Ok(())
+        },
+    },
+    Setting {
+        file: "database_max_connections",
+        env: "ROUSE_DATABASE_MAX_CONNECTIONS",
+        help: "connection pool size (16)",
+        apply: |c, v| {
+            c.database_max_connections = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "rotations_dir",
+        env: "ROUSE_ROTATIONS_DIR",
+        help: "folder of on-call YAML files (./rotations)",
+        apply: |c, v| {
+            c.rotations_dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Setting {
+        file: "public_url",
+        env: "ROUSE_PUBLIC_URL",
+        help: "base URL people and providers reach Rouse at (http://127.0.0.1:8080)",
+        apply: |c, v| {
+            c.public_url = v.trim_end_matches('/').to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        file: "admin_token",
+        env: "ROUSE_ADMIN_TOKEN",
+        help: "bearer token for the alert API (unset: API disabled)",
+        apply: |c, v| {
+            if v.len() < 16 {
+                return Err("must be at least 16 characters".to_owned());
+            }
+            c.admin_token = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "shutdown_grace",
+        env: "ROUSE_SHUTDOWN_GRACE",
+        help: "time in-flight work gets after SIGTERM (20s)",
+        apply: |c, v| {
+            c.shutdown_grace = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "log_format",
+        env: "ROUSE_LOG_FORMAT",
+        help: "text or json (text)",
+        apply: |c, v| {
+            c.log_format = match v {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(format!("expected text or json, got {v:?}")),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        file: "intake.max_body_bytes",
+        env: "ROUSE_INTAKE_MAX_BODY_BYTES",
+        help: "largest accepted request body in bytes (1048576)",
+        apply: |c, v| {
+            c.intake.max_body_bytes = parse_positive::<usize>(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "intake.rate_per_key",
+        env: "ROUSE_INTAKE_RATE_PER_KEY",
+        help: "sustained events/second per integration key (500)",
+        apply: |c, v| {
+            c.intake.rate_per_key = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "intake.burst_per_key",
+        env: "ROUSE_INTAKE_BURST_PER_KEY",
+        help: "burst of events allowed per integration key (2000)",
+        apply: |c, v| {
+            c.intake.burst_per_key = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "intake.storm_threshold",
+        env: "ROUSE_INTAKE_STORM_THRESHOLD",
+        help: "open alerts per service before new ones fold into a storm alert (200)",
+        apply: |c, v| {
+            c.intake.storm_threshold = parse_positive(v)?;
+            Ok(())
+        },
+    },
+];
+
+fn parse_positive<T>(v: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+{
+    match v.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err(format!("expected a positive whole number, got {v:?}")),
+    }
+}
+
+/// `30s`, `5m`, `1h30m`, `2d`: the form people write in YAML and env vars.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v)
+        .map_err(|e| format!("expected a duration such as 30s, 5m or 1h, got {v:?} ({e})"))
+}
+
+/// The config file is a flat or nested YAML mapping; nested keys are joined with
+/// dots so `intake: {max_body_bytes: 1}` and `intake.max_body_bytes: 1` agree.
+fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Node {
+        Map(BTreeMap<String, Node>),
+        Scalar(serde_json::Value),
+    }
+    if text.len() > 1 << 20 {
+        return Err("the file is larger than 1 MiB".to_owned());
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_depth: 8, max_nodes: 10_000 },
+        with_snippet: false,
+    };
+    let root: Option<BTreeMap<String, Node>> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+    let mut out = Vec::new();
+    let mut stack: Vec<(String, Node)> = root.unwrap_or_default().into_iter().rev().collect();
+    while let Some((key, node)) = stack.pop() {
+        match node {
+            Node::Map(map) => {
+                for (k, v) in map.into_iter().rev() {
+                    stack.push((format!("{key}.{k}"), v));
+                }
+            }
+            Node::Scalar(value) => {
+                let Some(setting) = SETTINGS.iter().find(|s| s.file == key) else {
+                    return Err(format!("unknown setting {key:?}"));
+                };
+                let text = match value {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => continue,
+                    other => other.to_string(),
+                };
+                out.push((setting.file, text));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn redact_url_password(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_give_a_local_instance() {
+        let c = Config::load(None, &env_of(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose(), "sqlite://rouse.db");
+        assert_eq!(c.rotations_dir, PathBuf::from("rotations"));
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "listen: 0.0.0.0:9000\nintake:\n  max_body_bytes: 4096\nrotations_dir: /etc/rouse\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env_of(&[("ROUSE_LISTEN", "127.0.0.1:1")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(c.intake.max_body_bytes, 4096);
+        assert_eq!(c.rotations_dir, PathBuf::from("/etc/rouse"));
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_one_sentence() {
+        let err = Config::load(None, &env_of(&[("ROUSE_LISTEN", "nope")])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid configuration: ROUSE_LISTEN: "),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        let err = Config::load(None, &env_of(&[("ROUSE_SHUTDOWN_GRACE", "soon")])).unwrap_err();
+        assert_eq!(err.setting, "ROUSE_SHUTDOWN_GRACE");
+        let err = Config::load(None, &env_of(&[("ROUSE_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(err.setting, "database_url");
+    }
+
+    #[test]
+    fn unknown_file_settings_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(&path, "lisen: 0.0.0.0:9000\n").unwrap();
+        let err = Config::load(Some(&path), &env_of(&[])).unwrap_err();
+        assert!(err.message.contains("unknown setting \"lisen\""), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::load(
+            None,
+            &env_of(&[
+                ("ROUSE_ADMIN_TOKEN", "super-secret-token-123"),
+                ("ROUSE_DATABASE_URL", "postgres://rouse:hunter2@db/rouse"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("super-secret-token-123"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://rouse:***@db/rouse"), "{shown}");
+    }
+}

@@ -1,0 +1,94 @@
+//! The one place where errors become HTTP answers. Client mistakes get a 4xx
+//! with a short JSON reason; internal causes are logged and answered as a
+//! generic 500 so nothing about the database or a provider leaks out.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::store::group_commit::CommitError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    /// Field-level validation errors, all of them at once.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        errors: Vec<String>,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("rate limit exceeded; retry in {retry_after_secs}s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::Commit(CommitError::Closed) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Store(_) | ApiError::Commit(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told; internal errors say only that something failed.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Store(_) | ApiError::Commit(CommitError::Store(_)) => {
+                "internal error; the event was not stored, retry".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn errors(&self) -> &[String] {
+        match self {
+            ApiError::Invalid { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut body = json!({ "status": "error", "message": self.public_message() });
+        if !self.errors().is_empty() {
+            body["errors"] = json!(self.errors());
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,156 @@
+//! Rouse: an escalating pager and alert router.
+//!
+//! Monitoring systems POST alerts; Rouse deduplicates them, finds who is on
+//! call from YAML rotations, and escalates until a human acknowledges. This
+//! crate is the whole service; `main.rs` only parses the command line and
+//! calls [`run`] or one of the [`commands`].
+
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod intake;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::AppState;
+use crate::store::group_commit::GroupCommit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        source: store::StoreError,
+    },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(store::StoreError),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then stops taking
+/// new work, lets in-flight requests and queued commits finish (up to the
+/// configured grace period) and returns.
+///
+/// Tests call this with a listener on port 0 and their own shutdown future.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    let store = store::open(
+        config.database_url.expose(),
+        config.database_max_connections,
+    )
+    .await
+    .map_err(|source| RunError::Database {
+        url: config.database_display(),
+        source,
+    })?;
+    store.migrate().await.map_err(RunError::Migrate)?;
+
+    let stop = CancellationToken::new();
+    let (commits, writer) = GroupCommit::start(store.clone());
+    let state = AppState {
+        config: config.clone(),
+        store: store.clone(),
+        commits,
+        clock,
+    };
+
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+    tracing::info!(%addr, database = %config.database_display(), "rouse is listening");
+
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+
+    let serve = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let grace = config.shutdown_grace;
+    let drained = async {
+        serve.await.map_err(RunError::Serve)?;
+        // The router (and with it every GroupCommit handle) is gone: the writer
+        // commits what is queued and ends.
+        let _ = writer.await;
+        Ok::<(), RunError>(())
+    };
+    tokio::pin!(drained);
+    tokio::select! {
+        result = &mut drained => result?,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "shutdown grace period over; abandoning unfinished requests");
+        }
+    }
+    store.close().await;
+    tracing::info!("rouse stopped");
+    Ok(())
+}
+
+/// `rouse migrate`: applies migrations and exits.
+pub async fn migrate(config: &Config) -> Result<(), RunError> {
+    let store = store::open(
+        config.database_url.expose(),
+        config.database_max_connections,
+    )
+    .await
+    .map_err(|source| RunError::Database {
+        url: config.database_display(),
+        source,
+    })?;
+    store.migrate().await.map_err(RunError::Migrate)?;
+    store.close().await;
+    tracing::info!(database = %config.database_display(), "migrations applied");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C, whichever comes first.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

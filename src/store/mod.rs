@@ -1,0 +1,214 @@
+//! Durable state behind one trait, with two implementations: SQLite (the
+//! embedded default, one process owns the file) and PostgreSQL (several
+//! replicas share it).
+//!
+//! The rules of what happens to an alert live in [`crate::alert::lifecycle`];
+//! a store only reads the state a decision needs and writes its result, in one
+//! transaction per batch so that group commit (see [`group_commit`]) turns many
+//! concurrent requests into one fsync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::alert::{Action, Alert, AlertStatus, Decision, Event, TimelineEntry, Urgency};
+
+mod apply;
+pub mod group_commit;
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One accepted event, already routed to its service, ready to be applied.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub service_id: String,
+    /// `alertmanager:prometheus`: the intake kind and the integration's name,
+    /// recorded as the actor of the timeline entry.
+    pub actor: String,
+    pub policy_id: Option<String>,
+    pub urgency: Urgency,
+    /// The event's key, or one generated for a trigger that came without.
+    pub dedup_key: String,
+    pub event: Event,
+    pub received_at: DateTime<Utc>,
+    pub storm_threshold: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// The alert the event landed on (the storm alert when folded); `None` when
+    /// an acknowledge/resolve found nothing open.
+    pub alert_id: Option<i64>,
+    #[serde(skip)]
+    pub decision: Decision,
+}
+
+/// A person or script acting on one alert by id (the alert API, later ack links).
+#[derive(Debug, Clone)]
+pub struct Act {
+    pub alert_id: i64,
+    pub action: Action,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub service_id: Option<String>,
+    pub statuses: Vec<AlertStatus>,
+    /// Only alerts with an id below this one (keyset pagination, newest first).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub service_id: String,
+    pub name: String,
+    pub last_ping_at: DateTime<Utc>,
+    pub ping_count: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+
+    /// Applies a batch in one transaction; outcomes are in the batch's order.
+    async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError>;
+    /// Acknowledges or resolves one alert; `None` if no alert has that id.
+    async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError>;
+    async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
+    async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
+    async fn record_heartbeat(
+        &self,
+        service_id: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Heartbeat, StoreError>;
+    async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError>;
+}
+
+/// Opens (and for SQLite creates) the database named by `url`.
+pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, max_connections).await?,
+        ))
+    } else {
+        Ok(Arc::new(
+            postgres::PostgresStore::open(url, max_connections).await?,
+        ))
+    }
+}
+
+/// A timeline row waiting to be written at the end of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct NewTimelineEntry {
+    pub alert_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: crate::alert::TimelineKind,
+    pub actor: String,
+    pub message: String,
+    pub data: Option<serde_json::Value>,
+}
+
+/// Shared by both stores: what the timeline says for a decision.
+pub(crate) fn timeline_for(
+    item: &Ingest,
+    decision: Decision,
+    alert_id: i64,
+) -> Option<NewTimelineEntry> {
+    use crate::alert::TimelineKind as K;
+    let (kind, message) = match decision {
+        Decision::Open => (K::Received, format!("opened: {}", item.event.summary)),
+        Decision::Refresh { .. } => (K::Deduplicated, "the same alert again".to_owned()),
+        Decision::Acknowledge { .. } => (K::Acknowledged, "acknowledged".to_owned()),
+        Decision::AlreadyAcknowledged { .. } => {
+            (K::Acknowledged, "acknowledged again (no change)".to_owned())
+        }
+        Decision::Resolve { .. } => (K::Resolved, "resolved".to_owned()),
+        Decision::FoldIntoStorm => (
+            K::StormFolded,
+            format!(
+                "folded into the storm alert: {} ({})",
+                item.event.summary, item.dedup_key
+            ),
+        ),
+        Decision::NothingOpen => return None,
+    };
+    Some(NewTimelineEntry {
+        alert_id,
+        at: item.received_at,
+        kind,
+        actor: item.actor.clone(),
+        message,
+        data: Some(serde_json::json!({ "dedup_key": item.dedup_key })),
+    })
+}
+
+/// What the timeline says when a person or script acts on an alert by id.
+pub(crate) fn act_timeline(act: &Act, decision: Decision) -> Option<NewTimelineEntry> {
+    use crate::alert::TimelineKind as K;
+    let (kind, message) = match decision {
+        Decision::Acknowledge { .. } => (K::Acknowledged, "acknowledged"),
+        Decision::AlreadyAcknowledged { .. } => (K::Acknowledged, "acknowledged again (no change)"),
+        Decision::Resolve { .. } => (K::Resolved, "resolved"),
+        _ => return None,
+    };
+    Some(NewTimelineEntry {
+        alert_id: act.alert_id,
+        at: act.at,
+        kind,
+        actor: act.actor.clone(),
+        message: message.to_owned(),
+        data: None,
+    })
+}
+
+/// The storm alert's own summary and labels, shared by both stores.
+pub(crate) fn storm_event(item: &Ingest) -> Event {
+    let mut labels = BTreeMap::new();
+    labels.insert("rouse_storm".to_owned(), "true".to_owned());
+    Event {
+        kind: item.event.kind,
+        action: Action::Trigger,
+        dedup_key: Some(crate::alert::lifecycle::STORM_DEDUP_KEY.to_owned()),
+        summary: format!(
+            "Alert storm on {}: over {} open alerts, new ones are counted here instead of paging one by one",
+            item.service_id, item.storm_threshold
+        ),
+        severity: crate::alert::Severity::Critical,
+        source: "rouse".to_owned(),
+        labels,
+        details: serde_json::json!({ "storm_threshold": item.storm_threshold }),
+        links: Vec::new(),
+        occurred_at: Some(item.received_at),
+    }
+}

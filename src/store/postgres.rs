@@ -1,0 +1,324 @@
+//! The shared store for several replicas: PostgreSQL.
+//!
+//! Same tables as SQLite with native types (TIMESTAMPTZ, JSONB) so admins can
+//! query them directly. Concurrent writers are safe: the partial unique index
+//! on open alerts makes the trigger upsert race-free across replicas.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+
+use super::apply::{self, Writes};
+use super::{
+    Act, AlertFilter, Backend, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, Store,
+    StoreError,
+};
+use crate::alert::{Alert, AlertStatus, Decision, Event, OpenAlert, TimelineEntry};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("rouse");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx takes an advisory lock, so replicas starting together migrate once.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let outcomes = apply::ingest(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let decision = apply::act(&mut tx, act).await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+        let row = sqlx::query("SELECT * FROM alerts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM alerts WHERE TRUE");
+        if let Some(service) = &filter.service_id {
+            q.push(" AND service_id = ").push_bind(service.clone());
+        }
+        if !filter.statuses.is_empty() {
+            let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+            q.push(" AND status = ANY(").push_bind(statuses).push(")");
+        }
+        if let Some(before) = filter.before_id {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM alert_timeline WHERE alert_id = $1 ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TimelineEntry {
+                    id: row.try_get("id")?,
+                    alert_id: row.try_get("alert_id")?,
+                    at: row.try_get("at")?,
+                    kind: row
+                        .try_get::<&str, _>("kind")?
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
+                    actor: row.try_get("actor")?,
+                    message: row.try_get("message")?,
+                    data: row
+                        .try_get::<Option<Json<serde_json::Value>>, _>("data")?
+                        .map(|j| j.0),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_heartbeat(
+        &self,
+        service_id: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Heartbeat, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO heartbeats (service_id, name, last_ping_at, ping_count) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (service_id, name) DO UPDATE
+               SET last_ping_at = excluded.last_ping_at, ping_count = heartbeats.ping_count + 1
+             RETURNING ping_count",
+        )
+        .bind(service_id)
+        .bind(name)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Heartbeat {
+            service_id: service_id.to_owned(),
+            name: name.to_owned(),
+            last_ping_at: at,
+            ping_count: row.try_get("ping_count")?,
+        })
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM heartbeats ORDER BY service_id, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Heartbeat {
+                    service_id: row.try_get("service_id")?,
+                    name: row.try_get("name")?,
+                    last_ping_at: row.try_get("last_ping_at")?,
+                    ping_count: row.try_get("ping_count")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Writes for Transaction<'static, Postgres> {
+    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alerts WHERE service_id = $1 AND status <> 'resolved'",
+        )
+        .bind(service_id)
+        .fetch_one(&mut **self)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn find_open(
+        &mut self,
+        service_id: &str,
+        dedup_key: &str,
+    ) -> Result<Option<OpenAlert>, StoreError> {
+        // FOR UPDATE: a concurrent acknowledge on another replica waits for us.
+        let row = sqlx::query(
+            "SELECT id, status FROM alerts
+             WHERE service_id = $1 AND dedup_key = $2 AND status <> 'resolved' FOR UPDATE",
+        )
+        .bind(service_id)
+        .bind(dedup_key)
+        .fetch_optional(&mut **self)
+        .await?;
+        row.map(|row| {
+            Ok(OpenAlert {
+                id: row.try_get("id")?,
+                status: parse_status(row.try_get("status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
+                .bind(alert_id)
+                .fetch_optional(&mut **self)
+                .await?;
+        status.as_deref().map(parse_status).transpose()
+    }
+
+    async fn upsert_trigger(
+        &mut self,
+        item: &Ingest,
+        dedup_key: &str,
+        event: &Event,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                                 policy_id, labels, details, links, event_count, created_at, last_seen_at)
+             VALUES ($1, $2, 'triggered', $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)
+             ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
+                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
+                 labels = excluded.labels, details = excluded.details, links = excluded.links,
+                 event_count = alerts.event_count + 1, last_seen_at = excluded.last_seen_at
+             RETURNING id, event_count",
+        )
+        .bind(&item.service_id)
+        .bind(dedup_key)
+        .bind(&event.summary)
+        .bind(event.severity.as_str())
+        .bind(&event.source)
+        .bind(item.urgency.as_str())
+        .bind(item.policy_id.as_deref())
+        .bind(Json(&event.labels))
+        .bind(Json(&event.details))
+        .bind(Json(&event.links))
+        .bind(item.received_at)
+        .fetch_one(&mut **self)
+        .await?;
+        Ok((row.try_get("id")?, row.try_get("event_count")?))
+    }
+
+    async fn set_status(
+        &mut self,
+        alert_id: i64,
+        status: AlertStatus,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = match status {
+            AlertStatus::Acknowledged => {
+                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $2, acknowledged_by = $3
+                 WHERE id = $1"
+            }
+            AlertStatus::Resolved => {
+                "UPDATE alerts SET status = 'resolved', resolved_at = $2, resolved_by = $3 WHERE id = $1"
+            }
+            AlertStatus::Triggered => return Ok(()),
+        };
+        sqlx::query(sql)
+            .bind(alert_id)
+            .bind(at)
+            .bind(actor)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
+        // 6 values a row; PostgreSQL allows 65535 bind parameters a statement.
+        for chunk in entries.chunks(1000) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.alert_id)
+                    .push_bind(e.at)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.actor.clone())
+                    .push_bind(e.message.clone())
+                    .push_bind(e.data.clone().map(Json));
+            });
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
+    Ok(Alert {
+        id: row.try_get("id")?,
+        service_id: row.try_get("service_id")?,
+        dedup_key: row.try_get("dedup_key")?,
+        status: parse_status(row.try_get("status")?)?,
+        summary: row.try_get("summary")?,
+        severity: row
+            .try_get::<&str, _>("severity")?
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("severity: {e}")))?,
+        source: row.try_get("source")?,
+        urgency: row
+            .try_get::<&str, _>("urgency")?
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("urgency: {e}")))?,
+        policy_id: row.try_get("policy_id")?,
+        labels: row.try_get::<Json<_>, _>("labels")?.0,
+        details: row.try_get::<Json<_>, _>("details")?.0,
+        links: row.try_get::<Json<_>, _>("links")?.0,
+        event_count: row.try_get("event_count")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        resolved_at: row.try_get("resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+    })
+}
+
+fn parse_status(s: &str) -> Result<AlertStatus, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("alert status: {e}")))
+}

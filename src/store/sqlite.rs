@@ -1,0 +1,357 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly
+//! one connection (no lock contention, no `SQLITE_BUSY` between our own tasks)
+//! while reads use a separate pool that WAL lets run beside the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+
+use super::apply::{self, Writes};
+use super::{
+    Act, AlertFilter, Backend, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, Store,
+    StoreError,
+};
+use crate::alert::{Alert, AlertStatus, Decision, Event, OpenAlert, TimelineEntry, Urgency};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL still survives a process crash; FULL also
+            // survives power loss, which is the promise a 202 makes.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let outcomes = apply::ingest(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let decision = apply::act(&mut tx, act).await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+        let row = sqlx::query("SELECT * FROM alerts WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM alerts WHERE 1 = 1");
+        if let Some(service) = &filter.service_id {
+            q.push(" AND service_id = ").push_bind(service.clone());
+        }
+        if !filter.statuses.is_empty() {
+            q.push(" AND status IN (");
+            let mut list = q.separated(", ");
+            for status in &filter.statuses {
+                list.push_bind(status.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(before) = filter.before_id {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM alert_timeline WHERE alert_id = ?1 ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let data: Option<String> = row.try_get("data")?;
+                Ok(TimelineEntry {
+                    id: row.try_get("id")?,
+                    alert_id: row.try_get("alert_id")?,
+                    at: instant(row.try_get("at")?)?,
+                    kind: row
+                        .try_get::<&str, _>("kind")?
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
+                    actor: row.try_get("actor")?,
+                    message: row.try_get("message")?,
+                    data: data.map(|d| json(&d)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_heartbeat(
+        &self,
+        service_id: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Heartbeat, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO heartbeats (service_id, name, last_ping_at, ping_count) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (service_id, name) DO UPDATE
+               SET last_ping_at = excluded.last_ping_at, ping_count = ping_count + 1
+             RETURNING ping_count",
+        )
+        .bind(service_id)
+        .bind(name)
+        .bind(at.timestamp_millis())
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(Heartbeat {
+            service_id: service_id.to_owned(),
+            name: name.to_owned(),
+            last_ping_at: at,
+            ping_count: row.try_get("ping_count")?,
+        })
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM heartbeats ORDER BY service_id, name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Heartbeat {
+                    service_id: row.try_get("service_id")?,
+                    name: row.try_get("name")?,
+                    last_ping_at: instant(row.try_get("last_ping_at")?)?,
+                    ping_count: row.try_get("ping_count")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Writes for Transaction<'static, Sqlite> {
+    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alerts WHERE service_id = ?1 AND status <> 'resolved'",
+        )
+        .bind(service_id)
+        .fetch_one(&mut **self)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn find_open(
+        &mut self,
+        service_id: &str,
+        dedup_key: &str,
+    ) -> Result<Option<OpenAlert>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, status FROM alerts
+             WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'",
+        )
+        .bind(service_id)
+        .bind(dedup_key)
+        .fetch_optional(&mut **self)
+        .await?;
+        row.map(|row| {
+            Ok(OpenAlert {
+                id: row.try_get("id")?,
+                status: parse_status(row.try_get("status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?1")
+            .bind(alert_id)
+            .fetch_optional(&mut **self)
+            .await?;
+        status.as_deref().map(parse_status).transpose()
+    }
+
+    async fn upsert_trigger(
+        &mut self,
+        item: &Ingest,
+        dedup_key: &str,
+        event: &Event,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                                 policy_id, labels, details, links, event_count, created_at, last_seen_at)
+             VALUES (?1, ?2, 'triggered', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11)
+             ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
+                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
+                 labels = excluded.labels, details = excluded.details, links = excluded.links,
+                 event_count = event_count + 1, last_seen_at = excluded.last_seen_at
+             RETURNING id, event_count",
+        )
+        .bind(&item.service_id)
+        .bind(dedup_key)
+        .bind(&event.summary)
+        .bind(event.severity.as_str())
+        .bind(&event.source)
+        .bind(item.urgency.as_str())
+        .bind(item.policy_id.as_deref())
+        .bind(to_json(&event.labels)?)
+        .bind(to_json(&event.details)?)
+        .bind(to_json(&event.links)?)
+        .bind(item.received_at.timestamp_millis())
+        .fetch_one(&mut **self)
+        .await?;
+        Ok((row.try_get("id")?, row.try_get("event_count")?))
+    }
+
+    async fn set_status(
+        &mut self,
+        alert_id: i64,
+        status: AlertStatus,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = match status {
+            AlertStatus::Acknowledged => {
+                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3
+                 WHERE id = ?1"
+            }
+            AlertStatus::Resolved => {
+                "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolved_by = ?3 WHERE id = ?1"
+            }
+            AlertStatus::Triggered => return Ok(()),
+        };
+        sqlx::query(sql)
+            .bind(alert_id)
+            .bind(at.timestamp_millis())
+            .bind(actor)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
+        // 6 values a row; stay far below SQLite's bound-parameter limit.
+        for chunk in entries.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.alert_id)
+                    .push_bind(e.at.timestamp_millis())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.actor.clone())
+                    .push_bind(e.message.clone())
+                    .push_bind(e.data.as_ref().map(|d| d.to_string()));
+            });
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+fn alert_from_row(row: &SqliteRow) -> Result<Alert, StoreError> {
+    let opt_instant = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.try_get::<Option<i64>, _>(name)?
+            .map(instant)
+            .transpose()
+    };
+    Ok(Alert {
+        id: row.try_get("id")?,
+        service_id: row.try_get("service_id")?,
+        dedup_key: row.try_get("dedup_key")?,
+        status: parse_status(row.try_get("status")?)?,
+        summary: row.try_get("summary")?,
+        severity: row
+            .try_get::<&str, _>("severity")?
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("severity: {e}")))?,
+        source: row.try_get("source")?,
+        urgency: row
+            .try_get::<&str, _>("urgency")?
+            .parse::<Urgency>()
+            .map_err(|e| StoreError::Corrupt(format!("urgency: {e}")))?,
+        policy_id: row.try_get("policy_id")?,
+        labels: serde_json::from_value(json(row.try_get("labels")?)?)
+            .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?,
+        details: json(row.try_get("details")?)?,
+        links: serde_json::from_value(json(row.try_get("links")?)?)
+            .map_err(|e| StoreError::Corrupt(format!("links: {e}")))?,
+        event_count: row.try_get("event_count")?,
+        created_at: instant(row.try_get("created_at")?)?,
+        last_seen_at: instant(row.try_get("last_seen_at")?)?,
+        acknowledged_at: opt_instant("acknowledged_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        resolved_at: opt_instant("resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+    })
+}
+
+fn parse_status(s: &str) -> Result<AlertStatus, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("alert status: {e}")))
+}
+
+fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("instant out of range: {ms}")))
+}
+
+fn json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("json column: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
+}

@@ -1,0 +1,131 @@
+//! The `rouse` executable as an operator runs it: start-up errors, signals, exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rouse() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rouse"));
+    // Never inherit an operator's settings into a test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ROUSE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn a_malformed_setting_is_one_line_and_a_nonzero_exit() {
+    let out = rouse()
+        .args(["serve"])
+        .env("ROUSE_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("ROUSE_LISTEN"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_is_one_line_and_a_nonzero_exit() {
+    let out = rouse()
+        .args(["--config", "/nonexistent/rouse.yaml", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/rouse.yaml"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rouse()
+        .args(["migrate"])
+        .env(
+            "ROUSE_DATABASE_URL",
+            "postgres://rouse:hunter2@127.0.0.1:1/rouse",
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_the_server_with_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = rouse()
+        .args(["serve"])
+        .env("ROUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROUSE_DATABASE_URL", "sqlite://rouse.db")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_line(&mut child, "rouse is listening");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rouse did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.path().join("rouse.db").exists());
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads the child's stderr until a line contains `needle`; keeps draining after.
+pub fn wait_for_line(child: &mut std::process::Child, needle: &str) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains(needle) => {
+                // Keep the pipe drained so the child never blocks on a full buffer.
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return;
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("rouse exited ({status}) before {needle:?}: {seen:#?}");
+                }
+            }
+        }
+    }
+    panic!("no {needle:?} from rouse within 60 s: {seen:#?}");
+}

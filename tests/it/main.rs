@@ -1,0 +1,10 @@
+//! One integration-test binary (faster to link than one per file). Each module
+//! drives the real server or the real stores; `support` starts them.
+
+mod binary;
+mod intake_errors;
+mod intake_fixtures;
+mod intake_proptest;
+mod server;
+mod store;
+mod support;
