@@ -8,10 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod catalog;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod http;
 pub mod intake;
+pub mod oncall;
 pub mod store;
 pub mod telemetry;
 
@@ -21,10 +24,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::live::{self, LiveCatalog, Reload};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::http::throttle::Throttle;
 use crate::http::AppState;
 use crate::store::group_commit::GroupCommit;
+
+/// How often the rotations folder is checked for edits.
+const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -71,11 +79,32 @@ pub async fn run_with_clock(
     store.migrate().await.map_err(RunError::Migrate)?;
 
     let stop = CancellationToken::new();
+    let catalog = Arc::new(LiveCatalog::new(
+        config.rotations_dir.clone(),
+        Box::new(|name: &str| std::env::var(name).ok()),
+    ));
+    if let Reload::Rejected(_) = catalog.reload(clock.now(), true) {
+        // Not fatal: a pager that refuses to start over a typo is down when it
+        // is needed most. Intake answers 503 (senders retry) until a fix lands.
+        tracing::error!(dir = %config.rotations_dir.display(), "starting without a valid on-call configuration");
+    }
+    tokio::spawn(live::watch(
+        catalog.clone(),
+        clock.clone(),
+        CATALOG_POLL,
+        stop.clone(),
+    ));
+
+    let throttle = Arc::new(Throttle::new(&config.intake));
+    tokio::spawn(shrink_periodically(throttle.clone(), stop.clone()));
+
     let (commits, writer) = GroupCommit::start(store.clone());
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
         commits,
+        catalog,
+        throttle,
         clock,
     };
 
@@ -108,6 +137,16 @@ pub async fn run_with_clock(
     store.close().await;
     tracing::info!("rouse stopped");
     Ok(())
+}
+
+async fn shrink_periodically(throttle: Arc<Throttle>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => throttle.shrink(),
+        }
+    }
 }
 
 /// `rouse migrate`: applies migrations and exits.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,6 +22,37 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Validate the on-call YAML and report coverage gaps in the next 28 days.
+    Check {
+        /// Folder of rotation files (default: the configured rotations_dir).
+        dir: Option<PathBuf>,
+    },
+    /// Show who is on call now (or at --at), or the shifts between --from and --until.
+    Oncall {
+        /// Folder of rotation files (default: the configured rotations_dir).
+        dir: Option<PathBuf>,
+        /// The instant to ask about, RFC 3339 (default: now).
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Only this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// Machine-readable output (documented in the README).
+        #[arg(long)]
+        json: bool,
+        /// List shifts from this instant (RFC 3339).
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<DateTime<Utc>>,
+        /// List shifts until this instant (RFC 3339; default: 7 days after --from).
+        #[arg(long, value_parser = parse_instant, requires = "from")]
+        until: Option<DateTime<Utc>>,
+    },
+}
+
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 instant such as 2026-11-26T09:00:00Z: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -33,6 +65,44 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The offline commands print for people and need no runtime or logging.
+    match &cli.command {
+        Command::Check { dir } => {
+            let dir = dir.clone().unwrap_or_else(|| config.rotations_dir.clone());
+            let mut out = std::io::stdout().lock();
+            return exit(rouse::commands::check::check(
+                &dir,
+                Utc::now(),
+                &env,
+                &mut out,
+            ));
+        }
+        Command::Oncall {
+            dir,
+            at,
+            schedule,
+            json,
+            from,
+            until,
+        } => {
+            let args = rouse::commands::oncall::OncallArgs {
+                dir: dir.clone().unwrap_or_else(|| config.rotations_dir.clone()),
+                at: *at,
+                schedule: schedule.clone(),
+                json: *json,
+                from: *from,
+                until: *until,
+            };
+            let mut out = std::io::stdout().lock();
+            return exit(rouse::commands::oncall::oncall(
+                &args,
+                Utc::now(),
+                &env,
+                &mut out,
+            ));
+        }
+        Command::Serve | Command::Migrate => {}
+    }
     rouse::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -45,6 +115,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => rouse::migrate(&config).await.map_err(|e| e.to_string()),
+            Command::Check { .. } | Command::Oncall { .. } => Ok(()),
         }
     });
     match result {
@@ -63,4 +134,15 @@ async fn serve(config: rouse::config::Config) -> Result<(), String> {
     rouse::run(config, listener, rouse::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+fn exit(result: std::io::Result<bool>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("rouse: cannot write output: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

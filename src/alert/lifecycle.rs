@@ -39,6 +39,21 @@ pub enum Decision {
     FoldIntoStorm,
 }
 
+impl Decision {
+    /// The stable name API responses and metrics use for this outcome.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Open => "opened",
+            Decision::Refresh { .. } => "deduplicated",
+            Decision::Acknowledge { .. } => "acknowledged",
+            Decision::AlreadyAcknowledged { .. } => "already_acknowledged",
+            Decision::Resolve { .. } => "resolved",
+            Decision::NothingOpen => "no_open_alert",
+            Decision::FoldIntoStorm => "storm_folded",
+        }
+    }
+}
+
 /// `open_alerts` is the service's current number of open alerts, used for storm control.
 pub fn decide(
     action: Action,

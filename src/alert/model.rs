@@ -43,31 +43,12 @@ impl FromStr for AlertStatus {
     }
 }
 
-/// High urgency pages by every channel of the policy; low urgency respects quiet hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Urgency {
-    High,
-    Low,
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::High => "high",
-            Urgency::Low => "low",
-        }
-    }
-}
+pub use crate::oncall::Urgency;
 
 impl FromStr for Urgency {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "high" => Ok(Urgency::High),
-            "low" => Ok(Urgency::Low),
-            other => Err(UnknownValue(other.to_owned())),
-        }
+        Urgency::parse(s).ok_or_else(|| UnknownValue(s.to_owned()))
     }
 }
 

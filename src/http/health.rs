@@ -14,15 +14,19 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// Ready to take alerts: the database answers and a configuration is loaded.
+///
+/// A rejected edit does not make Rouse unready (the last good configuration
+/// still routes alerts), but it is shown here so the admin sees it.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match state.store.ping().await {
-        Ok(()) => json!({ "ok": true, "backend": state.store.backend() }),
+    let database_ok = match state.store.ping().await {
+        Ok(()) => true,
         Err(err) => {
             tracing::warn!(error = %err, "readiness: database unreachable");
-            json!({ "ok": false, "backend": state.store.backend(), "error": "database unreachable" })
+            false
         }
     };
-    let ready = database["ok"] == true;
+    let catalog = state.catalog.status();
+    let ready = database_ok && catalog.loaded_at.is_some();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -30,6 +34,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({ "status": if ready { "ready" } else { "not ready" }, "database": database })),
+        Json(json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "database": { "ok": database_ok, "backend": state.store.backend() },
+            "configuration": catalog,
+        })),
     )
 }

@@ -5,20 +5,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::catalog::live::LiveCatalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::group_commit::GroupCommit;
 use crate::store::Store;
 
+mod alerts;
 pub mod error;
+mod extract;
 mod health;
+mod intake;
+pub mod throttle;
 
 pub use error::ApiError;
 
@@ -28,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub commits: GroupCommit,
+    pub catalog: Arc<LiveCatalog>,
+    pub throttle: Arc<throttle::Throttle>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -36,8 +43,23 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/events", post(intake::native))
+        .route("/v2/enqueue", post(intake::pagerduty))
+        .route(
+            "/integrations/alertmanager/{key}",
+            post(intake::alertmanager),
+        )
+        .route("/integrations/grafana/{key}", post(intake::grafana))
+        .route("/v1/heartbeat/{key}", post(intake::heartbeat))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/{id}", get(alerts::show))
+        .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -45,4 +67,16 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         // Last line of defence: a bug in a handler answers 500, never kills the process.
         .layer(CatchPanicLayer::new())
+}
+
+async fn metrics(State(_): State<AppState>) -> String {
+    crate::telemetry::metrics().render()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -24,9 +24,10 @@ pub enum CommitError {
     Closed,
 }
 
+/// One request's events: committed together or not at all.
 struct Job {
-    item: Ingest,
-    reply: oneshot::Sender<Result<IngestOutcome, CommitError>>,
+    items: Vec<Ingest>,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>, CommitError>>,
 }
 
 /// Handle used by request handlers; clone freely. When the last handle is
@@ -43,11 +44,12 @@ impl GroupCommit {
         (Self { jobs }, writer)
     }
 
-    /// Resolves once the event is committed (or definitely not).
-    pub async fn submit(&self, item: Ingest) -> Result<IngestOutcome, CommitError> {
+    /// Resolves once the events are committed (or definitely not); outcomes
+    /// are in the order of `items`.
+    pub async fn submit(&self, items: Vec<Ingest>) -> Result<Vec<IngestOutcome>, CommitError> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
-            .send(Job { item, reply })
+            .send(Job { items, reply })
             .await
             .map_err(|_| CommitError::Closed)?;
         outcome.await.map_err(|_| CommitError::Closed)?
@@ -57,30 +59,32 @@ impl GroupCommit {
 async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (items, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.item, j.reply)).unzip();
-        match store.ingest(&items).await {
+        let batch: Vec<Ingest> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
+        match store.ingest(&batch).await {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The requester may have gone (client hung up): the event is stored anyway.
-                    let _ = reply.send(Ok(outcome));
+                let mut outcomes = outcomes.into_iter();
+                for job in jobs.drain(..) {
+                    let mine: Vec<IngestOutcome> =
+                        outcomes.by_ref().take(job.items.len()).collect();
+                    // The requester may have gone (client hung up): the events are stored anyway.
+                    let _ = job.reply.send(Ok(mine));
                 }
             }
-            Err(err) if items.len() > 1 => {
-                // One bad event must not fail its neighbours: retry each alone.
-                tracing::warn!(error = %err, batch = items.len(), "batch commit failed; retrying one by one");
-                for (item, reply) in items.into_iter().zip(replies) {
-                    let result = store
-                        .ingest(std::slice::from_ref(&item))
-                        .await
-                        .map_err(|e| commit_error(&e))
-                        .and_then(|mut o| o.pop().ok_or(CommitError::Closed));
-                    let _ = reply.send(result);
+            Err(err) if jobs.len() > 1 => {
+                // One bad request must not fail its neighbours: retry each alone.
+                tracing::warn!(error = %err, requests = jobs.len(), "batch commit failed; retrying one by one");
+                for job in jobs.drain(..) {
+                    let result = store.ingest(&job.items).await.map_err(|e| commit_error(&e));
+                    if let Err(err) = &result {
+                        tracing::error!(error = %err, "event commit failed");
+                    }
+                    let _ = job.reply.send(result);
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, "event commit failed");
-                for reply in replies {
-                    let _ = reply.send(Err(commit_error(&err)));
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(commit_error(&err)));
                 }
             }
         }

@@ -1,0 +1,252 @@
+//! Reads a folder of rotation YAML files into one validated, immutable [`Catalog`], or
+//! reports every problem found as `file:line:column: message`.
+
+mod build;
+pub mod live;
+mod yaml;
+
+use crate::oncall::{EscalationPolicy, Person, Rotation, Schedule, Service};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use build::{MAX_FILES, MAX_FILE_BYTES};
+
+/// One problem in the configuration. `line == 0` means the problem concerns the file as a
+/// whole (unreadable, too large) and is displayed as `file: message`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// All problems found, ordered by file, line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The validated configuration. Every reference inside it resolves.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    people: BTreeMap<String, Person>,
+    rotations: BTreeMap<String, Arc<Rotation>>,
+    schedules: BTreeMap<String, Schedule>,
+    policies: BTreeMap<String, EscalationPolicy>,
+    services: BTreeMap<String, Service>,
+    /// Integration key -> (service id, integration index).
+    /// SHA-256 of integration key -> (service id, integration index). Keyed by
+    /// digest so a lookup's timing depends on the digest, never on how much of
+    /// a guessed key matches a real one.
+    keys: HashMap<[u8; 32], (String, usize)>,
+    fingerprint: u64,
+}
+
+impl Catalog {
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.get(id)
+    }
+
+    /// The service and integration name owning exactly this key.
+    pub fn service_for_key(&self, key: &str) -> Option<(&Service, &str)> {
+        let (sid, i) = self.keys.get(&key_digest(key))?;
+        let service = self.services.get(sid)?;
+        Some((service, service.integrations.get(*i)?.name.as_str()))
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&EscalationPolicy> {
+        self.policies.get(id)
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &EscalationPolicy> {
+        self.policies.values()
+    }
+
+    pub fn schedule(&self, id: &str) -> Option<&Schedule> {
+        self.schedules.get(id)
+    }
+
+    pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
+        self.schedules.values()
+    }
+
+    pub fn rotation(&self, id: &str) -> Option<&Rotation> {
+        self.rotations.get(id).map(Arc::as_ref)
+    }
+
+    pub fn rotations(&self) -> impl Iterator<Item = &Rotation> {
+        self.rotations.values().map(Arc::as_ref)
+    }
+
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        self.people.get(id)
+    }
+
+    pub fn people(&self) -> impl Iterator<Item = &Person> {
+        self.people.values()
+    }
+
+    /// FNV-1a over every file's path and content, in load order: equal catalogs loaded from
+    /// equal files have equal fingerprints, across runs and builds.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Ids of schedules that some escalation policy targets directly, sorted.
+    pub fn paged_schedule_ids(&self) -> Vec<String> {
+        let ids: BTreeSet<&String> = self
+            .policies
+            .values()
+            .flat_map(|p| p.steps.iter())
+            .flat_map(|s| s.targets.iter())
+            .filter_map(|t| match t {
+                crate::oncall::Target::Schedule(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.into_iter().cloned().collect()
+    }
+}
+
+/// Loads every `*.yaml` / `*.yml` file directly inside `dir`, sorted by file name.
+/// `env` resolves `key_env` integration keys (pass `&|k| std::env::var(k).ok()`).
+pub fn load_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Catalog, Diagnostics> {
+    let whole = |file: &Path, message: String| Diagnostic {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostics(vec![whole(dir, format!("cannot read directory: {e}"))]))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if paths.is_empty() {
+        return Err(Diagnostics(vec![whole(
+            dir,
+            "no *.yaml or *.yml files found".into(),
+        )]));
+    }
+    if paths.len() > MAX_FILES {
+        return Err(Diagnostics(vec![whole(
+            dir,
+            format!("more than {MAX_FILES} files"),
+        )]));
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    let mut problems = Vec::new();
+    for p in paths {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.len() > MAX_FILE_BYTES as u64 => {
+                problems.push(whole(
+                    &p,
+                    format!("file is larger than {MAX_FILE_BYTES} bytes"),
+                ));
+                continue;
+            }
+            Err(e) => {
+                problems.push(whole(&p, format!("cannot read file: {e}")));
+                continue;
+            }
+            Ok(_) => {}
+        }
+        match std::fs::read_to_string(&p) {
+            Ok(text) => files.push((p, text)),
+            Err(e) => problems.push(whole(&p, format!("cannot read file: {e}"))),
+        }
+    }
+    match load_files(&files, env) {
+        Ok(c) if problems.is_empty() => Ok(c),
+        Ok(_) => Err(Diagnostics(problems)),
+        Err(Diagnostics(mut more)) => {
+            problems.append(&mut more);
+            problems.sort();
+            Err(Diagnostics(problems))
+        }
+    }
+}
+
+/// Validates in-memory files (path, content) in the given order. Pure apart from `env`.
+pub fn load_files(
+    files: &[(PathBuf, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Catalog, Diagnostics> {
+    build::build(files, env)
+}
+
+pub(crate) struct Parts {
+    pub people: BTreeMap<String, Person>,
+    pub rotations: BTreeMap<String, Arc<Rotation>>,
+    pub schedules: BTreeMap<String, Schedule>,
+    pub policies: BTreeMap<String, EscalationPolicy>,
+    pub services: BTreeMap<String, Service>,
+    pub keys: HashMap<[u8; 32], (String, usize)>,
+    pub fingerprint: u64,
+}
+
+impl From<Parts> for Catalog {
+    fn from(p: Parts) -> Self {
+        Catalog {
+            people: p.people,
+            rotations: p.rotations,
+            schedules: p.schedules,
+            policies: p.policies,
+            services: p.services,
+            keys: p.keys,
+            fingerprint: p.fingerprint,
+        }
+    }
+}
+
+/// How integration keys are held in memory and looked up.
+pub(crate) fn key_digest(key: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).into()
+}

@@ -1,0 +1,185 @@
+//! The file format as admins write it. Every node that can be wrong in a way only the
+//! validator sees is `Spanned`, so diagnostics can point at it. No flatten, untagged or
+//! internally tagged enums: they would drop locations.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileYaml {
+    #[serde(default)]
+    pub people: Vec<Spanned<PersonYaml>>,
+    #[serde(default)]
+    pub rotations: Vec<Spanned<RotationYaml>>,
+    #[serde(default)]
+    pub schedules: Vec<Spanned<ScheduleYaml>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<PolicyYaml>>,
+    #[serde(default)]
+    pub services: Vec<Spanned<ServiceYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonYaml {
+    pub id: Text,
+    pub name: Text,
+    pub timezone: Text,
+    #[serde(default)]
+    pub contact: Option<ContactYaml>,
+    #[serde(default)]
+    pub quiet_hours: Option<RangeYaml>,
+    #[serde(default)]
+    pub max_calls_per_hour: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactYaml {
+    #[serde(default)]
+    pub sms: Option<Text>,
+    #[serde(default)]
+    pub voice: Option<Text>,
+    #[serde(default)]
+    pub email: Option<Text>,
+    #[serde(default)]
+    pub slack: Option<Text>,
+    #[serde(default)]
+    pub matrix: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeYaml {
+    pub from: Text,
+    pub to: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationYaml {
+    pub id: Text,
+    #[serde(default)]
+    pub name: Option<Text>,
+    pub timezone: Text,
+    pub participants: Spanned<Vec<Text>>,
+    pub shift: Text,
+    pub handoff: Text,
+    pub start: Text,
+    #[serde(default)]
+    pub active: Vec<Spanned<WindowYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowYaml {
+    #[serde(default)]
+    pub days: Option<Text>,
+    pub from: Text,
+    pub to: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleYaml {
+    pub id: Text,
+    #[serde(default)]
+    pub name: Option<Text>,
+    pub timezone: Text,
+    pub layers: Spanned<Vec<LayerYaml>>,
+    #[serde(default)]
+    pub overrides: Vec<Spanned<OverrideYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerYaml {
+    pub rotation: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideYaml {
+    pub who: Text,
+    #[serde(default, rename = "for")]
+    pub for_person: Option<Text>,
+    pub from: Text,
+    pub until: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyYaml {
+    pub id: Text,
+    #[serde(default)]
+    pub name: Option<Text>,
+    pub steps: Spanned<Vec<Spanned<StepYaml>>>,
+    #[serde(default)]
+    pub repeat: Option<Text>,
+    #[serde(default)]
+    pub voice_repeat_every: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepYaml {
+    #[serde(default)]
+    pub delay: Option<Text>,
+    pub targets: Spanned<Vec<Spanned<TargetYaml>>>,
+    pub channels: Spanned<Vec<Text>>,
+}
+
+/// Written as a one-key map (`- schedule: primary`); a struct rather than an enum keeps
+/// locations and lets the validator say which keys are allowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetYaml {
+    #[serde(default)]
+    pub schedule: Option<Text>,
+    #[serde(default)]
+    pub rotation: Option<Text>,
+    #[serde(default)]
+    pub person: Option<Text>,
+    #[serde(default)]
+    pub chat: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceYaml {
+    pub id: Text,
+    #[serde(default)]
+    pub name: Option<Text>,
+    pub policy: Text,
+    #[serde(default)]
+    pub urgency: Option<Text>,
+    #[serde(default)]
+    pub integrations: Vec<Spanned<IntegrationYaml>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationYaml {
+    pub name: Text,
+    #[serde(default)]
+    pub key: Option<Text>,
+    #[serde(default)]
+    pub key_env: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteYaml {
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    #[serde(default)]
+    pub policy: Option<Text>,
+    #[serde(default)]
+    pub urgency: Option<Text>,
+}

@@ -1,0 +1,167 @@
+//! The alert API for people and scripts: list, show with timeline,
+//! acknowledge, resolve. Guarded by the admin token.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::extract::Credential;
+use super::{ApiError, AppState};
+use crate::alert::{Action, AlertStatus, Decision};
+use crate::store::{Act, AlertFilter};
+
+const MAX_PAGE: u32 = 500;
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.config.admin_token else {
+            return Err(ApiError::NotFound(
+                "the alert API is disabled: set ROUSE_ADMIN_TOKEN to enable it".to_owned(),
+            ));
+        };
+        let Credential(given) = Credential::from_request_parts(parts, state).await?;
+        // Compare digests so neither the length nor a prefix of the token leaks through timing.
+        let a = Sha256::digest(given.as_bytes());
+        let b = Sha256::digest(expected.expose().as_bytes());
+        if bool::from(a.ct_eq(&b)) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized("invalid admin token".to_owned()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Comma-separated: `triggered,acknowledged`; `open` means both.
+    status: Option<String>,
+    service: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/alerts`
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut statuses = Vec::new();
+    for part in query.status.iter().flat_map(|s| s.split(',')) {
+        match part.trim() {
+            "" => {}
+            "open" => statuses.extend([AlertStatus::Triggered, AlertStatus::Acknowledged]),
+            other => statuses.push(other.parse().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "unknown status {other:?}: use triggered, acknowledged, resolved or open"
+                ))
+            })?),
+        }
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let alerts = state
+        .store
+        .alerts(&AlertFilter {
+            service_id: query.service,
+            statuses,
+            before_id: query.before,
+            limit,
+        })
+        .await?;
+    let next = (alerts.len() == limit as usize)
+        .then(|| alerts.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(json!({ "alerts": alerts, "next_before": next })).into_response())
+}
+
+/// `GET /v1/alerts/{id}`: the alert and its timeline.
+pub async fn show(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let alert = state
+        .store
+        .alert(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
+    let timeline = state.store.timeline(id).await?;
+    Ok(Json(json!({ "alert": alert, "timeline": timeline })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActBody {
+    /// Who is acting (a person id or a script's name); recorded in the timeline.
+    by: Option<String>,
+}
+
+/// `POST /v1/alerts/{id}/acknowledge`
+pub async fn acknowledge(
+    admin: Admin,
+    state: State<AppState>,
+    id: Path<i64>,
+    body: Option<Json<ActBody>>,
+) -> Result<Response, ApiError> {
+    act(admin, state, id, body, Action::Acknowledge).await
+}
+
+/// `POST /v1/alerts/{id}/resolve`
+pub async fn resolve(
+    admin: Admin,
+    state: State<AppState>,
+    id: Path<i64>,
+    body: Option<Json<ActBody>>,
+) -> Result<Response, ApiError> {
+    act(admin, state, id, body, Action::Resolve).await
+}
+
+async fn act(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Option<Json<ActBody>>,
+    action: Action,
+) -> Result<Response, ApiError> {
+    let by = body
+        .and_then(|Json(b)| b.by)
+        .unwrap_or_else(|| "api".to_owned());
+    if by.chars().count() > 128 || by.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "by must be at most 128 printable characters".to_owned(),
+        ));
+    }
+    let decision = state
+        .store
+        .act(&Act {
+            alert_id: id,
+            action,
+            actor: by,
+            at: state.clock.now(),
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
+    let status = match decision {
+        Decision::NothingOpen => StatusCode::CONFLICT,
+        _ => StatusCode::OK,
+    };
+    let alert = state.store.alert(id).await?;
+    Ok((
+        status,
+        Json(json!({ "outcome": decision.name(), "alert": alert })),
+    )
+        .into_response())
+}

@@ -1,0 +1,60 @@
+//! People who can be paged: identity, home zone, contact methods and personal limits.
+
+use super::time::LocalTime;
+use chrono::{DateTime, Timelike, Utc};
+use chrono_tz::Tz;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    /// Home zone, used to show the person's local time and to apply quiet hours.
+    pub zone: Tz,
+    pub contact: Contact,
+    pub quiet_hours: Option<QuietHours>,
+    pub max_calls_per_hour: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub sms: Option<String>,
+    pub voice: Option<String>,
+    pub email: Option<String>,
+    pub slack: Option<String>,
+    pub matrix: Option<String>,
+}
+
+/// A local time range in which low-urgency alerts must not wake the person. `to <= from`
+/// means the range runs past midnight (`22:00`–`07:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: LocalTime,
+    pub to: LocalTime,
+}
+
+impl QuietHours {
+    pub fn contains(&self, local: LocalTime) -> bool {
+        if self.from < self.to {
+            self.from <= local && local < self.to
+        } else {
+            local >= self.from || local < self.to
+        }
+    }
+}
+
+impl Person {
+    /// Whether `t` falls in the person's quiet hours (in their home zone).
+    pub fn in_quiet_hours(&self, t: DateTime<Utc>) -> bool {
+        let local = t.with_timezone(&self.zone);
+        let hm = u16::try_from(local.hour())
+            .ok()
+            .zip(u16::try_from(local.minute()).ok());
+        match (
+            self.quiet_hours,
+            hm.and_then(|(h, m)| LocalTime::from_hm(h, m)),
+        ) {
+            (Some(q), Some(now)) => q.contains(now),
+            _ => false,
+        }
+    }
+}

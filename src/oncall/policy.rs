@@ -1,0 +1,72 @@
+//! Escalation policies: who gets notified, through which channels, and when.
+
+use chrono::TimeDelta;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationPolicy {
+    pub id: String,
+    pub name: Option<String>,
+    pub steps: Vec<Step>,
+    pub repeat: Repeat,
+    /// How often voice calls are repeated while nobody acknowledges; None = call once.
+    pub voice_repeat_every: Option<TimeDelta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Wait after the previous step (after the alert for the first step).
+    pub delay: TimeDelta,
+    pub targets: Vec<Target>,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Schedule(String),
+    Rotation(String),
+    Person(String),
+    /// A chat channel such as `#ops`; only the `chat` channel reaches it.
+    Chat(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Chat,
+    Sms,
+    Voice,
+    Email,
+}
+
+impl Channel {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "chat" => Some(Channel::Chat),
+            "sms" => Some(Channel::Sms),
+            "voice" => Some(Channel::Voice),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Channel::Chat => "chat",
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+            Channel::Email => "email",
+        })
+    }
+}
+
+/// How often the whole list of steps is run again after the last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Extra passes after the first one; `Times(0)` runs the steps once.
+    Times(u32),
+    UntilAck,
+}
