@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod catalog;
+pub mod channel;
 pub mod clock;
 pub mod commands;
 pub mod config;
