@@ -69,6 +69,8 @@ pub struct Config {
     pub database_url: Secret,
     pub database_max_connections: u32,
     pub rotations_dir: PathBuf,
+    /// How often the rotations folder is checked for edits (SIGHUP reloads at once).
+    pub rotations_poll: Duration,
     /// Base URL people reach Rouse at, used to build ack links and provider callbacks.
     pub public_url: String,
     /// Bearer token for the alert API; `None` disables the admin endpoints.
@@ -86,6 +88,7 @@ impl fmt::Debug for Config {
             .field("database_url", &self.database_display())
             .field("database_max_connections", &self.database_max_connections)
             .field("rotations_dir", &self.rotations_dir)
+            .field("rotations_poll", &self.rotations_poll)
             .field("public_url", &self.public_url)
             .field("admin_token", &self.admin_token)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -102,6 +105,7 @@ impl Default for Config {
             database_url: Secret::new("sqlite://rouse.db"),
             database_max_connections: 16,
             rotations_dir: PathBuf::from("rotations"),
+            rotations_poll: Duration::from_secs(2),
             public_url: "http://127.0.0.1:8080".to_owned(),
             admin_token: None,
             shutdown_grace: Duration::from_secs(20),
@@ -243,6 +247,19 @@ pub const SETTINGS: &[Setting] = &[
         help: "folder of on-call YAML files (./rotations)",
         apply: |c, v| {
             c.rotations_dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Setting {
+        file: "rotations_poll",
+        env: "ROUSE_ROTATIONS_POLL",
+        help: "how often the rotations folder is checked for edits (2s)",
+        apply: |c, v| {
+            let every = parse_duration(v)?;
+            if every.is_zero() {
+                return Err("must be longer than zero".to_owned());
+            }
+            c.rotations_poll = every;
             Ok(())
         },
     },

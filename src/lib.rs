@@ -32,9 +32,6 @@ use crate::http::throttle::Throttle;
 use crate::http::AppState;
 use crate::store::group_commit::GroupCommit;
 
-/// How often the rotations folder is checked for edits.
-const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot open the database {url}: {source}")]
@@ -68,6 +65,8 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), RunError> {
     let config = Arc::new(config);
+    // Install the metrics recorder before anything counts.
+    telemetry::metrics();
     let store = store::open(
         config.database_url.expose(),
         config.database_max_connections,
@@ -92,7 +91,7 @@ pub async fn run_with_clock(
     tokio::spawn(live::watch(
         catalog.clone(),
         clock.clone(),
-        CATALOG_POLL,
+        config.rotations_poll,
         stop.clone(),
     ));
 
@@ -167,30 +166,36 @@ pub async fn migrate(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C, whichever comes first.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+/// Resolves on SIGTERM or Ctrl-C (SIGINT), whichever comes first.
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a SIGTERM that arrives right after start-up is never
+/// missed (it would otherwise kill the process with the default action).
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (mut term, mut int) = match (term, int) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::error!(error = %err, "cannot install signal handlers; stop with SIGKILL");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("Ctrl-C received; shutting down"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
-        () = term => tracing::info!("SIGTERM received; shutting down"),
     }
 }

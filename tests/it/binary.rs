@@ -129,3 +129,109 @@ pub fn wait_for_line(child: &mut std::process::Child, needle: &str) {
     }
     panic!("no {needle:?} from rouse within 60 s: {seen:#?}");
 }
+
+/// SIGTERM while requests are in flight: exit 0, and every event that got a
+/// 202 is in the database afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_requests_in_flight_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotations = crate::support::test_rotations();
+    let port = free_port();
+    let mut child = rouse()
+        .args(["serve"])
+        .env("ROUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROUSE_DATABASE_URL", "sqlite://rouse.db")
+        .env("ROUSE_ROTATIONS_DIR", rotations.path())
+        // Every event must open its own alert here, not fold into a storm alert.
+        .env("ROUSE_INTAKE_STORM_THRESHOLD", "100000")
+        .env("ROUSE_INTAKE_BURST_PER_KEY", "100000")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child_stderr = child.stderr.take();
+    // Wait for readiness over HTTP (stderr is drained below).
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let drain = std::thread::spawn(move || {
+        if let Some(stderr) = child_stderr.take() {
+            for _ in BufReader::new(stderr).lines().map_while(Result::ok) {}
+        }
+    });
+    crate::support::eventually("rouse answers /readyz", || {
+        let http = http.clone();
+        let url = format!("{base}/readyz");
+        async move { matches!(http.get(url).send().await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+
+    let (tx, mut first_answers) = tokio::sync::mpsc::channel::<()>(1000);
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let http = http.clone();
+        let url = format!("{base}/v1/events");
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("inflight-{i}");
+            let body = serde_json::json!({"action": "trigger", "dedup_key": key,
+                                          "summary": "in flight", "severity": "critical"});
+            let result = http
+                .post(url)
+                .header("x-rouse-key", crate::support::PAYMENTS_KEY)
+                .json(&body)
+                .send()
+                .await;
+            let _ = tx.send(()).await;
+            match result {
+                Ok(r) if r.status() == 202 => Some(key),
+                _ => None,
+            }
+        }));
+    }
+    // Signal once some answers are back and many are still in flight.
+    for _ in 0..50 {
+        first_answers.recv().await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        if let Some(key) = task.await.unwrap() {
+            acknowledged.push(key);
+        }
+    }
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "rouse must exit 0 after SIGTERM");
+    let _ = drain.join();
+    assert!(
+        acknowledged.len() >= 50,
+        "only {} were acknowledged",
+        acknowledged.len()
+    );
+
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("rouse.db").display()
+    ))
+    .await
+    .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT dedup_key FROM alerts")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|k| !stored.contains(*k))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged with 202 but not stored: {lost:?}"
+    );
+    db.close().await;
+}

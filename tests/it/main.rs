@@ -6,6 +6,7 @@ mod catalog_diagnostics;
 mod catalog_fuzz;
 mod intake_errors;
 mod intake_fixtures;
+mod intake_http;
 mod intake_proptest;
 mod oncall_dst;
 mod oncall_example;

@@ -134,6 +134,8 @@ macro_rules! both_backends {
 /// The whole server, in this process, on an ephemeral port.
 pub struct TestApp {
     pub base: String,
+    /// The rotations folder the server watches; tests may edit it.
+    pub rotations: tempfile::TempDir,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), rouse::RunError>>>,
@@ -141,7 +143,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let rotations = test_rotations();
         let mut config = Config::default();
+        config.rotations_dir = rotations.path().to_owned();
+        config.rotations_poll = std::time::Duration::from_millis(100);
+        config.admin_token = Some(rouse::config::Secret::new(ADMIN_TOKEN));
         config.database_url = rouse::config::Secret::new(db.url());
         config.database_max_connections = 4;
         config.shutdown_grace = std::time::Duration::from_secs(5);
@@ -156,6 +162,7 @@ impl TestApp {
         }));
         let app = TestApp {
             base,
+            rotations,
             http: reqwest::Client::new(),
             stop: Some(stop),
             handle: Some(handle),
@@ -178,6 +185,49 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// POSTs a body with a content type; returns status and JSON answer.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
+        (status, json)
+    }
+
+    /// GETs with the admin token.
+    pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
+    /// The open and resolved alerts, newest first, via the admin API.
+    pub async fn alerts(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.admin_get("/v1/alerts?limit=500").await;
+        assert_eq!(status, 200, "{body}");
+        body["alerts"].as_array().cloned().unwrap_or_default()
     }
 
     /// Stops the server the way SIGTERM does and waits for it to finish.
@@ -205,4 +255,88 @@ fn database_name_is_replaced_in_urls() {
         "postgres://127.0.0.1/x?sslmode=disable"
     );
     assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// Integration keys of the test catalog.
+pub const PAYMENTS_KEY: &str = "payments-test-key-0123456789";
+pub const SEARCH_KEY: &str = "search-test-key-0123456789";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+
+/// A small, valid on-call configuration: two services, one policy.
+pub const TEST_CATALOG: &str = r#"
+people:
+  - id: alice
+    name: Alice
+    timezone: Europe/Berlin
+    contact: { sms: "+4915100000001", voice: "+4915100000001" }
+  - id: bob
+    name: Bob
+    timezone: America/New_York
+    contact: { sms: "+12125550002", voice: "+12125550002" }
+rotations:
+  - id: weekly
+    timezone: Europe/Berlin
+    participants: [alice, bob]
+    shift: 1w
+    handoff: "09:00"
+    start: 2026-01-05
+schedules:
+  - id: primary
+    timezone: Europe/Berlin
+    layers:
+      - rotation: weekly
+policies:
+  - id: default
+    repeat: until_ack
+    voice_repeat_every: 5m
+    steps:
+      - delay: 0m
+        targets: [{ schedule: primary }]
+        channels: [sms]
+      - delay: 5m
+        targets: [{ schedule: primary }]
+        channels: [voice]
+services:
+  - id: payments
+    policy: default
+    integrations:
+      - name: prometheus
+        key: payments-test-key-0123456789
+    routes:
+      - match: { severity: warning }
+        urgency: low
+  - id: search
+    policy: default
+    integrations:
+      - name: grafana
+        key: search-test-key-0123456789
+"#;
+
+/// A folder holding [`TEST_CATALOG`] as `oncall.yaml`.
+pub fn test_rotations() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("oncall.yaml"), TEST_CATALOG).expect("write catalog");
+    dir
+}
+
+/// Reads a file from `tests/fixtures/`.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// Polls `check` until it holds or 20 s pass: for effects that happen in the
+/// background (a reload). Not a timing assertion: only an upper bound on waiting.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
 }
