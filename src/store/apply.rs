@@ -23,13 +23,11 @@ pub(crate) trait Writes: Send {
         dedup_key: &str,
     ) -> Result<Option<OpenAlert>, StoreError>;
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError>;
-    /// Opens the alert for `dedup_key` or refreshes the open one; returns (id, event_count).
-    async fn upsert_trigger(
-        &mut self,
-        item: &Ingest,
-        dedup_key: &str,
-        event: &Event,
-    ) -> Result<(i64, i64), StoreError>;
+    /// Opens each row's alert or refreshes the open one, in one statement;
+    /// returns (id, event_count) per row, in the order of `rows`. No two rows
+    /// may share a (service, key).
+    async fn upsert_triggers(&mut self, rows: &[Upsert<'_>])
+        -> Result<Vec<(i64, i64)>, StoreError>;
     async fn set_status(
         &mut self,
         alert_id: i64,
@@ -40,10 +38,24 @@ pub(crate) trait Writes: Send {
     async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError>;
 }
 
+/// One alert to open or refresh: `count` events with the same key, `event` the latest.
+pub(crate) struct Upsert<'a> {
+    pub item: &'a Ingest,
+    pub dedup_key: &'a str,
+    pub event: &'a Event,
+    pub count: i64,
+}
+
+/// Rows per statement: 11 bound values each, well within both databases' limits.
+pub(crate) const UPSERT_CHUNK: usize = 1000;
+
 pub(crate) async fn ingest<W: Writes>(
     w: &mut W,
     batch: &[Ingest],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
+    if let Some(outcomes) = ingest_triggers_in_bulk(w, batch).await? {
+        return Ok(outcomes);
+    }
     let mut open_counts: HashMap<&str, u64> = HashMap::new();
     let mut timeline = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -60,6 +72,128 @@ pub(crate) async fn ingest<W: Writes>(
     Ok(outcomes)
 }
 
+/// The hot path under load: a batch of only triggers, all below the storm
+/// threshold even if every new key opens an alert. Events with the same key
+/// are merged into one row and the whole batch is a single upsert statement,
+/// instead of one statement per event. Returns `None` when the batch needs the
+/// event-by-event rules (an acknowledge/resolve whose order matters, or a
+/// possible storm).
+async fn ingest_triggers_in_bulk<W: Writes>(
+    w: &mut W,
+    batch: &[Ingest],
+) -> Result<Option<Vec<IngestOutcome>>, StoreError> {
+    if batch.iter().any(|i| i.event.action != Action::Trigger) {
+        return Ok(None);
+    }
+    // Group by (service, key), keeping first-seen order; the latest event wins.
+    let mut group_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+    let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(batch.len());
+    let mut item_group = Vec::with_capacity(batch.len());
+    for item in batch {
+        let key = (item.service_id.as_str(), item.dedup_key.as_str());
+        let g = *group_of.entry(key).or_insert_with(|| {
+            rows.push(Upsert {
+                item,
+                dedup_key: &item.dedup_key,
+                event: &item.event,
+                count: 0,
+            });
+            rows.len() - 1
+        });
+        if let Some(row) = rows.get_mut(g) {
+            row.item = item;
+            row.event = &item.event;
+            row.count += 1;
+        }
+        item_group.push(g);
+    }
+    let mut new_keys: HashMap<&str, u64> = HashMap::new();
+    for row in &rows {
+        *new_keys.entry(row.item.service_id.as_str()).or_default() += 1;
+    }
+    for (service, keys) in &new_keys {
+        let threshold = batch
+            .iter()
+            .filter(|i| i.service_id == *service)
+            .map(|i| i.storm_threshold)
+            .min()
+            .unwrap_or(u64::MAX);
+        if w.count_open(service).await?.saturating_add(*keys) >= threshold {
+            return Ok(None);
+        }
+    }
+    let mut results = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(UPSERT_CHUNK) {
+        results.extend(w.upsert_triggers(chunk).await?);
+    }
+    // Inserted iff the stored count equals this batch's count for the key.
+    let mut seen = vec![false; rows.len()];
+    let mut timeline = Vec::with_capacity(batch.len());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (item, g) in batch.iter().zip(item_group) {
+        let (Some(row), Some(&(id, count))) = (rows.get(g), results.get(g)) else {
+            return Err(StoreError::Corrupt(
+                "upsert returned fewer rows than sent".to_owned(),
+            ));
+        };
+        let first = !std::mem::replace(&mut seen[g], true);
+        let decision = if first && count == row.count {
+            Decision::Open
+        } else {
+            Decision::Refresh { id }
+        };
+        timeline.extend(timeline_for(item, decision, id));
+        outcomes.push(IngestOutcome {
+            alert_id: Some(id),
+            decision,
+        });
+    }
+    w.insert_timeline(&timeline).await?;
+    Ok(Some(outcomes))
+}
+
+/// RETURNING gives no order guarantee: match the returned rows back to the
+/// rows sent by (service, key), which an upsert batch never repeats.
+pub(crate) fn in_row_order(
+    rows: &[Upsert<'_>],
+    returned: impl Iterator<Item = Result<(String, String, i64, i64), sqlx::Error>>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut by_key = HashMap::with_capacity(rows.len());
+    for r in returned {
+        let (service, key, id, count) = r?;
+        by_key.insert((service, key), (id, count));
+    }
+    rows.iter()
+        .map(|row| {
+            by_key
+                .get(&(row.item.service_id.clone(), row.dedup_key.to_owned()))
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("upsert returned no row for {}", row.dedup_key))
+                })
+        })
+        .collect()
+}
+
+/// Opens or refreshes one alert; returns (id, event_count).
+async fn upsert_one<W: Writes>(
+    w: &mut W,
+    item: &Ingest,
+    dedup_key: &str,
+    event: &Event,
+) -> Result<(i64, i64), StoreError> {
+    let row = Upsert {
+        item,
+        dedup_key,
+        event,
+        count: 1,
+    };
+    w.upsert_triggers(std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("upsert returned no row".to_owned()))
+}
+
 /// Applies one event; returns its outcome and the service's new open-alert count.
 async fn apply_one<W: Writes>(
     w: &mut W,
@@ -71,7 +205,7 @@ async fn apply_one<W: Writes>(
     // new (Open), an update means it was open already (Refresh) — exactly what
     // `decide` would say, in one statement instead of a lookup and a write.
     if item.event.action == Action::Trigger && open_count < item.storm_threshold {
-        let (id, count) = w.upsert_trigger(item, &item.dedup_key, &item.event).await?;
+        let (id, count) = upsert_one(w, item, &item.dedup_key, &item.event).await?;
         let decision = if count == 1 {
             Decision::Open
         } else {
@@ -89,19 +223,15 @@ async fn apply_one<W: Writes>(
     let decision = decide(item.event.action, open, open_count, item.storm_threshold);
     let mut open_count = open_count;
     let alert_id = match decision {
-        Decision::Open | Decision::Refresh { .. } => Some(
-            w.upsert_trigger(item, &item.dedup_key, &item.event)
-                .await?
-                .0,
-        ),
+        Decision::Open | Decision::Refresh { .. } => {
+            Some(upsert_one(w, item, &item.dedup_key, &item.event).await?.0)
+        }
         Decision::FoldIntoStorm => {
             let storm = Ingest {
                 event: storm_event(item),
                 ..item.clone()
             };
-            let (id, count) = w
-                .upsert_trigger(&storm, STORM_DEDUP_KEY, &storm.event)
-                .await?;
+            let (id, count) = upsert_one(w, &storm, STORM_DEDUP_KEY, &storm.event).await?;
             if count == 1 {
                 open_count += 1;
                 timeline.extend(timeline_for(&storm, Decision::Open, id));

@@ -59,32 +59,40 @@ impl GroupCommit {
 async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch: Vec<Ingest> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
+        // Move the events into one batch (no copies) and remember whose they are.
+        let mut batch: Vec<Ingest> = Vec::with_capacity(jobs.iter().map(|j| j.items.len()).sum());
+        let mut owners = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            owners.push((job.items.len(), job.reply));
+            batch.extend(job.items);
+        }
         match store.ingest(&batch).await {
             Ok(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
-                for job in jobs.drain(..) {
-                    let mine: Vec<IngestOutcome> =
-                        outcomes.by_ref().take(job.items.len()).collect();
+                for (len, reply) in owners {
+                    let mine: Vec<IngestOutcome> = outcomes.by_ref().take(len).collect();
                     // The requester may have gone (client hung up): the events are stored anyway.
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = reply.send(Ok(mine));
                 }
             }
-            Err(err) if jobs.len() > 1 => {
+            Err(err) if owners.len() > 1 => {
                 // One bad request must not fail its neighbours: retry each alone.
-                tracing::warn!(error = %err, requests = jobs.len(), "batch commit failed; retrying one by one");
-                for job in jobs.drain(..) {
-                    let result = store.ingest(&job.items).await.map_err(|e| commit_error(&e));
+                tracing::warn!(error = %err, requests = owners.len(), "batch commit failed; retrying one by one");
+                let mut rest = batch.as_slice();
+                for (len, reply) in owners {
+                    let (mine, tail) = rest.split_at(len.min(rest.len()));
+                    rest = tail;
+                    let result = store.ingest(mine).await.map_err(|e| commit_error(&e));
                     if let Err(err) = &result {
                         tracing::error!(error = %err, "event commit failed");
                     }
-                    let _ = job.reply.send(result);
+                    let _ = reply.send(result);
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, "event commit failed");
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(commit_error(&err)));
+                for (_, reply) in owners {
+                    let _ = reply.send(Err(commit_error(&err)));
                 }
             }
         }

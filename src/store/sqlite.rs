@@ -14,12 +14,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
-use super::apply::{self, Writes};
+use super::apply::{self, in_row_order, Upsert, Writes};
 use super::{
     Act, AlertFilter, Backend, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, Store,
     StoreError,
 };
-use crate::alert::{Alert, AlertStatus, Decision, Event, OpenAlert, TimelineEntry, Urgency};
+use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgency};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -38,9 +38,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // Group commit sends batches of every size up to MAX_BATCH; cache each
+        // size's prepared upsert instead of re-parsing it per commit.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .statement_cache_capacity(2 * super::group_commit::MAX_BATCH),
+            )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -184,13 +190,12 @@ impl Store for SqliteStore {
 #[async_trait]
 impl Writes for Transaction<'static, Sqlite> {
     async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM alerts WHERE service_id = ?1 AND status <> 'resolved'",
-        )
-        .bind(service_id)
-        .fetch_one(&mut **self)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT open_count FROM service_open_alerts WHERE service_id = ?1")
+                .bind(service_id)
+                .fetch_optional(&mut **self)
+                .await?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
     async fn find_open(
@@ -223,36 +228,61 @@ impl Writes for Transaction<'static, Sqlite> {
         status.as_deref().map(parse_status).transpose()
     }
 
-    async fn upsert_trigger(
+    async fn upsert_triggers(
         &mut self,
-        item: &Ingest,
-        dedup_key: &str,
-        event: &Event,
-    ) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query(
+        rows: &[Upsert<'_>],
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                                 policy_id, labels, details, links, event_count, created_at, last_seen_at)
-             VALUES (?1, ?2, 'triggered', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11)
-             ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
+                                 policy_id, labels, details, links, event_count, created_at, last_seen_at) ",
+        );
+        let mut encoded = Vec::with_capacity(rows.len());
+        for row in rows {
+            encoded.push((
+                to_json(&row.event.labels)?,
+                to_json(&row.event.details)?,
+                to_json(&row.event.links)?,
+            ));
+        }
+        q.push_values(
+            rows.iter().zip(encoded),
+            |mut b, (row, (labels, details, links))| {
+                let at = row.item.received_at.timestamp_millis();
+                b.push_bind(row.item.service_id.as_str())
+                    .push_bind(row.dedup_key)
+                    .push_bind("triggered")
+                    .push_bind(row.event.summary.as_str())
+                    .push_bind(row.event.severity.as_str())
+                    .push_bind(row.event.source.as_str())
+                    .push_bind(row.item.urgency.as_str())
+                    .push_bind(row.item.policy_id.as_deref())
+                    .push_bind(labels)
+                    .push_bind(details)
+                    .push_bind(links)
+                    .push_bind(row.count)
+                    .push_bind(at)
+                    .push_bind(at);
+            },
+        );
+        q.push(
+            " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
                  summary = excluded.summary, severity = excluded.severity, source = excluded.source,
                  labels = excluded.labels, details = excluded.details, links = excluded.links,
-                 event_count = event_count + 1, last_seen_at = excluded.last_seen_at
-             RETURNING id, event_count",
+                 event_count = event_count + excluded.event_count, last_seen_at = excluded.last_seen_at
+             RETURNING service_id, dedup_key, id, event_count",
+        );
+        let returned = q.build().fetch_all(&mut **self).await?;
+        in_row_order(
+            rows,
+            returned.iter().map(|r| {
+                Ok((
+                    r.try_get::<String, _>("service_id")?,
+                    r.try_get::<String, _>("dedup_key")?,
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<i64, _>("event_count")?,
+                ))
+            }),
         )
-        .bind(&item.service_id)
-        .bind(dedup_key)
-        .bind(&event.summary)
-        .bind(event.severity.as_str())
-        .bind(&event.source)
-        .bind(item.urgency.as_str())
-        .bind(item.policy_id.as_deref())
-        .bind(to_json(&event.labels)?)
-        .bind(to_json(&event.details)?)
-        .bind(to_json(&event.links)?)
-        .bind(item.received_at.timestamp_millis())
-        .fetch_one(&mut **self)
-        .await?;
-        Ok((row.try_get("id")?, row.try_get("event_count")?))
     }
 
     async fn set_status(

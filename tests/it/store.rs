@@ -324,3 +324,57 @@ async fn migrations_are_idempotent(db: &TestDb) {
     store.close().await;
 }
 both_backends!(migrations_are_idempotent);
+
+async fn a_batch_of_triggers_with_repeated_keys(db: &TestDb) {
+    let store = db.open().await;
+    let first = store
+        .ingest(&[item("payments", "old", Action::Trigger, "open before")])
+        .await
+        .unwrap();
+    let old = first[0].alert_id.unwrap();
+    // One batch, as group commit builds it under load: repeated keys, one
+    // already open, two services.
+    let out = store
+        .ingest(&[
+            item("payments", "k1", Action::Trigger, "k1 first"),
+            item("payments", "k1", Action::Trigger, "k1 second"),
+            item("payments", "old", Action::Trigger, "old again"),
+            item("search", "k1", Action::Trigger, "other service"),
+            item("payments", "k1", Action::Trigger, "k1 third"),
+        ])
+        .await
+        .unwrap();
+    let k1 = out[0].alert_id.unwrap();
+    let decisions: Vec<Decision> = out.iter().map(|o| o.decision).collect();
+    assert_eq!(
+        decisions,
+        [
+            Decision::Open,
+            Decision::Refresh { id: k1 },
+            Decision::Refresh { id: old },
+            Decision::Open,
+            Decision::Refresh { id: k1 },
+        ]
+    );
+    let alert = store.alert(k1).await.unwrap().unwrap();
+    assert_eq!(alert.event_count, 3);
+    assert_eq!(alert.summary, "k1 third", "the latest event's details win");
+    assert_eq!(store.alert(old).await.unwrap().unwrap().event_count, 2);
+    let kinds: Vec<TimelineKind> = store
+        .timeline(k1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            TimelineKind::Received,
+            TimelineKind::Deduplicated,
+            TimelineKind::Deduplicated
+        ]
+    );
+    store.close().await;
+}
+both_backends!(a_batch_of_triggers_with_repeated_keys);

@@ -1,0 +1,316 @@
+//! Intake throughput and latency over real HTTP on loopback, on SQLite.
+//!
+//! Run: `cargo bench --bench intake` (options: `-- --seconds 10 --connections 64`).
+//!
+//! Three scenarios run back to back in one process, each for the same time
+//! with the same number of keep-alive connections:
+//! - `floor`: a bare axum handler that parses the JSON and answers 202 (what
+//!   every intake sits on; the ratio to it survives a noisy machine);
+//! - `new`: Rouse's `/v1/events`, every request a new distinct alert;
+//! - `duplicate`: Rouse's `/v1/events`, every request a duplicate of an open alert.
+//!
+//! Every Rouse 202 is durable (group commit, SQLite WAL with synchronous=FULL).
+//! Prints one JSON object per scenario on stdout.
+
+// The same allocator as the `rouse` binary, so the figures match production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const KEY: &str = "bench-key-0123456789abcdef";
+
+struct Options {
+    seconds: u64,
+    connections: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        seconds: 5,
+        connections: 64,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (args[i].as_str(), value) {
+            ("--seconds", Some(v)) => o.seconds = v.max(1),
+            ("--connections", Some(v)) => o.connections = (v as usize).max(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    o
+}
+
+fn main() {
+    let o = options();
+    // The server gets its own runtime with both cores' worth of workers; the
+    // load generator runs on one thread, like `wrk -t1`.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+
+    let floor_addr = server_rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().route(
+            "/v1/events",
+            post(|Json(_): Json<serde_json::Value>| async { StatusCode::ACCEPTED }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rotations = dir.path().join("rotations");
+    std::fs::create_dir(&rotations).expect("rotations dir");
+    std::fs::write(rotations.join("bench.yaml"), CATALOG).expect("catalog");
+    let mut config = rouse::config::Config::default();
+    config.database_url = rouse::config::Secret::new(format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ));
+    config.rotations_dir = rotations;
+    config.intake.rate_per_key = 10_000_000;
+    config.intake.burst_per_key = 10_000_000;
+    config.intake.storm_threshold = 100_000_000;
+    let rouse_addr = server_rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(rouse::run(config, listener, std::future::pending()));
+        addr
+    });
+    client_rt.block_on(wait_ready(rouse_addr));
+
+    let duration = Duration::from_secs(o.seconds);
+    let floor = client_rt.block_on(load(floor_addr, o.connections, duration, Body::New));
+    report("floor_bare_axum", &floor, None, &o);
+    let new = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::New));
+    report("new_alerts_sqlite", &new, Some(&floor), &o);
+    // Open the alerts the duplicate run will hit, then hammer them.
+    client_rt.block_on(load_n(rouse_addr, DUP_KEYS));
+    let dup = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::Duplicate));
+    report("duplicates_sqlite", &dup, Some(&floor), &o);
+}
+
+const DUP_KEYS: usize = 1000;
+
+#[derive(Clone, Copy)]
+enum Body {
+    New,
+    Duplicate,
+}
+
+struct Run {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options) {
+    let rps = run.requests as f64 / run.elapsed.as_secs_f64();
+    let mut lat = run.latencies_us.clone();
+    lat.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if lat.is_empty() {
+            return 0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat[i.min(lat.len() - 1)]
+    };
+    let ratio = floor.map(|f| rps / (f.requests as f64 / f.elapsed.as_secs_f64()));
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": format!("intake_{name}"),
+            "connections": o.connections,
+            "seconds": run.elapsed.as_secs_f64(),
+            "requests": run.requests,
+            "errors": run.errors,
+            "requests_per_second": rps.round(),
+            "p50_us": pct(0.50),
+            "p99_us": pct(0.99),
+            "ratio_to_floor": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        })
+    );
+}
+
+async fn wait_ready(addr: std::net::SocketAddr) {
+    for _ in 0..400 {
+        if let Ok(mut conn) = Connection::open(addr).await {
+            if let Ok((status, _)) = conn.request("GET", "/readyz", "").await {
+                if status == 200 {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("rouse did not become ready");
+}
+
+async fn load_n(addr: std::net::SocketAddr, n: usize) {
+    let mut conn = Connection::open(addr).await.expect("connect");
+    for i in 0..n {
+        let body = event(&format!("dup-{i}"));
+        let (status, _) = conn
+            .request("POST", "/v1/events", &body)
+            .await
+            .expect("request");
+        assert_eq!(status, 202);
+    }
+}
+
+async fn load(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    duration: Duration,
+    kind: Body,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::open(addr).await.expect("connect");
+            let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let key = match kind {
+                    Body::New => format!("new-{c}-{i}"),
+                    Body::Duplicate => format!("dup-{}", (c * 7919 + i) % DUP_KEYS),
+                };
+                i += 1;
+                let body = event(&key);
+                let t = Instant::now();
+                match conn.request("POST", "/v1/events", &body).await {
+                    Ok((202, _)) => ok += 1,
+                    _ => errors += 1,
+                }
+                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+            (ok, errors, lat)
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut run = Run {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for task in tasks {
+        let (ok, errors, lat) = task.await.expect("load task");
+        run.requests += ok;
+        run.errors += errors;
+        run.latencies_us.extend(lat);
+    }
+    run.elapsed = started.elapsed();
+    run
+}
+
+fn event(key: &str) -> String {
+    format!(
+        r#"{{"action":"trigger","dedup_key":"{key}","summary":"CPU over 90% on web-1","severity":"critical","source":"web-1","labels":{{"alertname":"HighCpu","instance":"web-1:9100"}}}}"#
+    )
+}
+
+/// A minimal HTTP/1.1 keep-alive client: one request at a time per
+/// connection, like wrk, with as little client overhead as possible.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    request: Vec<u8>,
+    line: String,
+}
+
+impl Connection {
+    async fn open(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            request: Vec::with_capacity(1024),
+            line: String::new(),
+        })
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, usize)> {
+        self.request.clear();
+        self.request.extend_from_slice(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: bench\r\nX-Rouse-Key: {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.request.extend_from_slice(body.as_bytes());
+        self.reader.get_mut().write_all(&self.request).await?;
+        self.line.clear();
+        self.reader.read_line(&mut self.line).await?;
+        let status: u16 = self
+            .line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("bad status line"))?;
+        let mut length = 0usize;
+        loop {
+            self.line.clear();
+            self.reader.read_line(&mut self.line).await?;
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.reader.read_exact(&mut body).await?;
+        Ok((status, length))
+    }
+}
+
+const CATALOG: &str = r#"
+people:
+  - { id: alice, name: Alice, timezone: UTC, contact: { sms: "+15550000001" } }
+rotations:
+  - { id: r, timezone: UTC, participants: [alice], shift: 1w, handoff: "09:00", start: 2026-01-05 }
+schedules:
+  - { id: s, timezone: UTC, layers: [{ rotation: r }] }
+policies:
+  - id: p
+    steps:
+      - { delay: 0m, targets: [{ schedule: s }], channels: [sms] }
+services:
+  - id: bench
+    policy: p
+    integrations:
+      - { name: bench, key: bench-key-0123456789abcdef }
+"#;
