@@ -9,12 +9,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::channel::http::classify_error;
+use crate::config::Secret;
 
 use crate::alert::{AlertStatus, Link, Severity, Urgency};
 
 pub mod console;
+pub mod discord;
+pub mod email;
 pub mod http;
+pub mod matrix;
+pub mod mattermost;
+pub mod render;
+pub mod slack;
+pub mod teams;
+pub mod twilio;
 pub mod webhook;
 
 /// How a notification travels; also the names used in policy YAML.
@@ -142,5 +155,183 @@ mod opt_secs {
         Ok(Option::<f64>::deserialize(d)?
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64))
+    }
+}
+
+// ---- Configuration and helpers shared by the chat and email channels ----
+
+/// The `channels:` block of the configuration file. Every channel is optional;
+/// unknown keys are rejected so a typo (`webhok_url`) fails at start-up
+/// instead of silently disabling a page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    pub slack: Option<slack::SlackConfig>,
+    pub teams: Option<teams::TeamsConfig>,
+    pub discord: Option<discord::DiscordConfig>,
+    pub mattermost: Option<mattermost::MattermostConfig>,
+    pub matrix: Option<matrix::MatrixConfig>,
+    pub email: Option<email::EmailConfig>,
+}
+
+/// A channel block that cannot work as written.
+#[derive(Debug, thiserror::Error)]
+#[error("channels.{channel}: {reason}")]
+pub struct ConfigError {
+    pub channel: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(channel: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            channel,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Updating what a chat room shows once an alert is acknowledged or resolved.
+///
+/// `previous_provider_id` is what [`Channel::send`] returned for the first
+/// message about this alert (Slack `channel:ts`, a Matrix event id, a Discord
+/// message id); with it a channel edits that message in place, without it the
+/// channel posts a new one. Either way the room never keeps showing "firing".
+#[async_trait]
+pub trait FollowUp: Channel {
+    async fn follow_up(&self, n: &Notification, previous_provider_id: Option<&str>) -> Outcome;
+}
+
+/// Serde helpers for [`Secret`] fields: `Secret` itself is not `Deserialize`
+/// in the main crate, and these keep the value out of error messages.
+pub mod secret_serde {
+    use super::*;
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+    }
+}
+
+/// Largest response body read from a provider: answers are a few hundred
+/// bytes; a proxy's HTML error page is cut rather than buffered whole.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What a provider answered, read in full (bounded).
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// Sends a request and reads the answer; transport failures become outcomes.
+///
+/// A body that cannot be read after a success status is `Unknown`: the
+/// provider accepted the request but we cannot tell what it said about it.
+pub(crate) async fn execute(request: reqwest::RequestBuilder) -> Result<Reply, Outcome> {
+    let mut response = request.send().await.map_err(|e| classify_error(&e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BYTES.saturating_sub(bytes.len());
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() >= MAX_RESPONSE_BYTES {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(err) if status.is_success() => {
+                return Err(Outcome::Unknown {
+                    reason: format!(
+                        "HTTP {status} but the body could not be read: {}",
+                        crate::channel::http::error_chain(&err)
+                    ),
+                })
+            }
+            // A failure status says enough on its own.
+            Err(_) => break,
+        }
+    }
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// Where a chat message goes: a `Room` recipient names its room; a person is
+/// reached in the configured room (and named in the text), falling back to the
+/// person's own chat address when no room is configured.
+pub(crate) fn chat_target<'a>(recipient: &'a Recipient, configured: Option<&'a str>) -> &'a str {
+    match recipient {
+        Recipient::Room { address } if !address.trim().is_empty() => address,
+        _ => configured
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| recipient.address()),
+    }
+}
+
+/// Seconds (possibly fractional) from outside data to a bounded duration.
+pub(crate) fn bounded_secs(secs: f64) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(15 * 60);
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX.as_secs_f64())))
+}
+
+/// A webhook URL is a credential: validated once so a malformed one fails at
+/// start-up, and never echoed back in the error.
+pub(crate) fn check_url(channel: &'static str, field: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
+        _ => Err(ConfigError::new(
+            channel,
+            format!("{field} must be an http(s) URL"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_win_over_the_configured_channel_for_room_recipients() {
+        let room = Recipient::Room {
+            address: "#ops".into(),
+        };
+        let person = Recipient::Person {
+            id: "alice".into(),
+            name: "Alice".into(),
+            address: "U1".into(),
+        };
+        assert_eq!(chat_target(&room, Some("#default")), "#ops");
+        assert_eq!(chat_target(&person, Some("#default")), "#default");
+        assert_eq!(chat_target(&person, None), "U1");
+    }
+
+    #[test]
+    fn secrets_deserialize_without_leaking() {
+        #[derive(Deserialize, Debug)]
+        struct C {
+            #[serde(deserialize_with = "secret_serde::required")]
+            url: Secret,
+        }
+        let c: C = serde_json::from_str(r#"{"url":"https://hooks.example/T/B/X"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.url.expose(), "https://hooks.example/T/B/X");
+        assert!(!format!("{c:?}").contains("hooks"));
+    }
+
+    #[test]
+    fn absurd_retry_hints_are_bounded() {
+        assert_eq!(bounded_secs(1.5), Some(Duration::from_millis(1500)));
+        assert_eq!(bounded_secs(-1.0), None);
+        assert_eq!(bounded_secs(f64::NAN), None);
+        assert_eq!(bounded_secs(1e12), Some(Duration::from_secs(900)));
     }
 }

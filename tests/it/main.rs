@@ -1,9 +1,19 @@
 //! One integration-test binary (faster to link than one per file). Each module
-//! drives the real server or the real stores; `support` starts them.
+//! drives the real server, the real stores or a real peer; `support` starts
+//! the server, `fake_twilio` and `peers` stand in for providers.
 
 mod binary;
 mod catalog_diagnostics;
 mod catalog_fuzz;
+mod chat_config;
+mod chat_discord;
+mod chat_email;
+mod chat_failures;
+mod chat_matrix;
+mod chat_mattermost;
+mod chat_slack;
+mod chat_teams;
+mod fake_twilio;
 mod intake_errors;
 mod intake_fixtures;
 mod intake_http;
@@ -11,6 +21,10 @@ mod intake_proptest;
 mod oncall_dst;
 mod oncall_example;
 mod oncall_props;
+mod peers;
 mod server;
 mod store;
 mod support;
+mod twilio_client;
+mod twilio_flow;
+mod twilio_pure;
