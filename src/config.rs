@@ -79,6 +79,13 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub intake: IntakeConfig,
+    /// Key that signs ack links and voice-call URLs. Replicas must share it;
+    /// when unset a random one is made at start (links die with the process).
+    pub signing_key: Secret,
+    /// Whether `signing_key` came from the configuration (for a start-up warning).
+    pub signing_key_configured: bool,
+    /// Outbound channels (`channels:` in the file); unset ones use the console.
+    pub channels: std::sync::Arc<crate::channel::ChannelsConfig>,
 }
 
 impl fmt::Debug for Config {
@@ -94,6 +101,8 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
             .field("intake", &self.intake)
+            .field("signing_key", &self.signing_key)
+            .field("channels", &self.channels)
             .finish()
     }
 }
@@ -116,6 +125,9 @@ impl Default for Config {
                 burst_per_key: 2000,
                 storm_threshold: 200,
             },
+            signing_key: Secret::new(random_key()),
+            signing_key_configured: false,
+            channels: Default::default(),
         }
     }
 }
@@ -134,10 +146,15 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut values: BTreeMap<&'static str, (String, Origin)> = BTreeMap::new();
+        let mut channels = crate::channel::ChannelsConfig::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
                 setting: "--config".to_owned(),
                 message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            channels = parse_channels(&text).map_err(|message| ConfigError {
+                setting: format!("{}: channels", path.display()),
+                message,
             })?;
             for (name, value) in parse_file(&text).map_err(|message| ConfigError {
                 setting: path.display().to_string(),
@@ -152,6 +169,8 @@ impl Config {
             }
         }
         let mut config = Config::default();
+        crate::channel::registry::apply_env(&mut channels, env);
+        config.channels = std::sync::Arc::new(channels);
         for (name, (value, origin)) in values {
             let Some(setting) = SETTINGS.iter().find(|s| s.file == name) else {
                 continue;
@@ -285,6 +304,19 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        file: "signing_key",
+        env: "ROUSE_SIGNING_KEY",
+        help: "secret that signs ack links and call URLs; share it between replicas (random)",
+        apply: |c, v| {
+            if v.len() < 32 {
+                return Err("must be at least 32 characters".to_owned());
+            }
+            c.signing_key = Secret::new(v);
+            c.signing_key_configured = true;
+            Ok(())
+        },
+    },
+    Setting {
         file: "shutdown_grace",
         env: "ROUSE_SHUTDOWN_GRACE",
         help: "time in-flight work gets after SIGTERM (20s)",
@@ -382,6 +414,8 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
     let mut stack: Vec<(String, Node)> = root.unwrap_or_default().into_iter().rev().collect();
     while let Some((key, node)) = stack.pop() {
         match node {
+            // Channel blocks are structured; `parse_channels` reads them.
+            _ if key == "channels" => {}
             Node::Map(map) => {
                 for (k, v) in map.into_iter().rev() {
                     stack.push((format!("{key}.{k}"), v));
@@ -401,6 +435,31 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
         }
     }
     Ok(out)
+}
+
+/// The `channels:` block, read with its own types (unknown keys rejected).
+fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, String> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        channels: Option<crate::channel::ChannelsConfig>,
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_depth: 8, max_nodes: 10_000 },
+        with_snippet: false,
+    };
+    let file: Option<File> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+    Ok(file.and_then(|f| f.channels).unwrap_or_default())
+}
+
+/// 256 random bits, hex: uuid v4 draws from the OS's CSPRNG.
+fn random_key() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 fn one_line(s: &str) -> String {
@@ -478,6 +537,32 @@ mod tests {
         std::fs::write(&path, "lisen: 0.0.0.0:9000\n").unwrap();
         let err = Config::load(Some(&path), &env_of(&[])).unwrap_err();
         assert!(err.message.contains("unknown setting \"lisen\""), "{err}");
+    }
+
+    #[test]
+    fn channel_blocks_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "channels:\n  twilio:\n    account_sid: AC123\n    from: \"+15005550006\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            &env_of(&[("ROUSE_TWILIO_AUTH_TOKEN", "tok-123")]),
+        )
+        .unwrap();
+        let twilio = c.channels.twilio.as_ref().unwrap();
+        assert_eq!(twilio.account_sid, "AC123");
+        assert_eq!(
+            twilio.auth_token.as_ref().map(Secret::expose),
+            Some("tok-123")
+        );
+        assert!(!format!("{c:?}").contains("tok-123"));
+        std::fs::write(&path, "channels:\n  twillio: {}\n").unwrap();
+        let err = Config::load(Some(&path), &env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("twillio"), "{err}");
     }
 
     #[test]

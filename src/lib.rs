@@ -7,12 +7,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod alert;
 pub mod catalog;
 pub mod channel;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod escalation;
 pub mod http;
 pub mod intake;
 pub mod oncall;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::live::{self, LiveCatalog, Reload};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::escalation::engine::Engine;
 use crate::http::throttle::Throttle;
 use crate::http::AppState;
 use crate::store::group_commit::GroupCommit;
@@ -43,7 +46,13 @@ pub enum RunError {
     Migrate(store::StoreError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Channels(channel::ConfigError),
 }
+
+/// How long the TwiML URL of a call stays valid: long enough for a call that
+/// rings and is answered, short enough that a leaked URL soon dies.
+const VOICE_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// Runs the server on `listener` until `shutdown` resolves, then stops taking
 /// new work, lets in-flight requests and queued commits finish (up to the
@@ -98,6 +107,30 @@ pub async fn run_with_clock(
     let throttle = Arc::new(Throttle::new(&config.intake));
     tokio::spawn(shrink_periodically(throttle.clone(), stop.clone()));
 
+    if !config.signing_key_configured {
+        tracing::warn!("ROUSE_SIGNING_KEY is not set: using a random key, so ack links and call URLs stop working after a restart and differ between replicas");
+    }
+    let signer = ack::token::Signer::new(config.signing_key.clone());
+    let voice_signer = signer.clone();
+    let voice_clock = clock.clone();
+    let voice_token: channel::twilio::VoiceTokenFn = Arc::new(move |n: &channel::Notification| {
+        voice_signer.sign(
+            "voice",
+            n.alert_id,
+            voice_clock.now() + VOICE_TOKEN_LIFETIME,
+        )
+    });
+    let channels = channel::registry::build(&config.channels, &config.public_url, voice_token)
+        .map_err(RunError::Channels)?;
+    let channels = Arc::new(channels);
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        catalog.clone(),
+        channels,
+        clock.clone(),
+    ));
+    let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
+
     let (commits, writer) = GroupCommit::start(store.clone());
     let state = AppState {
         config: config.clone(),
@@ -106,6 +139,7 @@ pub async fn run_with_clock(
         catalog,
         throttle,
         clock,
+        engine_wake: engine.waker(),
     };
 
     let addr = listener.local_addr().map_err(RunError::Serve)?;
@@ -123,8 +157,9 @@ pub async fn run_with_clock(
     let drained = async {
         serve.await.map_err(RunError::Serve)?;
         // The router (and with it every GroupCommit handle) is gone: the writer
-        // commits what is queued and ends.
+        // commits what is queued and ends; the engine finishes its sends.
         let _ = writer.await;
+        let _ = engine_task.await;
         Ok::<(), RunError>(())
     };
     tokio::pin!(drained);

@@ -92,6 +92,14 @@ pub enum TimelineKind {
     Resolved,
     /// A new distinct alert arrived while the service was over its storm threshold.
     StormFolded,
+    /// An escalation step notified someone.
+    StepFired,
+    /// A step, target or channel was skipped (nobody on call, no contact, quiet hours).
+    StepSkipped,
+    /// One notification's outcome (delivered, retry, failed, unknown).
+    Notified,
+    /// The policy has nothing more to do.
+    EscalationEnded,
 }
 
 impl TimelineKind {
@@ -102,6 +110,10 @@ impl TimelineKind {
             TimelineKind::Acknowledged => "acknowledged",
             TimelineKind::Resolved => "resolved",
             TimelineKind::StormFolded => "storm_folded",
+            TimelineKind::StepFired => "step_fired",
+            TimelineKind::StepSkipped => "step_skipped",
+            TimelineKind::Notified => "notified",
+            TimelineKind::EscalationEnded => "escalation_ended",
         }
     }
 }
@@ -115,6 +127,10 @@ impl FromStr for TimelineKind {
             TimelineKind::Acknowledged,
             TimelineKind::Resolved,
             TimelineKind::StormFolded,
+            TimelineKind::StepFired,
+            TimelineKind::StepSkipped,
+            TimelineKind::Notified,
+            TimelineKind::EscalationEnded,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

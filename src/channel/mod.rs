@@ -24,6 +24,7 @@ pub mod email;
 pub mod http;
 pub mod matrix;
 pub mod mattermost;
+pub mod registry;
 pub mod render;
 pub mod slack;
 pub mod teams;
@@ -42,6 +43,18 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        [
+            ChannelKind::Console,
+            ChannelKind::Chat,
+            ChannelKind::Sms,
+            ChannelKind::Voice,
+            ChannelKind::Email,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Console => "console",
@@ -68,6 +81,14 @@ pub enum Recipient {
 }
 
 impl Recipient {
+    /// How people read it in a timeline: a person's name, or the room.
+    pub fn label(&self) -> &str {
+        match self {
+            Recipient::Person { name, .. } => name,
+            Recipient::Room { address } => address,
+        }
+    }
+
     pub fn address(&self) -> &str {
         match self {
             Recipient::Person { address, .. } | Recipient::Room { address } => address,
@@ -166,12 +187,43 @@ mod opt_secs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsConfig {
+    /// SMS and voice.
+    pub twilio: Option<TwilioSettings>,
+    /// The generic signed JSON chat webhook.
+    pub webhook: Option<WebhookSettings>,
     pub slack: Option<slack::SlackConfig>,
     pub teams: Option<teams::TeamsConfig>,
     pub discord: Option<discord::DiscordConfig>,
     pub mattermost: Option<mattermost::MattermostConfig>,
     pub matrix: Option<matrix::MatrixConfig>,
     pub email: Option<email::EmailConfig>,
+}
+
+/// `channels.twilio`: SMS and voice through Twilio's REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    /// `AC…`.
+    pub account_sid: String,
+    /// Prefer `ROUSE_TWILIO_AUTH_TOKEN` over writing it here.
+    #[serde(default, deserialize_with = "secret_serde::optional")]
+    pub auth_token: Option<Secret>,
+    /// E.164 sender number (or `MG…` messaging service, SMS only).
+    pub from: String,
+    /// Only changed for tests or a proxy.
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// `channels.webhook`: the alert as signed JSON to any URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    #[serde(deserialize_with = "secret_serde::required")]
+    pub url: Secret,
+    /// HMAC key for `X-Rouse-Signature`; prefer `ROUSE_WEBHOOK_SECRET`.
+    #[serde(default, deserialize_with = "secret_serde::optional")]
+    pub secret: Option<Secret>,
 }
 
 /// A channel block that cannot work as written.

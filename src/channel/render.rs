@@ -252,9 +252,9 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use crate::alert::{Link, Urgency};
     use crate::channel::Recipient;
+    use chrono::TimeZone;
 
     fn n() -> Notification {
         Notification {

@@ -15,6 +15,7 @@ use super::extract::{Body, Credential};
 use super::{ApiError, AppState};
 use crate::alert::{Action, Event, IntakeKind};
 use crate::catalog::Catalog;
+use crate::escalation::plan;
 use crate::intake::{self, IntakeError};
 use crate::store::{Ingest, IngestOutcome};
 
@@ -257,7 +258,12 @@ async fn commit(
                 (None, Action::Trigger) => format!("rouse-{}", uuid::Uuid::new_v4().simple()),
                 (None, _) => String::new(),
             };
+            let first_step_due = target
+                .catalog
+                .policy(&route.policy_id)
+                .map(|policy| plan::first_due(policy, now));
             Ingest {
+                first_step_due,
                 service_id: target.service_id.clone(),
                 actor: format!("{}:{}", kind.as_str(), target.integration),
                 policy_id: Some(route.policy_id),
@@ -271,6 +277,13 @@ async fn commit(
         .collect();
     let keys: Vec<String> = items.iter().map(|i| i.dedup_key.clone()).collect();
     let outcomes: Vec<IngestOutcome> = state.commits.submit(items).await?;
+    if outcomes
+        .iter()
+        .any(|o| o.decision == crate::alert::Decision::Open)
+    {
+        // A first step with no delay is due now: do not wait for the next poll.
+        state.engine_wake.notify_one();
+    }
     Ok(keys
         .into_iter()
         .zip(outcomes)

@@ -36,6 +36,8 @@ pub struct AppState {
     pub catalog: Arc<LiveCatalog>,
     pub throttle: Arc<throttle::Throttle>,
     pub clock: Arc<dyn Clock>,
+    /// Wakes the escalation engine when an alert opens.
+    pub engine_wake: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState) -> Router {

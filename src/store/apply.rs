@@ -36,6 +36,22 @@ pub(crate) trait Writes: Send {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError>;
+    /// Starts escalations for newly opened alerts: (alert, policy, first step due).
+    async fn open_escalations(
+        &mut self,
+        rows: &[(i64, &str, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
+    /// Stops an alert's escalation and cancels its unsent notifications.
+    async fn close_escalation(
+        &mut self,
+        alert_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The escalation to start for an opened alert, if its event asks for one.
+fn escalation_of(item: &Ingest, alert_id: i64) -> Option<(i64, &str, DateTime<Utc>)> {
+    Some((alert_id, item.policy_id.as_deref()?, item.first_step_due?))
 }
 
 /// One alert to open or refresh: `count` events with the same key, `event` the latest.
@@ -128,6 +144,7 @@ async fn ingest_triggers_in_bulk<W: Writes>(
     }
     // Inserted iff the stored count equals this batch's count for the key.
     let mut seen = vec![false; rows.len()];
+    let mut escalations = Vec::new();
     let mut timeline = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     for (item, g) in batch.iter().zip(item_group) {
@@ -143,11 +160,15 @@ async fn ingest_triggers_in_bulk<W: Writes>(
             Decision::Refresh { id }
         };
         timeline.extend(timeline_for(item, decision, id));
+        if decision == Decision::Open {
+            escalations.extend(escalation_of(item, id));
+        }
         outcomes.push(IngestOutcome {
             alert_id: Some(id),
             decision,
         });
     }
+    w.open_escalations(&escalations).await?;
     w.insert_timeline(&timeline).await?;
     Ok(Some(outcomes))
 }
@@ -212,6 +233,11 @@ async fn apply_one<W: Writes>(
             Decision::Refresh { id }
         };
         timeline.extend(timeline_for(item, decision, id));
+        if decision == Decision::Open {
+            if let Some(row) = escalation_of(item, id) {
+                w.open_escalations(&[row]).await?;
+            }
+        }
         let open_count = open_count + u64::from(decision == Decision::Open);
         let outcome = IngestOutcome {
             alert_id: Some(id),
@@ -224,7 +250,13 @@ async fn apply_one<W: Writes>(
     let mut open_count = open_count;
     let alert_id = match decision {
         Decision::Open | Decision::Refresh { .. } => {
-            Some(upsert_one(w, item, &item.dedup_key, &item.event).await?.0)
+            let (id, count) = upsert_one(w, item, &item.dedup_key, &item.event).await?;
+            if count == 1 {
+                if let Some(row) = escalation_of(item, id) {
+                    w.open_escalations(&[row]).await?;
+                }
+            }
+            Some(id)
         }
         Decision::FoldIntoStorm => {
             let storm = Ingest {
@@ -235,18 +267,23 @@ async fn apply_one<W: Writes>(
             if count == 1 {
                 open_count += 1;
                 timeline.extend(timeline_for(&storm, Decision::Open, id));
+                if let Some(row) = escalation_of(&storm, id) {
+                    w.open_escalations(&[row]).await?;
+                }
             }
             Some(id)
         }
         Decision::Acknowledge { id } => {
             w.set_status(id, AlertStatus::Acknowledged, &item.actor, item.received_at)
                 .await?;
+            w.close_escalation(id, item.received_at).await?;
             Some(id)
         }
         Decision::Resolve { id } => {
             open_count = open_count.saturating_sub(1);
             w.set_status(id, AlertStatus::Resolved, &item.actor, item.received_at)
                 .await?;
+            w.close_escalation(id, item.received_at).await?;
             Some(id)
         }
         Decision::AlreadyAcknowledged { id } => Some(id),
@@ -270,11 +307,13 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
     match decision {
         Decision::Acknowledge { id } => {
             w.set_status(id, AlertStatus::Acknowledged, &act.actor, act.at)
-                .await?
+                .await?;
+            w.close_escalation(id, act.at).await?;
         }
         Decision::Resolve { id } => {
             w.set_status(id, AlertStatus::Resolved, &act.actor, act.at)
-                .await?
+                .await?;
+            w.close_escalation(id, act.at).await?;
         }
         _ => {}
     }

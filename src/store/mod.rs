@@ -9,12 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::alert::{Action, Alert, AlertStatus, Decision, Event, TimelineEntry, Urgency};
+use crate::alert::{
+    Action, Alert, AlertStatus, Decision, Event, TimelineEntry, TimelineKind, Urgency,
+};
+use crate::channel::{ChannelKind, Recipient};
+use crate::escalation::plan::Cursor;
 
 mod apply;
 pub mod group_commit;
@@ -54,6 +59,9 @@ pub struct Ingest {
     pub event: Event,
     pub received_at: DateTime<Utc>,
     pub storm_threshold: u64,
+    /// When the first escalation step is due if this event opens an alert;
+    /// `None` opens it without escalating.
+    pub first_step_due: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,6 +99,120 @@ pub struct Heartbeat {
     pub ping_count: i64,
 }
 
+/// An escalation claimed by one engine until `lease` runs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationClaim {
+    pub alert_id: i64,
+    pub policy_id: String,
+    pub cursor: Cursor,
+    /// Steps fired before this one.
+    pub fired: i64,
+    /// When the step was due (lateness = claim time − this).
+    pub due_at: DateTime<Utc>,
+    /// Fencing token: a completion with a stale token is refused.
+    pub token: i64,
+}
+
+/// What firing a step wrote: the notifications to send and the next step.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub at: DateTime<Utc>,
+    pub deliveries: Vec<NewNotification>,
+    pub notes: Vec<(TimelineKind, String)>,
+    /// `None` ends the escalation.
+    pub next: Option<(Cursor, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    pub idempotency_key: String,
+    pub channel: ChannelKind,
+    pub target: String,
+    pub recipient: Recipient,
+}
+
+/// A notification claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationClaim {
+    pub id: i64,
+    pub alert_id: i64,
+    /// The firing that created it, so a failure can pull the next step forward.
+    pub fired: i64,
+    pub idempotency_key: String,
+    pub channel: ChannelKind,
+    pub target: String,
+    pub recipient: Recipient,
+    pub attempt: u32,
+    pub token: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Retry,
+    Delivered,
+    Failed,
+    Unknown,
+    Canceled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Retry => "retry",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Unknown => "unknown",
+            DeliveryStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Retry,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Unknown,
+            DeliveryStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// The outcome of one send, as recorded.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+    /// For `Retry`: when to try again.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Fire the alert's next step now instead of waiting out its delay.
+    pub fall_through: bool,
+    pub message: String,
+}
+
+/// A notification as stored, for the API and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub idempotency_key: String,
+    pub channel: ChannelKind,
+    pub target: String,
+    pub recipient: Recipient,
+    pub attempt: u32,
+    pub status: DeliveryStatus,
+    pub due_at: DateTime<Utc>,
+    pub provider_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -113,6 +235,38 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Heartbeat, StoreError>;
     async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError>;
+
+    /// Leases up to `limit` escalations whose next step is due.
+    async fn claim_escalations(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<EscalationClaim>, StoreError>;
+    /// Records a fired step; `false` if the claim was fenced out (lease lost,
+    /// or the alert was acknowledged meanwhile) and nothing was written.
+    async fn record_step(
+        &self,
+        claim: &EscalationClaim,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError>;
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<NotificationClaim>, StoreError>;
+    /// Records a send's outcome; `false` if fenced out or canceled meanwhile.
+    async fn record_delivery(
+        &self,
+        claim: &NotificationClaim,
+        record: &DeliveryRecord,
+    ) -> Result<bool, StoreError>;
+    /// The earliest instant any escalation step or notification is due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn notifications(&self, alert_id: i64) -> Result<Vec<NotificationRow>, StoreError>;
 }
 
 /// Opens (and for SQLite creates) the database named by `url`.
@@ -211,4 +365,34 @@ pub(crate) fn storm_event(item: &Ingest) -> Event {
         links: Vec::new(),
         occurred_at: Some(item.received_at),
     }
+}
+
+pub(crate) fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+pub(crate) fn notes_to_timeline(
+    alert_id: i64,
+    at: DateTime<Utc>,
+    notes: &[(TimelineKind, String)],
+) -> Vec<NewTimelineEntry> {
+    notes
+        .iter()
+        .map(|(kind, message)| NewTimelineEntry {
+            alert_id,
+            at,
+            kind: *kind,
+            actor: "rouse".to_owned(),
+            message: message.clone(),
+            data: None,
+        })
+        .collect()
+}
+
+pub(crate) fn parse_channel(s: &str) -> Result<ChannelKind, StoreError> {
+    ChannelKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("channel {s:?}")))
+}
+
+pub(crate) fn parse_delivery(s: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("delivery status {s:?}")))
 }

@@ -15,10 +15,13 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use super::apply::{self, in_row_order, Upsert, Writes};
 use super::{
-    Act, AlertFilter, Backend, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, Store,
-    StoreError,
+    notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord,
+    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry,
+    NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
+use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry};
+use crate::escalation::plan::{Cursor, Phase};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -164,6 +167,215 @@ impl Store for PostgresStore {
             })
             .collect()
     }
+
+    async fn claim_escalations(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<EscalationClaim>, StoreError> {
+        // SKIP LOCKED: replicas claiming at the same moment take disjoint rows.
+        let rows = sqlx::query(
+            "UPDATE escalations
+                SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
+              WHERE alert_id IN (
+                    SELECT alert_id FROM escalations
+                     WHERE state = 'active' AND due_at <= $3
+                       AND (lease_until IS NULL OR lease_until < $3)
+                     ORDER BY due_at LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING alert_id, policy_id, pass, step, phase, fired, due_at, lease_token",
+        )
+        .bind(owner)
+        .bind(now + lease_delta(lease))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(escalation_claim).collect()
+    }
+
+    async fn record_step(
+        &self,
+        claim: &EscalationClaim,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (state, cursor, due) = match record.next {
+            Some((cursor, due)) => ("active", cursor, due),
+            None => ("done", claim.cursor, record.at),
+        };
+        let updated = sqlx::query(
+            "UPDATE escalations
+                SET pass = $3, step = $4, phase = $5, due_at = $6, state = $7, fired = fired + 1,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE alert_id = $1 AND lease_token = $2 AND state = 'active'",
+        )
+        .bind(claim.alert_id)
+        .bind(claim.token)
+        .bind(i32::try_from(cursor.pass).unwrap_or(i32::MAX))
+        .bind(i32::try_from(cursor.step).unwrap_or(i32::MAX))
+        .bind(cursor.phase.as_str())
+        .bind(due)
+        .bind(state)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        let fired = claim.fired + 1;
+        for chunk in record.deliveries.chunks(1000) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, status, due_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(claim.alert_id)
+                    .push_bind(fired)
+                    .push_bind(d.idempotency_key.as_str())
+                    .push_bind(d.channel.as_str())
+                    .push_bind(d.target.as_str())
+                    .push_bind(Json(&d.recipient))
+                    .push_bind("pending")
+                    .push_bind(record.at)
+                    .push_bind(record.at)
+                    .push_bind(record.at);
+            });
+            q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        let entries = notes_to_timeline(claim.alert_id, record.at, &record.notes);
+        tx.insert_timeline(&entries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<NotificationClaim>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE notifications
+                SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1
+              WHERE id IN (
+                    SELECT id FROM notifications
+                     WHERE status IN ('pending', 'retry') AND due_at <= $3
+                       AND (lease_until IS NULL OR lease_until < $3)
+                     ORDER BY due_at LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt, lease_token",
+        )
+        .bind(owner)
+        .bind(now + lease_delta(lease))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotificationClaim {
+                    id: r.try_get("id")?,
+                    alert_id: r.try_get("alert_id")?,
+                    fired: r.try_get("fired")?,
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    channel: parse_channel(r.try_get("channel")?)?,
+                    target: r.try_get("target")?,
+                    recipient: r.try_get::<Json<_>, _>("recipient")?.0,
+                    attempt: u32::try_from(r.try_get::<i32, _>("attempt")?).unwrap_or(u32::MAX),
+                    token: r.try_get("lease_token")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery(
+        &self,
+        claim: &NotificationClaim,
+        record: &DeliveryRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let retry = record.status == DeliveryStatus::Retry;
+        let updated = sqlx::query(
+            "UPDATE notifications
+                SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
+                    provider_id = COALESCE($6, provider_id), last_error = $7, updated_at = $8,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE id = $1 AND lease_token = $2 AND status IN ('pending', 'retry')",
+        )
+        .bind(claim.id)
+        .bind(claim.token)
+        .bind(record.status.as_str())
+        .bind(i32::from(retry))
+        .bind(record.retry_at)
+        .bind(record.provider_id.as_deref())
+        .bind(record.error.as_deref())
+        .bind(record.at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        if record.fall_through {
+            sqlx::query(
+                "UPDATE escalations SET due_at = $3
+                  WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
+            )
+            .bind(claim.alert_id)
+            .bind(claim.fired)
+            .bind(record.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let entries = notes_to_timeline(
+            claim.alert_id,
+            record.at,
+            &[(TimelineKind::Notified, record.message.clone())],
+        );
+        tx.insert_timeline(&entries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT LEAST(
+                 (SELECT MIN(due_at) FROM escalations WHERE state = 'active'),
+                 (SELECT MIN(due_at) FROM notifications WHERE status IN ('pending', 'retry')))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due)
+    }
+
+    async fn notifications(&self, alert_id: i64) -> Result<Vec<NotificationRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM notifications WHERE alert_id = $1 ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotificationRow {
+                    id: r.try_get("id")?,
+                    alert_id: r.try_get("alert_id")?,
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    channel: parse_channel(r.try_get("channel")?)?,
+                    target: r.try_get("target")?,
+                    recipient: r.try_get::<Json<_>, _>("recipient")?.0,
+                    attempt: u32::try_from(r.try_get::<i32, _>("attempt")?).unwrap_or(u32::MAX),
+                    status: parse_delivery(r.try_get("status")?)?,
+                    due_at: r.try_get("due_at")?,
+                    provider_id: r.try_get("provider_id")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -299,6 +511,46 @@ impl Writes for Transaction<'static, Postgres> {
         }
         Ok(())
     }
+
+    async fn open_escalations(
+        &mut self,
+        rows: &[(i64, &str, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(1000) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO escalations (alert_id, policy_id, due_at) ",
+            );
+            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
+                b.push_bind(*alert_id).push_bind(*policy_id).push_bind(*due);
+            });
+            q.push(" ON CONFLICT (alert_id) DO NOTHING");
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_escalation(
+        &mut self,
+        alert_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
+              WHERE alert_id = $1",
+        )
+        .bind(alert_id)
+        .execute(&mut **self)
+        .await?;
+        sqlx::query(
+            "UPDATE notifications SET status = 'canceled', updated_at = $2
+             WHERE alert_id = $1 AND status IN ('pending', 'retry')",
+        )
+        .bind(alert_id)
+        .bind(at)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
 }
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
@@ -334,4 +586,25 @@ fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
 fn parse_status(s: &str) -> Result<AlertStatus, StoreError> {
     s.parse()
         .map_err(|e| StoreError::Corrupt(format!("alert status: {e}")))
+}
+
+fn escalation_claim(r: &PgRow) -> Result<EscalationClaim, StoreError> {
+    let phase: &str = r.try_get("phase")?;
+    Ok(EscalationClaim {
+        alert_id: r.try_get("alert_id")?,
+        policy_id: r.try_get("policy_id")?,
+        cursor: Cursor {
+            pass: u32::try_from(r.try_get::<i32, _>("pass")?).unwrap_or(0),
+            step: usize::try_from(r.try_get::<i32, _>("step")?).unwrap_or(0),
+            phase: Phase::parse(phase)
+                .ok_or_else(|| StoreError::Corrupt(format!("escalation phase {phase:?}")))?,
+        },
+        fired: r.try_get("fired")?,
+        due_at: r.try_get("due_at")?,
+        token: r.try_get("lease_token")?,
+    })
+}
+
+fn lease_delta(lease: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::hours(1))
 }

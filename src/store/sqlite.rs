@@ -16,10 +16,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use super::apply::{self, in_row_order, Upsert, Writes};
 use super::{
-    Act, AlertFilter, Backend, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, Store,
-    StoreError,
+    lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
+use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgency};
+use crate::escalation::plan::{Cursor, Phase};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -185,6 +188,222 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn claim_escalations(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<EscalationClaim>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let rows = sqlx::query(
+            "UPDATE escalations
+                SET lease_owner = ?1, lease_until = ?2, lease_token = lease_token + 1
+              WHERE alert_id IN (
+                    SELECT alert_id FROM escalations
+                     WHERE state = 'active' AND due_at <= ?3
+                       AND (lease_until IS NULL OR lease_until < ?3)
+                     ORDER BY due_at LIMIT ?4)
+             RETURNING alert_id, policy_id, pass, step, phase, fired, due_at, lease_token",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms(lease))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(escalation_claim).collect()
+    }
+
+    async fn record_step(
+        &self,
+        claim: &EscalationClaim,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let at = record.at.timestamp_millis();
+        let (state, cursor, due) = match record.next {
+            Some((cursor, due)) => ("active", cursor, due.timestamp_millis()),
+            None => ("done", claim.cursor, at),
+        };
+        let updated = sqlx::query(
+            "UPDATE escalations
+                SET pass = ?3, step = ?4, phase = ?5, due_at = ?6, state = ?7, fired = fired + 1,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE alert_id = ?1 AND lease_token = ?2 AND state = 'active'",
+        )
+        .bind(claim.alert_id)
+        .bind(claim.token)
+        .bind(i64::from(cursor.pass))
+        .bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
+        .bind(cursor.phase.as_str())
+        .bind(due)
+        .bind(state)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        let fired = claim.fired + 1;
+        for chunk in record.deliveries.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, status, due_at, created_at, updated_at) ",
+            );
+            let mut encoded = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                encoded.push(to_json(&d.recipient)?);
+            }
+            q.push_values(chunk.iter().zip(encoded), |mut b, (d, recipient)| {
+                b.push_bind(claim.alert_id)
+                    .push_bind(fired)
+                    .push_bind(d.idempotency_key.as_str())
+                    .push_bind(d.channel.as_str())
+                    .push_bind(d.target.as_str())
+                    .push_bind(recipient)
+                    .push_bind("pending")
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let entries = notes_to_timeline(claim.alert_id, record.at, &record.notes);
+        tx.insert_timeline(&entries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<NotificationClaim>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let rows = sqlx::query(
+            "UPDATE notifications
+                SET lease_owner = ?1, lease_until = ?2, lease_token = lease_token + 1
+              WHERE id IN (
+                    SELECT id FROM notifications
+                     WHERE status IN ('pending', 'retry') AND due_at <= ?3
+                       AND (lease_until IS NULL OR lease_until < ?3)
+                     ORDER BY due_at LIMIT ?4)
+             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt, lease_token",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms(lease))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotificationClaim {
+                    id: r.try_get("id")?,
+                    alert_id: r.try_get("alert_id")?,
+                    fired: r.try_get("fired")?,
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    channel: parse_channel(r.try_get("channel")?)?,
+                    target: r.try_get("target")?,
+                    recipient: serde_json::from_str(r.try_get("recipient")?)
+                        .map_err(|e| StoreError::Corrupt(format!("recipient: {e}")))?,
+                    attempt: u32::try_from(r.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+                    token: r.try_get("lease_token")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery(
+        &self,
+        claim: &NotificationClaim,
+        record: &DeliveryRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let at = record.at.timestamp_millis();
+        let retry = record.status == DeliveryStatus::Retry;
+        let updated = sqlx::query(
+            "UPDATE notifications
+                SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
+                    provider_id = COALESCE(?6, provider_id), last_error = ?7, updated_at = ?8,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE id = ?1 AND lease_token = ?2 AND status IN ('pending', 'retry')",
+        )
+        .bind(claim.id)
+        .bind(claim.token)
+        .bind(record.status.as_str())
+        .bind(i64::from(retry))
+        .bind(record.retry_at.map(|t| t.timestamp_millis()))
+        .bind(record.provider_id.as_deref())
+        .bind(record.error.as_deref())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        if record.fall_through {
+            sqlx::query(
+                "UPDATE escalations SET due_at = ?3
+                  WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
+            )
+            .bind(claim.alert_id)
+            .bind(claim.fired)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let entries = notes_to_timeline(
+            claim.alert_id,
+            record.at,
+            &[(TimelineKind::Notified, record.message.clone())],
+        );
+        tx.insert_timeline(&entries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM (
+                 SELECT MIN(due_at) AS t FROM escalations WHERE state = 'active'
+                 UNION ALL
+                 SELECT MIN(due_at) AS t FROM notifications WHERE status IN ('pending', 'retry'))",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        ms.map(instant).transpose()
+    }
+
+    async fn notifications(&self, alert_id: i64) -> Result<Vec<NotificationRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM notifications WHERE alert_id = ?1 ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotificationRow {
+                    id: r.try_get("id")?,
+                    alert_id: r.try_get("alert_id")?,
+                    idempotency_key: r.try_get("idempotency_key")?,
+                    channel: parse_channel(r.try_get("channel")?)?,
+                    target: r.try_get("target")?,
+                    recipient: serde_json::from_str(r.try_get("recipient")?)
+                        .map_err(|e| StoreError::Corrupt(format!("recipient: {e}")))?,
+                    attempt: u32::try_from(r.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+                    status: parse_delivery(r.try_get("status")?)?,
+                    due_at: instant(r.try_get("due_at")?)?,
+                    provider_id: r.try_get("provider_id")?,
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -329,6 +548,44 @@ impl Writes for Transaction<'static, Sqlite> {
         }
         Ok(())
     }
+
+    async fn open_escalations(
+        &mut self,
+        rows: &[(i64, &str, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(1000) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at) ",
+            );
+            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
+                b.push_bind(*alert_id)
+                    .push_bind(*policy_id)
+                    .push_bind(due.timestamp_millis());
+            });
+            q.build().execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_escalation(
+        &mut self,
+        alert_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL WHERE alert_id = ?1")
+            .bind(alert_id)
+            .execute(&mut **self)
+            .await?;
+        sqlx::query(
+            "UPDATE notifications SET status = 'canceled', updated_at = ?2
+             WHERE alert_id = ?1 AND status IN ('pending', 'retry')",
+        )
+        .bind(alert_id)
+        .bind(at.timestamp_millis())
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
 }
 
 fn alert_from_row(row: &SqliteRow) -> Result<Alert, StoreError> {
@@ -384,4 +641,21 @@ fn json(text: &str) -> Result<serde_json::Value, StoreError> {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
+}
+
+fn escalation_claim(r: &SqliteRow) -> Result<EscalationClaim, StoreError> {
+    let phase: &str = r.try_get("phase")?;
+    Ok(EscalationClaim {
+        alert_id: r.try_get("alert_id")?,
+        policy_id: r.try_get("policy_id")?,
+        cursor: Cursor {
+            pass: u32::try_from(r.try_get::<i64, _>("pass")?).unwrap_or(0),
+            step: usize::try_from(r.try_get::<i64, _>("step")?).unwrap_or(0),
+            phase: Phase::parse(phase)
+                .ok_or_else(|| StoreError::Corrupt(format!("escalation phase {phase:?}")))?,
+        },
+        fired: r.try_get("fired")?,
+        due_at: instant(r.try_get("due_at")?)?,
+        token: r.try_get("lease_token")?,
+    })
 }

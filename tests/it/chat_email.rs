@@ -3,10 +3,10 @@
 //! subject, multipart parts, ack link and threading headers.
 
 use rouse::alert::AlertStatus;
-use rouse::channel::{Channel, Outcome, Recipient};
-use rouse::config::Secret;
 use rouse::channel::email::{Email, EmailConfig, SmtpTls};
 use rouse::channel::FollowUp;
+use rouse::channel::{Channel, Outcome, Recipient};
+use rouse::config::Secret;
 
 use crate::peers::{self, notification, SmtpPeer};
 

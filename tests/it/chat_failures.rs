@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use rouse::alert::AlertStatus;
+use rouse::channel::{discord, matrix, mattermost, slack, teams};
 use rouse::channel::{Channel, Outcome};
 use rouse::config::Secret;
-use rouse::channel::{discord, matrix, mattermost, slack, teams};
 
 use crate::peers::{self, notification, Canned, Capture};
 

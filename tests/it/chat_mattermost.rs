@@ -3,10 +3,10 @@
 
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
-use rouse::channel::{Channel, Outcome};
-use rouse::config::Secret;
 use rouse::channel::mattermost::{Mattermost, MattermostConfig};
 use rouse::channel::FollowUp;
+use rouse::channel::{Channel, Outcome};
+use rouse::config::Secret;
 
 use crate::peers::{notification, Canned, Capture};
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
-use rouse::channel::{Channel, Outcome};
-use rouse::config::Secret;
 use rouse::channel::slack::{Slack, SlackConfig};
 use rouse::channel::FollowUp;
+use rouse::channel::{Channel, Outcome};
+use rouse::config::Secret;
 use serde_json::json;
 
 use crate::peers::{self, notification, Canned, Capture};

@@ -13,6 +13,7 @@ mod chat_matrix;
 mod chat_mattermost;
 mod chat_slack;
 mod chat_teams;
+mod escalation;
 mod fake_twilio;
 mod intake_errors;
 mod intake_fixtures;

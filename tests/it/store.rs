@@ -38,6 +38,7 @@ fn item(service: &str, key: &str, action: Action, summary: &str) -> Ingest {
         },
         received_at: t0(),
         storm_threshold: 100,
+        first_step_due: Some(t0()),
     }
 }
 

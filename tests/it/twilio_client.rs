@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use fake_twilio::{CallScript, FakeTwilio, MessageScript, CODE_UNKNOWN_MESSAGE_PARAM};
 use rouse::alert::{AlertStatus, Severity, Urgency};
+use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice, VoiceTokenFn};
 use rouse::channel::{Channel, Notification, Outcome, Recipient};
 use rouse::config::Secret;
-use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice, VoiceTokenFn};
 
 pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TOKEN: &str = "test_auth_token_0123456789abcdef";

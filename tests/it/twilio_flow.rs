@@ -11,12 +11,12 @@ use chrono::Utc;
 use fake_twilio::app::{AppEvent, TestApp, SPOKEN_SUMMARY};
 use fake_twilio::{CallScript, CallbackKind, FakeTwilio, MessageScript};
 use rouse::alert::{AlertStatus, Severity, Urgency};
-use rouse::channel::{Channel, Notification, Outcome, Recipient};
-use rouse::config::Secret;
 use rouse::channel::twilio::callbacks::{CallStatus, MessageStatus, Reached};
 use rouse::channel::twilio::signature;
 use rouse::channel::twilio::twiml::GatherAction;
 use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice};
+use rouse::channel::{Channel, Notification, Outcome, Recipient};
+use rouse::config::Secret;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "flow_token";

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use quick_xml::events::Event;
-use rouse::config::Secret;
 use rouse::channel::twilio::callbacks::{
     call_reached_human, parse_form, parse_sms_reply, sms_failed, AnsweredBy, CallStatus,
     MessageStatus, Reached, SmsCommand,
 };
 use rouse::channel::twilio::{signature, twiml};
+use rouse::config::Secret;
 
 #[derive(serde::Deserialize)]
 struct Vectors {

@@ -11,13 +11,13 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use rouse::config::Secret;
 use rouse::channel::twilio::callbacks::{
     call_reached_human, form_get, parse_form, sms_failed, AnsweredBy, CallStatus, MessageStatus,
     Reached,
 };
 use rouse::channel::twilio::twiml::{self, GatherAction};
 use rouse::channel::twilio::{signature, Routes};
+use rouse::config::Secret;
 
 /// What the application observed, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,455 @@
+//! The engine: fires due escalation steps and sends due notifications.
+//!
+//! The database is the timer. Each replica claims due rows with a lease and
+//! completes them fenced on the lease token, so a crashed replica's work is
+//! taken over when its lease runs out and a stale replica cannot overwrite a
+//! newer decision. In memory there is only a wake-up: sleep until the earliest
+//! due instant (or a new alert, or a one-second poll for other replicas' work).
+//!
+//! Sending runs in its own tasks, bounded by a semaphore: a provider that hangs
+//! until its timeout delays only its own notification, never the steps of
+//! other alerts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::plan;
+use crate::alert::{AlertStatus, TimelineKind};
+use crate::catalog::live::LiveCatalog;
+use crate::channel::console::Console;
+use crate::channel::{Channel, ChannelKind, Notification, Outcome};
+use crate::clock::Clock;
+use crate::store::{
+    DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
+    StepRecord, Store, StoreError,
+};
+
+/// How long a claim is exclusive; a replica that dies holding one delays that
+/// alert by at most this long.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Rows claimed per round.
+const CLAIM_BATCH: u32 = 100;
+/// Attempts per notification before it counts as failed and the escalation
+/// falls through to its next step.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Backoff between attempts: 10 s, 20 s, 40 s … at most 5 minutes.
+const BACKOFF_BASE: TimeDelta = TimeDelta::seconds(10);
+const BACKOFF_MAX: TimeDelta = TimeDelta::minutes(5);
+/// Longest one send may take, whatever the channel's own timeouts say.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
+/// Sends in flight at once, per replica.
+const MAX_IN_FLIGHT: usize = 64;
+/// Checked even when nothing is due here, for work other replicas scheduled.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The channel for each kind; kinds nobody configured go to the console.
+pub struct Channels {
+    by_kind: HashMap<ChannelKind, Arc<dyn Channel>>,
+}
+
+impl Channels {
+    pub fn console_only() -> Self {
+        Self {
+            by_kind: HashMap::new(),
+        }
+    }
+
+    pub fn with(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.by_kind.insert(channel.kind(), channel);
+        self
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> Arc<dyn Channel> {
+        self.by_kind
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Console::new(kind)))
+    }
+
+    /// `sms: twilio-sms, voice: console-voice, …` for the start-up log.
+    pub fn describe(&self) -> String {
+        [
+            ChannelKind::Chat,
+            ChannelKind::Sms,
+            ChannelKind::Voice,
+            ChannelKind::Email,
+        ]
+        .iter()
+        .map(|k| format!("{}: {}", k.as_str(), self.get(*k).name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    catalog: Arc<LiveCatalog>,
+    channels: Arc<Channels>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    wake: Arc<Notify>,
+    in_flight: Mutex<JoinSet<()>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<LiveCatalog>,
+        channels: Arc<Channels>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            channels,
+            clock,
+            owner: format!(
+                "rouse-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            wake: Arc::new(Notify::new()),
+            in_flight: Mutex::new(JoinSet::new()),
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    /// Notified when new work may be due now (an alert was opened).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Fires every step due at the clock's now; returns how many fired.
+    pub async fn fire_due_steps(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let Some(catalog) = self.catalog.current() else {
+            // No valid configuration yet: nothing can be resolved; the rows wait.
+            return Ok(0);
+        };
+        let claims = self
+            .store
+            .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH)
+            .await?;
+        let mut fired = 0;
+        for claim in &claims {
+            let record = self.plan_step(claim, &catalog, now).await?;
+            if self.store.record_step(claim, &record).await? {
+                fired += 1;
+                metrics::counter!("rouse_escalation_steps_total").increment(1);
+                let late = (now - claim.due_at).num_milliseconds();
+                metrics::histogram!("rouse_escalation_step_lateness_ms").record(late as f64);
+            } else {
+                tracing::info!(
+                    alert = claim.alert_id,
+                    "step not recorded: claim fenced out or alert closed"
+                );
+            }
+        }
+        Ok(fired)
+    }
+
+    async fn plan_step(
+        &self,
+        claim: &EscalationClaim,
+        catalog: &crate::catalog::Catalog,
+        now: DateTime<Utc>,
+    ) -> Result<StepRecord, StoreError> {
+        let alert = self.store.alert(claim.alert_id).await?;
+        let Some(alert) = alert.filter(|a| a.status == AlertStatus::Triggered) else {
+            return Ok(StepRecord {
+                at: now,
+                deliveries: Vec::new(),
+                notes: Vec::new(),
+                next: None,
+            });
+        };
+        // A policy renamed or removed since the alert opened: use the service's
+        // current one rather than stop paging.
+        let policy = catalog.policy(&claim.policy_id).or_else(|| {
+            catalog
+                .service(&alert.service_id)
+                .and_then(|s| catalog.policy(&s.policy_id))
+        });
+        let Some(policy) = policy else {
+            tracing::error!(alert = alert.id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
+            return Ok(StepRecord {
+                at: now,
+                deliveries: Vec::new(),
+                notes: vec![(
+                    TimelineKind::StepSkipped,
+                    format!(
+                        "policy {} is not in the configuration; retrying in 1 minute",
+                        claim.policy_id
+                    ),
+                )],
+                next: Some((claim.cursor, now + TimeDelta::minutes(1))),
+            });
+        };
+        let step_plan = plan::fire(policy, claim.cursor, catalog, now, alert.urgency);
+        let fired = claim.fired + 1;
+        let deliveries = step_plan
+            .deliveries
+            .into_iter()
+            .map(|d| NewNotification {
+                idempotency_key: format!(
+                    "alert-{}/fire-{fired}/{}/{}",
+                    alert.id,
+                    d.channel.as_str(),
+                    d.recipient.address()
+                ),
+                channel: d.channel,
+                target: d.target,
+                recipient: d.recipient,
+            })
+            .collect();
+        Ok(StepRecord {
+            at: now,
+            deliveries,
+            notes: step_plan
+                .notes
+                .into_iter()
+                .map(|n| (n.kind, n.message))
+                .collect(),
+            next: step_plan.next,
+        })
+    }
+
+    /// Claims due notifications and starts sending them; returns how many.
+    pub async fn dispatch_due(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let room = u32::try_from(self.slots.available_permits()).unwrap_or(0);
+        if room == 0 {
+            return Ok(0);
+        }
+        let claims = self
+            .store
+            .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH))
+            .await?;
+        let count = claims.len();
+        let mut in_flight = self.in_flight.lock().await;
+        // Reap finished sends so the set does not grow without bound.
+        while in_flight.try_join_next().is_some() {}
+        for claim in claims {
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
+            let store = self.store.clone();
+            let channel = self.channels.get(claim.channel);
+            let clock = self.clock.clone();
+            in_flight.spawn(async move {
+                let _permit = permit;
+                if let Err(err) = deliver(store, channel, clock, claim).await {
+                    tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
+                }
+            });
+        }
+        Ok(count)
+    }
+
+    /// Waits until every send started so far has finished and been recorded.
+    pub async fn idle(&self) {
+        let mut in_flight = self.in_flight.lock().await;
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    /// One round: due steps, then due notifications (tests call this on a
+    /// virtual clock, followed by [`Engine::idle`]).
+    pub async fn tick(&self) -> Result<(usize, usize), StoreError> {
+        let fired = self.fire_due_steps().await?;
+        let sent = self.dispatch_due().await?;
+        Ok((fired, sent))
+    }
+
+    /// Runs until `stop`, then lets in-flight sends finish.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        tracing::info!(channels = %self.channels.describe(), "escalation engine started");
+        loop {
+            let busy = match self.tick().await {
+                Ok((fired, sent)) => fired >= CLAIM_BATCH as usize || sent >= CLAIM_BATCH as usize,
+                Err(err) => {
+                    // The database is down or failing: keep trying, never exit.
+                    tracing::error!(error = %err, "escalation round failed; retrying");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            let wait = match self.store.next_due().await {
+                Ok(Some(due)) => (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                _ => POLL,
+            }
+            .min(POLL);
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.idle().await;
+        tracing::info!("escalation engine stopped");
+    }
+}
+
+/// Sends one notification and records the outcome. Never panics: every
+/// failure of the channel is an [`Outcome`].
+async fn deliver(
+    store: Arc<dyn Store>,
+    channel: Arc<dyn Channel>,
+    clock: Arc<dyn Clock>,
+    claim: NotificationClaim,
+) -> Result<(), StoreError> {
+    let alert = store.alert(claim.alert_id).await?;
+    let who = claim.recipient.label().to_owned();
+    let via = channel.name().to_owned();
+    let Some(alert) = alert.filter(|a| a.status == AlertStatus::Triggered) else {
+        let record = DeliveryRecord {
+            at: clock.now(),
+            status: DeliveryStatus::Canceled,
+            provider_id: None,
+            error: None,
+            retry_at: None,
+            fall_through: false,
+            message: format!("{via} to {who}: not sent, the alert is no longer open"),
+        };
+        store.record_delivery(&claim, &record).await?;
+        return Ok(());
+    };
+    let notification = Notification {
+        idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
+        alert_id: alert.id,
+        service_id: alert.service_id.clone(),
+        summary: alert.summary.clone(),
+        severity: alert.severity,
+        urgency: alert.urgency,
+        status: alert.status,
+        links: alert.links.clone(),
+        ack_url: None,
+        paged: vec![who.clone()],
+        recipient: claim.recipient.clone(),
+        attempt: claim.attempt,
+        created_at: alert.created_at,
+    };
+    let outcome = match tokio::time::timeout(SEND_DEADLINE, channel.send(&notification)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Unknown {
+            reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+        },
+    };
+    metrics::counter!("rouse_notifications_total", "channel" => claim.channel.as_str(), "outcome" => outcome.name())
+        .increment(1);
+    let now = clock.now();
+    let attempt = claim.attempt;
+    let record = match outcome {
+        Outcome::Delivered { provider_id } => DeliveryRecord {
+            at: now,
+            status: DeliveryStatus::Delivered,
+            message: format!(
+                "{via} to {who}: delivered{}",
+                provider_id.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+            ),
+            provider_id,
+            error: None,
+            retry_at: None,
+            fall_through: false,
+        },
+        Outcome::Retry { after, reason } if attempt < MAX_ATTEMPTS => {
+            let retry_at = now + backoff(attempt, after, &claim.idempotency_key);
+            DeliveryRecord {
+                at: now,
+                status: DeliveryStatus::Retry,
+                message: format!(
+                    "{via} to {who}: attempt {attempt} failed ({reason}); retrying at {}",
+                    retry_at.format("%H:%M:%S UTC")
+                ),
+                provider_id: None,
+                error: Some(reason),
+                retry_at: Some(retry_at),
+                fall_through: false,
+            }
+        }
+        Outcome::Retry { reason, .. } | Outcome::Failed { reason } => DeliveryRecord {
+            at: now,
+            status: DeliveryStatus::Failed,
+            message: format!(
+                "{via} to {who}: failed after attempt {attempt} ({reason}); escalating to the next step now"
+            ),
+            provider_id: None,
+            error: Some(reason),
+            retry_at: None,
+            fall_through: true,
+        },
+        Outcome::Unknown { reason } => DeliveryRecord {
+            at: now,
+            status: DeliveryStatus::Unknown,
+            message: format!(
+                "{via} to {who}: outcome unknown ({reason}); not resent, the escalation carries on"
+            ),
+            provider_id: None,
+            error: Some(reason),
+            retry_at: None,
+            fall_through: false,
+        },
+    };
+    if record.status != DeliveryStatus::Delivered {
+        tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
+    }
+    store.record_delivery(&claim, &record).await?;
+    Ok(())
+}
+
+/// Exponential backoff with jitter, never sooner than the provider's
+/// `Retry-After`. The jitter is derived from the key so it is reproducible.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>, key: &str) -> TimeDelta {
+    let exp = BACKOFF_BASE * 2i32.saturating_pow(attempt.saturating_sub(1).min(10));
+    let capped = exp.min(BACKOFF_MAX);
+    let hash = key.bytes().fold(attempt as u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    // ±20 %.
+    let jitter_permille = (hash % 401) as i64 - 200;
+    let jittered = capped + capped * i32::try_from(jitter_permille).unwrap_or(0) / 1000;
+    let floor = retry_after
+        .and_then(|d| TimeDelta::from_std(d).ok())
+        .unwrap_or_default();
+    jittered.max(floor).max(TimeDelta::seconds(1))
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_honours_retry_after() {
+        let b1 = backoff(1, None, "k");
+        let b2 = backoff(2, None, "k");
+        assert!(
+            b1 >= TimeDelta::seconds(8) && b1 <= TimeDelta::seconds(12),
+            "{b1}"
+        );
+        assert!(
+            b2 >= TimeDelta::seconds(16) && b2 <= TimeDelta::seconds(24),
+            "{b2}"
+        );
+        assert!(backoff(30, None, "k") <= TimeDelta::minutes(6));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(120)), "k"),
+            TimeDelta::seconds(120)
+        );
+    }
+}

@@ -1,0 +1,512 @@
+//! What an escalation step does, decided without I/O: who is paged on which
+//! channel right now, and when the next step is due.
+//!
+//! Rules (the README states them for admins):
+//! - steps fire in order, each `delay` after the previous one fired;
+//! - targets are resolved when the step fires, so a handoff between two steps
+//!   pages the new person;
+//! - a step that reaches nobody is skipped at once (noted in the timeline) and
+//!   the next step fires without waiting out its delay;
+//! - after the last step, another pass starts `voice_repeat_every` later (5
+//!   minutes if unset) while `repeat` allows; once passes are used up, the last
+//!   step's voice calls repeat every `voice_repeat_every` until someone
+//!   acknowledges — the "wake me up" guarantee;
+//! - for low-urgency alerts, SMS and voice wait while a person is in their
+//!   quiet hours (chat and email still go out).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{TimelineKind, Urgency};
+use crate::catalog::Catalog;
+use crate::channel::{ChannelKind, Recipient};
+use crate::oncall::{Channel, EscalationPolicy, Person, Repeat, Step, Target};
+
+/// Gap between passes when the policy sets no `voice_repeat_every`.
+pub const DEFAULT_REPEAT_GAP: TimeDelta = TimeDelta::minutes(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Steps,
+    VoiceRepeat,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Steps => "steps",
+            Phase::VoiceRepeat => "voice_repeat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "steps" => Some(Phase::Steps),
+            "voice_repeat" => Some(Phase::VoiceRepeat),
+            _ => None,
+        }
+    }
+}
+
+/// Where an escalation stands: the step that fires next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub pass: u32,
+    pub step: usize,
+    pub phase: Phase,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor {
+        pass: 0,
+        step: 0,
+        phase: Phase::Steps,
+    };
+}
+
+/// One notification to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub channel: ChannelKind,
+    /// How the recipient was found, for the timeline: `schedule:primary`.
+    pub target: String,
+    pub recipient: Recipient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub kind: TimelineKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPlan {
+    pub deliveries: Vec<Delivery>,
+    pub notes: Vec<Note>,
+    /// The next step and when it is due; `None` when the policy is exhausted.
+    pub next: Option<(Cursor, DateTime<Utc>)>,
+}
+
+/// When the first step of a new alert is due.
+pub fn first_due(policy: &EscalationPolicy, opened_at: DateTime<Utc>) -> DateTime<Utc> {
+    let delay = policy.steps.first().map_or(TimeDelta::zero(), |s| s.delay);
+    opened_at + delay
+}
+
+/// Fires the step at `cursor`.
+pub fn fire(
+    policy: &EscalationPolicy,
+    cursor: Cursor,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    urgency: Urgency,
+) -> StepPlan {
+    let last = policy.steps.len().saturating_sub(1);
+    let Some(step) = policy.steps.get(cursor.step.min(last)) else {
+        return StepPlan {
+            deliveries: Vec::new(),
+            notes: vec![note(
+                TimelineKind::EscalationEnded,
+                format!("policy {} has no steps; nobody can be paged", policy.id),
+            )],
+            next: None,
+        };
+    };
+    let voice_only = cursor.phase == Phase::VoiceRepeat;
+    let mut notes = Vec::new();
+    let deliveries = resolve(step, catalog, now, urgency, voice_only, &mut notes);
+    let label = match cursor.phase {
+        Phase::Steps => format!(
+            "step {} of {} (pass {})",
+            cursor.step + 1,
+            policy.steps.len(),
+            cursor.pass + 1
+        ),
+        Phase::VoiceRepeat => "repeated voice call".to_owned(),
+    };
+    if deliveries.is_empty() {
+        notes.insert(
+            0,
+            note(
+                TimelineKind::StepSkipped,
+                format!("{label}: nobody to notify, moving on at once"),
+            ),
+        );
+    } else {
+        let who: Vec<String> = deliveries
+            .iter()
+            .map(|d| format!("{} by {}", d.recipient.label(), d.channel.as_str()))
+            .collect();
+        notes.insert(
+            0,
+            note(
+                TimelineKind::StepFired,
+                format!("{label}: notifying {}", who.join(", ")),
+            ),
+        );
+    }
+    // An empty step is not waited out: the next one fires now.
+    let base = now;
+    let wait = |delay: TimeDelta| {
+        if deliveries.is_empty() {
+            TimeDelta::zero()
+        } else {
+            delay
+        }
+    };
+    let repeat_gap = policy.voice_repeat_every.unwrap_or(DEFAULT_REPEAT_GAP);
+    let next = match cursor.phase {
+        Phase::Steps if cursor.step < last => policy.steps.get(cursor.step + 1).map(|s| {
+            (
+                Cursor {
+                    step: cursor.step + 1,
+                    ..cursor
+                },
+                base + wait(s.delay),
+            )
+        }),
+        Phase::Steps if more_passes(policy.repeat, cursor.pass) => Some((
+            Cursor {
+                pass: cursor.pass + 1,
+                step: 0,
+                phase: Phase::Steps,
+            },
+            base + repeat_gap,
+        )),
+        _ => match policy.voice_repeat_every {
+            Some(every) if step.channels.contains(&Channel::Voice) => Some((
+                Cursor {
+                    pass: cursor.pass,
+                    step: last,
+                    phase: Phase::VoiceRepeat,
+                },
+                base + every,
+            )),
+            _ => None,
+        },
+    };
+    if next.is_none() {
+        notes.push(note(
+            TimelineKind::EscalationEnded,
+            "escalation policy exhausted; nobody will be notified again unless the alert fires anew"
+                .to_owned(),
+        ));
+    }
+    StepPlan {
+        deliveries,
+        notes,
+        next,
+    }
+}
+
+fn more_passes(repeat: Repeat, pass: u32) -> bool {
+    match repeat {
+        Repeat::UntilAck => true,
+        Repeat::Times(n) => pass < n,
+    }
+}
+
+fn resolve(
+    step: &Step,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    urgency: Urgency,
+    voice_only: bool,
+    notes: &mut Vec<Note>,
+) -> Vec<Delivery> {
+    let mut out: Vec<Delivery> = Vec::new();
+    let channels: Vec<Channel> = step
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| !voice_only || *c == Channel::Voice)
+        .collect();
+    for target in &step.targets {
+        let (label, person) = match target {
+            Target::Chat(room) => {
+                if channels.contains(&Channel::Chat) {
+                    push_unique(
+                        &mut out,
+                        Delivery {
+                            channel: ChannelKind::Chat,
+                            target: format!("chat:{room}"),
+                            recipient: Recipient::Room {
+                                address: room.clone(),
+                            },
+                        },
+                    );
+                }
+                continue;
+            }
+            Target::Schedule(id) => {
+                let who = catalog
+                    .schedule(id)
+                    .and_then(|s| s.on_call_at(now))
+                    .map(|o| o.person_id);
+                if who.is_none() {
+                    notes.push(note(
+                        TimelineKind::StepSkipped,
+                        format!("schedule {id}: nobody is on call"),
+                    ));
+                }
+                (format!("schedule:{id}"), who)
+            }
+            Target::Rotation(id) => {
+                let who = catalog
+                    .rotation(id)
+                    .and_then(|r| r.segment_at(now).who.map(str::to_owned));
+                if who.is_none() {
+                    notes.push(note(
+                        TimelineKind::StepSkipped,
+                        format!("rotation {id}: nobody is on call"),
+                    ));
+                }
+                (format!("rotation:{id}"), who)
+            }
+            Target::Person(id) => (format!("person:{id}"), Some(id.clone())),
+        };
+        let Some(person) = person.and_then(|id| catalog.person(&id)) else {
+            continue;
+        };
+        for channel in &channels {
+            match address(person, *channel) {
+                Some(address) => {
+                    let loud = matches!(channel, Channel::Sms | Channel::Voice);
+                    if loud && urgency == Urgency::Low && person.in_quiet_hours(now) {
+                        notes.push(note(
+                            TimelineKind::StepSkipped,
+                            format!(
+                                "{}: quiet hours, no {channel} for a low-urgency alert",
+                                person.id
+                            ),
+                        ));
+                        continue;
+                    }
+                    push_unique(
+                        &mut out,
+                        Delivery {
+                            channel: kind(*channel),
+                            target: label.clone(),
+                            recipient: Recipient::Person {
+                                id: person.id.clone(),
+                                name: person.name.clone(),
+                                address,
+                            },
+                        },
+                    );
+                }
+                None => notes.push(note(
+                    TimelineKind::StepSkipped,
+                    format!("{}: no {channel} contact", person.id),
+                )),
+            }
+        }
+    }
+    out
+}
+
+/// One notification per (channel, address) and step, even if two targets
+/// resolve to the same person.
+fn push_unique(out: &mut Vec<Delivery>, delivery: Delivery) {
+    if !out.iter().any(|d| {
+        d.channel == delivery.channel && d.recipient.address() == delivery.recipient.address()
+    }) {
+        out.push(delivery);
+    }
+}
+
+fn address(person: &Person, channel: Channel) -> Option<String> {
+    let c = &person.contact;
+    match channel {
+        Channel::Sms => c.sms.clone(),
+        Channel::Voice => c.voice.clone(),
+        Channel::Email => c.email.clone(),
+        Channel::Chat => c.slack.clone().or_else(|| c.matrix.clone()),
+    }
+}
+
+pub fn kind(channel: Channel) -> ChannelKind {
+    match channel {
+        Channel::Chat => ChannelKind::Chat,
+        Channel::Sms => ChannelKind::Sms,
+        Channel::Voice => ChannelKind::Voice,
+        Channel::Email => ChannelKind::Email,
+    }
+}
+
+fn note(kind: TimelineKind, message: String) -> Note {
+    Note { kind, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::path::PathBuf;
+
+    const CATALOG: &str = r##"
+people:
+  - { id: alice, name: Alice, timezone: Europe/Berlin, contact: { sms: "+4915100000001", voice: "+4915100000001", slack: U1 } }
+  - { id: bob, name: Bob, timezone: Europe/Berlin, contact: { sms: "+4915100000002" },
+      quiet_hours: { from: "22:00", to: "07:00" } }
+rotations:
+  - { id: daily, timezone: Europe/Berlin, participants: [alice, bob], shift: 1d, handoff: "09:00", start: 2026-11-02 }
+schedules:
+  - { id: primary, timezone: Europe/Berlin, layers: [{ rotation: daily }] }
+policies:
+  - id: loud
+    repeat: 1
+    voice_repeat_every: 3m
+    steps:
+      - { delay: 0m, targets: [{ schedule: primary }, { chat: "#ops" }], channels: [chat] }
+      - { delay: 5m, targets: [{ schedule: primary }], channels: [sms] }
+      - { delay: 10m, targets: [{ schedule: primary }], channels: [voice] }
+services:
+  - id: svc
+    policy: loud
+    integrations: [{ name: t, key: k }]
+"##;
+
+    fn catalog() -> Catalog {
+        crate::catalog::load_files(&[(PathBuf::from("t.yaml"), CATALOG.to_owned())], &|_| None)
+            .expect("valid test catalog")
+    }
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        // 2026-11-02 is alice's day (handoff 09:00 Berlin = 08:00 UTC), the 3rd is bob's.
+        Utc.with_ymd_and_hms(2026, 11, 2, h, m, 0)
+            .single()
+            .expect("valid instant")
+    }
+
+    #[test]
+    fn steps_fire_in_order_then_a_second_pass_then_voice_repeats() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        let t = at(12, 0);
+        let first = fire(p, Cursor::START, &c, t, Urgency::High);
+        let who: Vec<(ChannelKind, &str)> = first
+            .deliveries
+            .iter()
+            .map(|d| (d.channel, d.recipient.address()))
+            .collect();
+        assert_eq!(
+            who,
+            [(ChannelKind::Chat, "U1"), (ChannelKind::Chat, "#ops")]
+        );
+        let (cursor, due) = first.next.expect("a second step");
+        assert_eq!((cursor.step, due), (1, t + TimeDelta::minutes(5)));
+        let (cursor, due) = fire(p, cursor, &c, due, Urgency::High).next.expect("third");
+        assert_eq!((cursor.step, due), (2, t + TimeDelta::minutes(15)));
+        let voice = fire(p, cursor, &c, due, Urgency::High);
+        assert_eq!(voice.deliveries[0].channel, ChannelKind::Voice);
+        // repeat: 1 → one more pass, after voice_repeat_every.
+        let (cursor, due2) = voice.next.expect("second pass");
+        assert_eq!(
+            cursor,
+            Cursor {
+                pass: 1,
+                step: 0,
+                phase: Phase::Steps
+            }
+        );
+        assert_eq!(due2, due + TimeDelta::minutes(3));
+        let mut cursor = cursor;
+        let mut t = due2;
+        for _ in 0..3 {
+            let (c2, t2) = fire(p, cursor, &c, t, Urgency::High).next.expect("next");
+            cursor = c2;
+            t = t2;
+        }
+        // Passes used up: the voice call repeats every 3 minutes, forever.
+        assert_eq!(cursor.phase, Phase::VoiceRepeat);
+        for _ in 0..5 {
+            let plan = fire(p, cursor, &c, t, Urgency::High);
+            assert_eq!(plan.deliveries.len(), 1);
+            assert_eq!(plan.deliveries[0].channel, ChannelKind::Voice);
+            let (c2, t2) = plan.next.expect("voice repeats until acknowledged");
+            assert_eq!(t2, t + TimeDelta::minutes(3));
+            cursor = c2;
+            t = t2;
+        }
+    }
+
+    #[test]
+    fn targets_are_resolved_when_the_step_fires() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        let sms = Cursor {
+            pass: 0,
+            step: 1,
+            phase: Phase::Steps,
+        };
+        // 07:55 UTC on the 3rd is still alice (handoff 08:00 UTC); 08:05 is bob.
+        let before = fire(
+            p,
+            sms,
+            &c,
+            Utc.with_ymd_and_hms(2026, 11, 3, 7, 55, 0).unwrap(),
+            Urgency::High,
+        );
+        let after = fire(
+            p,
+            sms,
+            &c,
+            Utc.with_ymd_and_hms(2026, 11, 3, 8, 5, 0).unwrap(),
+            Urgency::High,
+        );
+        assert_eq!(before.deliveries[0].recipient.address(), "+4915100000001");
+        assert_eq!(after.deliveries[0].recipient.address(), "+4915100000002");
+    }
+
+    #[test]
+    fn a_step_that_reaches_nobody_is_skipped_at_once() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        // Bob is on call on the 3rd and has no voice number.
+        let t = Utc.with_ymd_and_hms(2026, 11, 3, 12, 0, 0).unwrap();
+        let voice = Cursor {
+            pass: 1,
+            step: 2,
+            phase: Phase::Steps,
+        };
+        let plan = fire(p, voice, &c, t, Urgency::High);
+        assert!(plan.deliveries.is_empty());
+        assert_eq!(plan.notes[0].kind, TimelineKind::StepSkipped);
+        assert!(plan
+            .notes
+            .iter()
+            .any(|n| n.message == "bob: no voice contact"));
+        // Before the first step was skipped the wait would be 5m; skipped: now.
+        let sms_for_nobody = fire(
+            p,
+            Cursor {
+                pass: 0,
+                step: 0,
+                phase: Phase::Steps,
+            },
+            &c,
+            t,
+            Urgency::High,
+        );
+        assert_eq!(
+            sms_for_nobody.next.map(|(_, due)| due),
+            Some(t + TimeDelta::minutes(5))
+        );
+    }
+
+    #[test]
+    fn low_urgency_respects_quiet_hours_for_sms_and_voice() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        let night = Utc.with_ymd_and_hms(2026, 11, 3, 23, 30, 0).unwrap(); // 00:30 Berlin, bob
+        let sms = Cursor {
+            pass: 0,
+            step: 1,
+            phase: Phase::Steps,
+        };
+        assert!(fire(p, sms, &c, night, Urgency::Low).deliveries.is_empty());
+        assert_eq!(fire(p, sms, &c, night, Urgency::High).deliveries.len(), 1);
+    }
+}
