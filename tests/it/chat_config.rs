@@ -1,4 +1,4 @@
-//! The `channels:` YAML from README-channels.md parses, and typos are refused.
+//! The README's configuration examples load, and channel typos are refused.
 
 use rouse::channel::email::SmtpTls;
 use rouse::channel::ChannelsConfig;
@@ -8,27 +8,41 @@ const README: &str = include_str!("../../README.md");
 /// Every ```yaml block of the README, parsed as `{channels: …}`.
 #[test]
 fn readme_examples_parse() {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        channels: ChannelsConfig,
-    }
     let blocks: Vec<&str> = README
-        .split("```yaml")
+        .split("```yaml\n")
         .skip(1)
         .filter_map(|b| b.split("```").next())
         .collect();
-    assert!(blocks.len() >= 6, "one example per channel");
+    assert!(blocks.len() >= 8, "one example per channel");
+    let dir = tempfile::tempdir().unwrap();
     for block in blocks {
-        let file: File = serde_saphyr::from_str(block)
-            .unwrap_or_else(|e| panic!("README example does not parse: {e}\n{block}"));
-        let c = file.channels;
+        // Each example is a whole configuration file as an operator writes it.
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(&path, block).unwrap();
+        let config = rouse::config::Config::load(Some(&path), &|name: &str| {
+            (name == "ROUSE_TWILIO_AUTH_TOKEN").then(|| "token-from-env".to_owned())
+        })
+        .unwrap_or_else(|e| panic!("README example does not load: {e}\n{block}"));
+        let c = &config.channels;
         if let Some(email) = &c.email {
             assert!(matches!(
                 email.tls,
                 SmtpTls::Starttls | SmtpTls::Implicit | SmtpTls::None
             ));
         }
+    }
+}
+
+/// Every setting is documented under its environment name.
+#[test]
+fn readme_documents_every_setting() {
+    for setting in rouse::config::SETTINGS {
+        assert!(
+            README.contains(&format!("`{}`", setting.env)) && README.contains(&format!("`{}`", setting.file)),
+            "README lacks {} / {}",
+            setting.file,
+            setting.env
+        );
     }
 }
 
