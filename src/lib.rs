@@ -140,6 +140,7 @@ pub async fn run_with_clock(
         throttle,
         clock,
         engine_wake: engine.waker(),
+        signer,
     };
 
     let addr = listener.local_addr().map_err(RunError::Serve)?;

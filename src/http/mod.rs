@@ -24,6 +24,7 @@ mod extract;
 mod health;
 mod intake;
 pub mod throttle;
+mod twilio;
 
 pub use error::ApiError;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Wakes the escalation engine when an alert opens.
     pub engine_wake: Arc<tokio::sync::Notify>,
+    /// Signs and checks ack links and call URLs.
+    pub signer: crate::ack::token::Signer,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}", get(alerts::show))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/twilio/voice/{alert}", post(twilio::voice))
+        .route("/twilio/voice/{alert}/gather", post(twilio::gather))
+        .route("/twilio/status", post(twilio::call_status))
+        .route("/twilio/sms/status", post(twilio::sms_status))
+        .route("/twilio/sms", post(twilio::inbound_sms))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

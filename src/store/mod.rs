@@ -267,6 +267,25 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest instant any escalation step or notification is due.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn notifications(&self, alert_id: i64) -> Result<Vec<NotificationRow>, StoreError>;
+    /// A provider reported on a notification it accepted (Twilio call and
+    /// message status): notes `message` in the alert's timeline and, with
+    /// `fall_through`, fires the alert's next step now. Returns the alert, or
+    /// `None` if no notification has that provider id.
+    async fn provider_report(
+        &self,
+        provider_id: &str,
+        at: DateTime<Utc>,
+        message: &str,
+        fall_through: bool,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Fires an alert's next step now (someone pressed "escalate").
+    async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Alerts notified at `address` (a phone number), newest first, with their status.
+    async fn alerts_paged_at(
+        &self,
+        address: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, AlertStatus)>, StoreError>;
 }
 
 /// Opens (and for SQLite creates) the database named by `url`.

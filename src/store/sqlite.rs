@@ -404,6 +404,76 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn provider_report(
+        &self,
+        provider_id: &str,
+        at: DateTime<Utc>,
+        message: &str,
+        fall_through: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT alert_id, fired FROM notifications WHERE provider_id = ?1")
+            .bind(provider_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let alert_id: i64 = row.try_get("alert_id")?;
+        let fired: i64 = row.try_get("fired")?;
+        if fall_through {
+            sqlx::query(
+                "UPDATE escalations SET due_at = ?3
+                  WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
+            )
+            .bind(alert_id)
+            .bind(fired)
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let entries = notes_to_timeline(
+            alert_id,
+            at,
+            &[(TimelineKind::Notified, message.to_owned())],
+        );
+        tx.insert_timeline(&entries).await?;
+        tx.commit().await?;
+        Ok(Some(alert_id))
+    }
+
+    async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE escalations SET due_at = ?2 WHERE alert_id = ?1 AND state = 'active' AND due_at > ?2",
+        )
+        .bind(alert_id)
+        .bind(at.timestamp_millis())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn alerts_paged_at(
+        &self,
+        address: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, AlertStatus)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.status FROM alerts a
+              WHERE a.id IN (SELECT n.alert_id FROM notifications n
+                              WHERE json_extract(n.recipient, '$.address') = ?1)
+              ORDER BY a.id DESC LIMIT ?2",
+        )
+        .bind(address)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, parse_status(r.try_get("status")?)?)))
+            .collect()
+    }
 }
 
 #[async_trait]

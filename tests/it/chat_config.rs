@@ -38,7 +38,8 @@ fn readme_examples_parse() {
 fn readme_documents_every_setting() {
     for setting in rouse::config::SETTINGS {
         assert!(
-            README.contains(&format!("`{}`", setting.env)) && README.contains(&format!("`{}`", setting.file)),
+            README.contains(&format!("`{}`", setting.env))
+                && README.contains(&format!("`{}`", setting.file)),
             "README lacks {} / {}",
             setting.file,
             setting.env

@@ -29,3 +29,4 @@ mod support;
 mod twilio_client;
 mod twilio_flow;
 mod twilio_pure;
+mod twilio_routes;

@@ -143,7 +143,18 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let rotations = test_rotations();
+        Self::spawn_with_catalog(db, TEST_CATALOG, adjust).await
+    }
+
+    /// The server with its own on-call configuration; `public_url` is set to
+    /// the server's own address so provider callbacks come back to it.
+    pub async fn spawn_with_catalog(
+        db: &TestDb,
+        catalog: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let rotations = tempfile::tempdir().expect("temp dir");
+        std::fs::write(rotations.path().join("oncall.yaml"), catalog).expect("write catalog");
         let mut config = Config::default();
         config.rotations_dir = rotations.path().to_owned();
         config.rotations_poll = std::time::Duration::from_millis(100);
@@ -156,6 +167,7 @@ impl TestApp {
             .await
             .expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        config.public_url = base.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(rouse::run(config, listener, async move {
             let _ = stopped.await;
