@@ -17,7 +17,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome};
 use crate::config::Secret;
 
 use super::render::{self, truncate};
-use super::{bounded_secs, check_url, execute, secret_serde, ConfigError, FollowUp};
+use super::{bounded_secs, check_url, execute, secret_serde, ConfigError};
 
 /// `channels.discord`.
 #[derive(Debug, Clone, Deserialize)]
@@ -154,10 +154,7 @@ impl Channel for Discord {
             Err(outcome) => outcome,
         }
     }
-}
 
-#[async_trait]
-impl FollowUp for Discord {
     /// A new embed in the acknowledged/resolved colour: the original stays as
     /// the record of the page, the newest message tells the state.
     async fn follow_up(&self, n: &Notification, _previous_provider_id: Option<&str>) -> Outcome {

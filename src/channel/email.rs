@@ -27,7 +27,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::config::Secret;
 
 use super::render;
-use super::{secret_serde, ConfigError, FollowUp};
+use super::{secret_serde, ConfigError};
 
 /// How the connection to the relay is protected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -260,10 +260,7 @@ impl Channel for Email {
             Err(err) => classify_smtp(&err),
         }
     }
-}
 
-#[async_trait]
-impl FollowUp for Email {
     /// A reply in the alert's thread (`Re:`, `In-Reply-To` the first mail).
     async fn follow_up(&self, n: &Notification, _previous_provider_id: Option<&str>) -> Outcome {
         self.send(n).await

@@ -24,7 +24,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome};
 use crate::config::Secret;
 
 use super::render;
-use super::{chat_target, check_url, execute, secret_serde, ConfigError, FollowUp};
+use super::{chat_target, check_url, execute, secret_serde, ConfigError};
 
 /// Everything but RFC 3986 unreserved characters is encoded in a path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -259,10 +259,7 @@ impl Channel for Matrix {
         self.put_message(&room_id, &txn_id(&n.idempotency_key, "page"), &content(n))
             .await
     }
-}
 
-#[async_trait]
-impl FollowUp for Matrix {
     /// Edits the first message (`m.replace`) when its event id is known, so
     /// the room's timeline shows the current state where the page was; else a
     /// new message. Its txnId is derived from the key and the new status, so

@@ -11,7 +11,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome};
 use crate::config::Secret;
 
 use super::render::{self, truncate};
-use super::{chat_target, check_url, execute, secret_serde, ConfigError, FollowUp};
+use super::{chat_target, check_url, execute, secret_serde, ConfigError};
 
 /// `channels.mattermost`.
 #[derive(Debug, Clone, Deserialize)]
@@ -131,10 +131,7 @@ impl Channel for Mattermost {
             Err(outcome) => outcome,
         }
     }
-}
 
-#[async_trait]
-impl FollowUp for Mattermost {
     /// Incoming webhooks return no post id: a new post says what changed.
     async fn follow_up(&self, n: &Notification, _previous_provider_id: Option<&str>) -> Outcome {
         self.send(n).await

@@ -158,6 +158,18 @@ pub trait Channel: Send + Sync {
     /// A short name for logs and the timeline (`twilio-sms`, `slack`).
     fn name(&self) -> &str;
     async fn send(&self, notification: &Notification) -> Outcome;
+
+    /// Updates what a room shows once an alert is acknowledged or resolved.
+    ///
+    /// `previous_provider_id` is what [`Channel::send`] returned for the first
+    /// message about this alert (Slack `channel:ts`, a Matrix event id, a Discord
+    /// message id); with it a channel edits that message in place, without it the
+    /// channel posts a new one. Either way the room never keeps showing "firing".
+    /// By default the follow-up is sent as a new message.
+    async fn follow_up(&self, n: &Notification, previous_provider_id: Option<&str>) -> Outcome {
+        let _ = previous_provider_id;
+        self.send(n).await
+    }
 }
 
 mod opt_secs {
@@ -241,17 +253,6 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
-}
-
-/// Updating what a chat room shows once an alert is acknowledged or resolved.
-///
-/// `previous_provider_id` is what [`Channel::send`] returned for the first
-/// message about this alert (Slack `channel:ts`, a Matrix event id, a Discord
-/// message id); with it a channel edits that message in place, without it the
-/// channel posts a new one. Either way the room never keeps showing "firing".
-#[async_trait]
-pub trait FollowUp: Channel {
-    async fn follow_up(&self, n: &Notification, previous_provider_id: Option<&str>) -> Outcome;
 }
 
 /// Serde helpers for [`Secret`] fields: `Secret` itself is not `Deserialize`

@@ -18,7 +18,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome};
 use crate::config::Secret;
 
 use super::render::{self, escape_slack, truncate};
-use super::{chat_target, check_url, execute, secret_serde, ConfigError, FollowUp};
+use super::{chat_target, check_url, execute, secret_serde, ConfigError};
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 
@@ -294,10 +294,7 @@ impl Channel for Slack {
     async fn send(&self, n: &Notification) -> Outcome {
         self.post_message(n).await
     }
-}
 
-#[async_trait]
-impl FollowUp for Slack {
     /// With the Web API and a known `channel:ts`, `chat.update` rewrites the
     /// page (buttons gone once resolved); otherwise a new message says what
     /// changed. An update Slack refuses because the message is gone falls back

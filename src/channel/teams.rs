@@ -17,7 +17,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome};
 use crate::config::Secret;
 
 use super::render::{self, truncate};
-use super::{check_url, execute, secret_serde, ConfigError, FollowUp};
+use super::{check_url, execute, secret_serde, ConfigError};
 
 /// `channels.teams`.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,10 +159,7 @@ impl Channel for Teams {
             Err(outcome) => outcome,
         }
     }
-}
 
-#[async_trait]
-impl FollowUp for Teams {
     /// Teams workflows return no message id to edit: a new card in the
     /// acknowledged/resolved colour says what changed.
     async fn follow_up(&self, n: &Notification, _previous_provider_id: Option<&str>) -> Outcome {

@@ -309,7 +309,10 @@ async fn deliver(
     let alert = store.alert(claim.alert_id).await?;
     let who = claim.recipient.label().to_owned();
     let via = channel.name().to_owned();
-    let Some(alert) = alert.filter(|a| a.status == AlertStatus::Triggered) else {
+    // A page for an alert that was closed meanwhile is not sent; a follow-up
+    // exists precisely because it was closed.
+    let is_follow_up = claim.follow_up.is_some();
+    let Some(alert) = alert.filter(|a| is_follow_up || a.status == AlertStatus::Triggered) else {
         let record = DeliveryRecord {
             at: clock.now(),
             status: DeliveryStatus::Canceled,
@@ -322,6 +325,12 @@ async fn deliver(
         store.record_delivery(&claim, &record).await?;
         return Ok(());
     };
+    // Follow-ups name who acted ("ACKNOWLEDGED by alice"); pages name who is paged.
+    let paged = match alert.status {
+        AlertStatus::Triggered => vec![who.clone()],
+        AlertStatus::Acknowledged => alert.acknowledged_by.iter().cloned().collect(),
+        AlertStatus::Resolved => alert.resolved_by.iter().cloned().collect(),
+    };
     let notification = Notification {
         idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
         alert_id: alert.id,
@@ -332,12 +341,18 @@ async fn deliver(
         status: alert.status,
         links: alert.links.clone(),
         ack_url: None,
-        paged: vec![who.clone()],
+        paged,
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,
         created_at: alert.created_at,
     };
-    let outcome = match tokio::time::timeout(SEND_DEADLINE, channel.send(&notification)).await {
+    let send = async {
+        match &claim.follow_up {
+            Some(previous) => channel.follow_up(&notification, previous.as_deref()).await,
+            None => channel.send(&notification).await,
+        }
+    };
+    let outcome = match tokio::time::timeout(SEND_DEADLINE, send).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Unknown {
             reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
@@ -353,7 +368,10 @@ async fn deliver(
             status: DeliveryStatus::Delivered,
             message: format!(
                 "{via} to {who}: delivered{}",
-                provider_id.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+                provider_id
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
             ),
             provider_id,
             error: None,
@@ -378,13 +396,17 @@ async fn deliver(
         Outcome::Retry { reason, .. } | Outcome::Failed { reason } => DeliveryRecord {
             at: now,
             status: DeliveryStatus::Failed,
-            message: format!(
-                "{via} to {who}: failed after attempt {attempt} ({reason}); escalating to the next step now"
-            ),
+            message: if is_follow_up {
+                format!("{via} to {who}: follow-up failed after attempt {attempt} ({reason})")
+            } else {
+                format!(
+                    "{via} to {who}: failed after attempt {attempt} ({reason}); escalating to the next step now"
+                )
+            },
             provider_id: None,
             error: Some(reason),
             retry_at: None,
-            fall_through: true,
+            fall_through: !is_follow_up,
         },
         Outcome::Unknown { reason } => DeliveryRecord {
             at: now,

@@ -41,11 +41,14 @@ pub(crate) trait Writes: Send {
         &mut self,
         rows: &[(i64, &str, DateTime<Utc>)],
     ) -> Result<(), StoreError>;
-    /// Stops an alert's escalation and cancels its unsent notifications.
+    /// Stops an alert's escalation, cancels its unsent pages and queues a
+    /// follow-up for every chat message and mail already delivered about it,
+    /// so no room keeps showing it as firing.
     async fn close_escalation(
         &mut self,
         alert_id: i64,
         at: DateTime<Utc>,
+        now: AlertStatus,
     ) -> Result<(), StoreError>;
 }
 
@@ -276,14 +279,16 @@ async fn apply_one<W: Writes>(
         Decision::Acknowledge { id } => {
             w.set_status(id, AlertStatus::Acknowledged, &item.actor, item.received_at)
                 .await?;
-            w.close_escalation(id, item.received_at).await?;
+            w.close_escalation(id, item.received_at, AlertStatus::Acknowledged)
+                .await?;
             Some(id)
         }
         Decision::Resolve { id } => {
             open_count = open_count.saturating_sub(1);
             w.set_status(id, AlertStatus::Resolved, &item.actor, item.received_at)
                 .await?;
-            w.close_escalation(id, item.received_at).await?;
+            w.close_escalation(id, item.received_at, AlertStatus::Resolved)
+                .await?;
             Some(id)
         }
         Decision::AlreadyAcknowledged { id } => Some(id),
@@ -308,12 +313,14 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
         Decision::Acknowledge { id } => {
             w.set_status(id, AlertStatus::Acknowledged, &act.actor, act.at)
                 .await?;
-            w.close_escalation(id, act.at).await?;
+            w.close_escalation(id, act.at, AlertStatus::Acknowledged)
+                .await?;
         }
         Decision::Resolve { id } => {
             w.set_status(id, AlertStatus::Resolved, &act.actor, act.at)
                 .await?;
-            w.close_escalation(id, act.at).await?;
+            w.close_escalation(id, act.at, AlertStatus::Resolved)
+                .await?;
         }
         _ => {}
     }

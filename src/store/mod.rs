@@ -144,6 +144,9 @@ pub struct NotificationClaim {
     pub recipient: Recipient,
     pub attempt: u32,
     pub token: i64,
+    /// `Some(previous provider id)` for a follow-up that updates an earlier
+    /// message (the id may be unknown: `Some(None)`); `None` for a page.
+    pub follow_up: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

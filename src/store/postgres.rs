@@ -268,7 +268,8 @@ impl Store for PostgresStore {
                        AND (lease_until IS NULL OR lease_until < $3)
                      ORDER BY due_at LIMIT $4
                      FOR UPDATE SKIP LOCKED)
-             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt, lease_token",
+             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt,
+                       lease_token, follow_up, follows",
         )
         .bind(owner)
         .bind(now + lease_delta(lease))
@@ -288,6 +289,10 @@ impl Store for PostgresStore {
                     recipient: r.try_get::<Json<_>, _>("recipient")?.0,
                     attempt: u32::try_from(r.try_get::<i32, _>("attempt")?).unwrap_or(u32::MAX),
                     token: r.try_get("lease_token")?,
+                    follow_up: r
+                        .try_get::<bool, _>("follow_up")?
+                        .then(|| r.try_get::<Option<String>, _>("follows"))
+                        .transpose()?,
                 })
             })
             .collect()
@@ -603,6 +608,7 @@ impl Writes for Transaction<'static, Postgres> {
         &mut self,
         alert_id: i64,
         at: DateTime<Utc>,
+        now: AlertStatus,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
@@ -613,10 +619,25 @@ impl Writes for Transaction<'static, Postgres> {
         .await?;
         sqlx::query(
             "UPDATE notifications SET status = 'canceled', updated_at = $2
-             WHERE alert_id = $1 AND status IN ('pending', 'retry')",
+             WHERE alert_id = $1 AND status IN ('pending', 'retry') AND NOT follow_up",
         )
         .bind(alert_id)
         .bind(at)
+        .execute(&mut **self)
+        .await?;
+        sqlx::query(
+            "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                 recipient, status, due_at, created_at, updated_at, follow_up, follows)
+             SELECT alert_id, fired, idempotency_key || '/' || $3, channel, target, recipient,
+                    'pending', $2, $2, $2, TRUE, provider_id
+               FROM notifications
+              WHERE alert_id = $1 AND NOT follow_up AND status = 'delivered'
+                AND channel IN ('chat', 'email')
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(alert_id)
+        .bind(at)
+        .bind(now.as_str())
         .execute(&mut **self)
         .await?;
         Ok(())

@@ -292,7 +292,8 @@ impl Store for SqliteStore {
                      WHERE status IN ('pending', 'retry') AND due_at <= ?3
                        AND (lease_until IS NULL OR lease_until < ?3)
                      ORDER BY due_at LIMIT ?4)
-             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt, lease_token",
+             RETURNING id, alert_id, fired, idempotency_key, channel, target, recipient, attempt,
+                       lease_token, follow_up, follows",
         )
         .bind(owner)
         .bind(now_ms + lease_ms(lease))
@@ -313,6 +314,10 @@ impl Store for SqliteStore {
                         .map_err(|e| StoreError::Corrupt(format!("recipient: {e}")))?,
                     attempt: u32::try_from(r.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
                     token: r.try_get("lease_token")?,
+                    follow_up: r
+                        .try_get::<bool, _>("follow_up")?
+                        .then(|| r.try_get::<Option<String>, _>("follows"))
+                        .transpose()?,
                 })
             })
             .collect()
@@ -641,17 +646,35 @@ impl Writes for Transaction<'static, Sqlite> {
         &mut self,
         alert_id: i64,
         at: DateTime<Utc>,
+        now: AlertStatus,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL WHERE alert_id = ?1")
-            .bind(alert_id)
-            .execute(&mut **self)
-            .await?;
+        sqlx::query(
+            "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
+              WHERE alert_id = ?1",
+        )
+        .bind(alert_id)
+        .execute(&mut **self)
+        .await?;
         sqlx::query(
             "UPDATE notifications SET status = 'canceled', updated_at = ?2
-             WHERE alert_id = ?1 AND status IN ('pending', 'retry')",
+             WHERE alert_id = ?1 AND status IN ('pending', 'retry') AND follow_up = 0",
         )
         .bind(alert_id)
         .bind(at.timestamp_millis())
+        .execute(&mut **self)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                 recipient, status, due_at, created_at, updated_at, follow_up, follows)
+             SELECT alert_id, fired, idempotency_key || '/' || ?3, channel, target, recipient,
+                    'pending', ?2, ?2, ?2, 1, provider_id
+               FROM notifications
+              WHERE alert_id = ?1 AND follow_up = 0 AND status = 'delivered'
+                AND channel IN ('chat', 'email')",
+        )
+        .bind(alert_id)
+        .bind(at.timestamp_millis())
+        .bind(now.as_str())
         .execute(&mut **self)
         .await?;
         Ok(())

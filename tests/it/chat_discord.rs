@@ -6,7 +6,6 @@ use std::time::Duration;
 use rouse::alert::AlertStatus;
 use rouse::channel::discord::{Discord, DiscordConfig};
 use rouse::channel::http::client;
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Outcome};
 use rouse::config::Secret;
 use serde_json::json;

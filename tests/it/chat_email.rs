@@ -4,7 +4,6 @@
 
 use rouse::alert::AlertStatus;
 use rouse::channel::email::{Email, EmailConfig, SmtpTls};
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Outcome, Recipient};
 use rouse::config::Secret;
 

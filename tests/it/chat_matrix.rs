@@ -9,7 +9,6 @@ use std::time::Duration;
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
 use rouse::channel::matrix::{Matrix, MatrixConfig};
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Notification, Outcome, Recipient};
 use rouse::config::Secret;
 use serde_json::{json, Value};

@@ -4,7 +4,6 @@
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
 use rouse::channel::mattermost::{Mattermost, MattermostConfig};
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Outcome};
 use rouse::config::Secret;
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
 use rouse::channel::slack::{Slack, SlackConfig};
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Outcome};
 use rouse::config::Secret;
 use serde_json::json;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use rouse::alert::AlertStatus;
 use rouse::channel::http::client;
 use rouse::channel::teams::{Teams, TeamsConfig};
-use rouse::channel::FollowUp;
 use rouse::channel::{Channel, Outcome};
 use rouse::config::Secret;
 

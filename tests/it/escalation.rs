@@ -237,6 +237,12 @@ async fn chat_then_sms_then_voice_until_acknowledged(db: &TestDb) {
         3,
         "acknowledging stops the calls at once"
     );
+    // The chat room is told, so it never keeps showing "firing".
+    let posts = chat.requests();
+    assert_eq!(posts.len(), 2, "the page and one follow-up");
+    let follow_up = posts[1].json();
+    assert_eq!(follow_up["type"], "alert.acknowledged");
+    assert_eq!(follow_up["paged"], serde_json::json!(["alice"]));
 
     let kinds = rig.kinds(alert).await;
     let fired = kinds
@@ -252,7 +258,7 @@ async fn chat_then_sms_then_voice_until_acknowledged(db: &TestDb) {
         .into_iter()
         .filter(|n| n.status == DeliveryStatus::Delivered)
         .count();
-    assert_eq!(delivered, 5);
+    assert_eq!(delivered, 6, "five pages and the chat follow-up");
     assert_eq!(
         rig.store.next_due().await.unwrap(),
         None,
