@@ -84,6 +84,8 @@ pub struct Config {
     pub signing_key: Secret,
     /// Whether `signing_key` came from the configuration (for a start-up warning).
     pub signing_key_configured: bool,
+    /// SMS and calls to one phone number per hour, whoever they are for.
+    pub pages_per_number_per_hour: u32,
     /// Outbound channels (`channels:` in the file); unset ones use the console.
     pub channels: std::sync::Arc<crate::channel::ChannelsConfig>,
 }
@@ -102,6 +104,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("intake", &self.intake)
             .field("signing_key", &self.signing_key)
+            .field("pages_per_number_per_hour", &self.pages_per_number_per_hour)
             .field("channels", &self.channels)
             .finish()
     }
@@ -127,6 +130,7 @@ impl Default for Config {
             },
             signing_key: Secret::new(random_key()),
             signing_key_configured: false,
+            pages_per_number_per_hour: 20,
             channels: Default::default(),
         }
     }
@@ -313,6 +317,15 @@ pub const SETTINGS: &[Setting] = &[
             }
             c.signing_key = Secret::new(v);
             c.signing_key_configured = true;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "pages_per_number_per_hour",
+        env: "ROUSE_PAGES_PER_NUMBER_PER_HOUR",
+        help: "SMS + calls to one phone number per hour; more wait (20)",
+        apply: |c, v| {
+            c.pages_per_number_per_hour = parse_positive(v)?;
             Ok(())
         },
     },

@@ -123,12 +123,10 @@ pub async fn run_with_clock(
     let channels = channel::registry::build(&config.channels, &config.public_url, voice_token)
         .map_err(RunError::Channels)?;
     let channels = Arc::new(channels);
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        catalog.clone(),
-        channels,
-        clock.clone(),
-    ));
+    let engine = Arc::new(
+        Engine::new(store.clone(), catalog.clone(), channels, clock.clone())
+            .with_number_cap(config.pages_per_number_per_hour),
+    );
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
 
     let (commits, writer) = GroupCommit::start(store.clone());

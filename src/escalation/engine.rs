@@ -23,7 +23,7 @@ use super::plan;
 use crate::alert::{AlertStatus, TimelineKind};
 use crate::catalog::live::LiveCatalog;
 use crate::channel::console::Console;
-use crate::channel::{Channel, ChannelKind, Notification, Outcome};
+use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::clock::Clock;
 use crate::store::{
     DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
@@ -96,7 +96,13 @@ pub struct Engine {
     wake: Arc<Notify>,
     in_flight: Mutex<JoinSet<()>>,
     slots: Arc<Semaphore>,
+    /// SMS and calls per destination number per hour (carriers block numbers
+    /// that call too often); a person's own `max_calls_per_hour` also applies.
+    pages_per_number_per_hour: u32,
 }
+
+/// Default for [`Engine::with_number_cap`].
+pub const DEFAULT_PAGES_PER_NUMBER_PER_HOUR: u32 = 20;
 
 impl Engine {
     pub fn new(
@@ -118,7 +124,14 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             in_flight: Mutex::new(JoinSet::new()),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            pages_per_number_per_hour: DEFAULT_PAGES_PER_NUMBER_PER_HOUR,
         }
+    }
+
+    /// Caps SMS + voice pages per destination number per hour.
+    pub fn with_number_cap(mut self, per_hour: u32) -> Self {
+        self.pages_per_number_per_hour = per_hour.max(1);
+        self
     }
 
     /// Notified when new work may be due now (an alert was opened).
@@ -243,14 +256,45 @@ impl Engine {
             let store = self.store.clone();
             let channel = self.channels.get(claim.channel);
             let clock = self.clock.clone();
+            let caps = self.caps_for(&claim);
             in_flight.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = deliver(store, channel, clock, claim).await {
+                if let Err(err) = deliver(store, channel, clock, claim, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
         }
         Ok(count)
+    }
+
+    /// The hourly caps that apply to one page: per number, and the person's own.
+    fn caps_for(&self, claim: &NotificationClaim) -> Vec<Cap> {
+        if claim.follow_up.is_some()
+            || !matches!(claim.channel, ChannelKind::Sms | ChannelKind::Voice)
+        {
+            return Vec::new();
+        }
+        let mut caps = vec![Cap {
+            per_hour: self.pages_per_number_per_hour,
+            channels: &[ChannelKind::Sms, ChannelKind::Voice],
+            what: "pages to this number",
+        }];
+        if let (ChannelKind::Voice, Recipient::Person { id, .. }) =
+            (claim.channel, &claim.recipient)
+        {
+            let personal = self
+                .catalog
+                .current()
+                .and_then(|c| c.person(id).and_then(|p| p.max_calls_per_hour));
+            if let Some(per_hour) = personal {
+                caps.push(Cap {
+                    per_hour,
+                    channels: &[ChannelKind::Voice],
+                    what: "calls (their max_calls_per_hour)",
+                });
+            }
+        }
+        caps
     }
 
     /// Waits until every send started so far has finished and been recorded.
@@ -298,6 +342,38 @@ impl Engine {
     }
 }
 
+/// An hourly limit on pages to one address.
+#[derive(Debug, Clone, Copy)]
+struct Cap {
+    per_hour: u32,
+    channels: &'static [ChannelKind],
+    what: &'static str,
+}
+
+/// When the send may go out under `caps`, or `None` if it may go now.
+async fn held_until(
+    store: &dyn Store,
+    address: &str,
+    caps: &[Cap],
+    now: DateTime<Utc>,
+) -> Result<Option<(DateTime<Utc>, Cap)>, StoreError> {
+    let mut latest: Option<(DateTime<Utc>, Cap)> = None;
+    for cap in caps {
+        let sent = store
+            .sent_since(address, cap.channels, now - TimeDelta::hours(1))
+            .await?;
+        let limit = cap.per_hour as usize;
+        if sent.len() >= limit {
+            // Free again when the oldest send inside the window leaves it.
+            let free_at = sent[sent.len() - limit] + TimeDelta::hours(1);
+            if latest.is_none_or(|(t, _)| free_at > t) {
+                latest = Some((free_at, *cap));
+            }
+        }
+    }
+    Ok(latest)
+}
+
 /// Sends one notification and records the outcome. Never panics: every
 /// failure of the channel is an [`Outcome`].
 async fn deliver(
@@ -305,6 +381,7 @@ async fn deliver(
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
     claim: NotificationClaim,
+    caps: Vec<Cap>,
 ) -> Result<(), StoreError> {
     let alert = store.alert(claim.alert_id).await?;
     let who = claim.recipient.label().to_owned();
@@ -320,6 +397,7 @@ async fn deliver(
             error: None,
             retry_at: None,
             fall_through: false,
+            count_attempt: true,
             message: format!("{via} to {who}: not sent, the alert is no longer open"),
         };
         store.record_delivery(&claim, &record).await?;
@@ -346,6 +424,34 @@ async fn deliver(
         attempt: claim.attempt,
         created_at: alert.created_at,
     };
+    if let Some((free_at, cap)) = held_until(
+        store.as_ref(),
+        claim.recipient.address(),
+        &caps,
+        clock.now(),
+    )
+    .await?
+    {
+        let record = DeliveryRecord {
+            at: clock.now(),
+            status: DeliveryStatus::Retry,
+            provider_id: None,
+            error: None,
+            retry_at: Some(free_at),
+            fall_through: false,
+            count_attempt: false,
+            message: format!(
+                "{via} to {who}: held back, {} {} in the last hour is the cap; sending at {}",
+                cap.per_hour,
+                cap.what,
+                free_at.format("%H:%M:%S UTC")
+            ),
+        };
+        metrics::counter!("rouse_notifications_held_total", "channel" => claim.channel.as_str())
+            .increment(1);
+        store.record_delivery(&claim, &record).await?;
+        return Ok(());
+    }
     let send = async {
         match &claim.follow_up {
             Some(previous) => channel.follow_up(&notification, previous.as_deref()).await,
@@ -377,6 +483,7 @@ async fn deliver(
             error: None,
             retry_at: None,
             fall_through: false,
+            count_attempt: true,
         },
         Outcome::Retry { after, reason } if attempt < MAX_ATTEMPTS => {
             let retry_at = now + backoff(attempt, after, &claim.idempotency_key);
@@ -391,6 +498,7 @@ async fn deliver(
                 error: Some(reason),
                 retry_at: Some(retry_at),
                 fall_through: false,
+                count_attempt: true,
             }
         }
         Outcome::Retry { reason, .. } | Outcome::Failed { reason } => DeliveryRecord {
@@ -407,6 +515,7 @@ async fn deliver(
             error: Some(reason),
             retry_at: None,
             fall_through: !is_follow_up,
+            count_attempt: true,
         },
         Outcome::Unknown { reason } => DeliveryRecord {
             at: now,
@@ -418,6 +527,7 @@ async fn deliver(
             error: Some(reason),
             retry_at: None,
             fall_through: false,
+            count_attempt: true,
         },
     };
     if record.status != DeliveryStatus::Delivered {

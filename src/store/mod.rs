@@ -197,6 +197,8 @@ pub struct DeliveryRecord {
     pub retry_at: Option<DateTime<Utc>>,
     /// Fire the alert's next step now instead of waiting out its delay.
     pub fall_through: bool,
+    /// Whether this was an attempt (false when a rate cap held the send back).
+    pub count_attempt: bool,
     pub message: String,
 }
 
@@ -283,6 +285,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<i64>, StoreError>;
     /// Fires an alert's next step now (someone pressed "escalate").
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// When pages on `channels` reached `address` since `since`, oldest first
+    /// (delivered or unknown outcome): the basis of per-number rate caps.
+    async fn sent_since(
+        &self,
+        address: &str,
+        channels: &[ChannelKind],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError>;
     /// Alerts notified at `address` (a phone number), newest first, with their status.
     async fn alerts_paged_at(
         &self,

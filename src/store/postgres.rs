@@ -21,6 +21,7 @@ use super::{
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry};
+use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -304,7 +305,7 @@ impl Store for PostgresStore {
         record: &DeliveryRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let retry = record.status == DeliveryStatus::Retry;
+        let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
         let updated = sqlx::query(
             "UPDATE notifications
                 SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
@@ -450,6 +451,26 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, parse_status(r.try_get("status")?)?)))
             .collect()
+    }
+
+    async fn sent_since(
+        &self,
+        address: &str,
+        channels: &[ChannelKind],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT updated_at FROM notifications WHERE status IN ('delivered', 'unknown')
+               AND NOT follow_up AND recipient ->> 'address' = $1 AND updated_at >= $2
+               AND channel = ANY($3) ORDER BY updated_at",
+        )
+        .bind(address)
+        .bind(since)
+        .bind(channels)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(times)
     }
 }
 

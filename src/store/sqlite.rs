@@ -22,6 +22,7 @@ use super::{
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgency};
+use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -330,7 +331,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
         let at = record.at.timestamp_millis();
-        let retry = record.status == DeliveryStatus::Retry;
+        let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
         let updated = sqlx::query(
             "UPDATE notifications
                 SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
@@ -477,6 +478,34 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, parse_status(r.try_get("status")?)?)))
+            .collect()
+    }
+
+    async fn sent_since(
+        &self,
+        address: &str,
+        channels: &[ChannelKind],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT updated_at FROM notifications WHERE status IN ('delivered', 'unknown')
+               AND NOT follow_up AND json_extract(recipient, '$.address') = ",
+        );
+        q.push_bind(address.to_owned())
+            .push(" AND updated_at >= ")
+            .push_bind(since.timestamp_millis())
+            .push(" AND channel IN (");
+        let mut list = q.separated(", ");
+        for c in channels {
+            list.push_bind(c.as_str());
+        }
+        q.push(") ORDER BY updated_at");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| instant(r.try_get("updated_at")?))
             .collect()
     }
 }

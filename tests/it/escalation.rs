@@ -61,6 +61,14 @@ struct Rig {
 
 impl Rig {
     async fn new(db: &TestDb, chat: Arc<dyn Channel>) -> Rig {
+        Self::new_with(db, chat, |e| e).await
+    }
+
+    async fn new_with(
+        db: &TestDb,
+        chat: Arc<dyn Channel>,
+        tune: impl FnOnce(Engine) -> Engine,
+    ) -> Rig {
         let store = db.open().await;
         let rotations = tempfile::tempdir().unwrap();
         std::fs::write(rotations.path().join("oncall.yaml"), CATALOG).unwrap();
@@ -86,12 +94,12 @@ impl Rig {
                 public,
                 Arc::new(|_| "token".to_owned()),
             )));
-        let engine = Engine::new(
+        let engine = tune(Engine::new(
             store.clone(),
             catalog,
             Arc::new(channels),
             Arc::new(clock.clone()),
-        );
+        ));
         Rig {
             store,
             clock,
@@ -385,6 +393,31 @@ async fn a_rejected_sms_falls_through_to_voice_at_once(db: &TestDb) {
     );
 }
 both_backends!(a_rejected_sms_falls_through_to_voice_at_once);
+
+async fn a_number_cap_holds_calls_back_and_says_so(db: &TestDb) {
+    let chat = Capture::start(vec![Canned::new(200, "ok")]).await;
+    let rig = Rig::new_with(db, webhook(chat.url("/hook")), |e| e.with_number_cap(3)).await;
+    let alert = rig.open("capped").await;
+    // SMS at 5m, calls at 15m, 20m (cap: 3 pages to alice's number per hour)…
+    for m in [0, 5, 15, 20, 25, 30] {
+        rig.at(m, 0).await;
+    }
+    assert_eq!(rig.twilio.messages().len() + rig.twilio.calls().len(), 3);
+    let timeline = rig.store.timeline(alert).await.unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.message.contains("held back, 3 pages to this number")),
+        "{timeline:#?}"
+    );
+    // …and the held call goes out when the oldest page leaves the hour.
+    rig.at(65, 1).await;
+    assert!(
+        rig.twilio.calls().len() >= 3,
+        "the held call was sent later"
+    );
+}
+both_backends!(a_number_cap_holds_calls_back_and_says_so);
 
 /// The outage this product exists for: the chat endpoint presents a
 /// certificate for another host name. Every alert must still reach SMS on time.
