@@ -170,6 +170,21 @@ pub trait Channel: Send + Sync {
         let _ = previous_provider_id;
         self.send(n).await
     }
+
+    /// Several pages for one recipient at once (an alert storm). Channels that
+    /// can say it in one message (SMS) override this; by default each is sent
+    /// and the first outcome that is not a delivery is returned.
+    async fn send_bundle(&self, ns: &[Notification]) -> Outcome {
+        let mut first = None;
+        for n in ns {
+            let outcome = self.send(n).await;
+            if !matches!(outcome, Outcome::Delivered { .. }) {
+                return outcome;
+            }
+            first.get_or_insert(outcome);
+        }
+        first.unwrap_or(Outcome::Delivered { provider_id: None })
+    }
 }
 
 mod opt_secs {

@@ -249,17 +249,17 @@ impl Engine {
         let mut in_flight = self.in_flight.lock().await;
         // Reap finished sends so the set does not grow without bound.
         while in_flight.try_join_next().is_some() {}
-        for claim in claims {
+        for group in bundle(claims) {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
             let store = self.store.clone();
-            let channel = self.channels.get(claim.channel);
+            let channel = self.channels.get(group[0].channel);
             let clock = self.clock.clone();
-            let caps = self.caps_for(&claim);
+            let caps = self.caps_for(&group[0]);
             in_flight.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = deliver(store, channel, clock, claim, caps).await {
+                if let Err(err) = deliver(store, channel, clock, group, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
@@ -342,6 +342,28 @@ impl Engine {
     }
 }
 
+/// Groups the SMS pages of one round that go to the same number, so a person
+/// hit by several alerts at once gets one message listing them; everything
+/// else is sent on its own. Groups are never empty.
+fn bundle(claims: Vec<NotificationClaim>) -> Vec<Vec<NotificationClaim>> {
+    let mut groups: Vec<Vec<NotificationClaim>> = Vec::new();
+    let mut sms_group: HashMap<String, usize> = HashMap::new();
+    for claim in claims {
+        if claim.channel == ChannelKind::Sms && claim.follow_up.is_none() {
+            let address = claim.recipient.address().to_owned();
+            if let Some(&i) = sms_group.get(&address) {
+                if let Some(group) = groups.get_mut(i) {
+                    group.push(claim);
+                    continue;
+                }
+            }
+            sms_group.insert(address, groups.len());
+        }
+        groups.push(vec![claim]);
+    }
+    groups
+}
+
 /// An hourly limit on pages to one address.
 #[derive(Debug, Clone, Copy)]
 struct Cap {
@@ -374,21 +396,106 @@ async fn held_until(
     Ok(latest)
 }
 
-/// Sends one notification and records the outcome. Never panics: every
+/// Sends one message for `claims` (one page, or several SMS pages for the
+/// same number bundled) and records the outcome of each. Never panics: every
 /// failure of the channel is an [`Outcome`].
 async fn deliver(
     store: Arc<dyn Store>,
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
-    claim: NotificationClaim,
+    claims: Vec<NotificationClaim>,
     caps: Vec<Cap>,
 ) -> Result<(), StoreError> {
-    let alert = store.alert(claim.alert_id).await?;
-    let who = claim.recipient.label().to_owned();
     let via = channel.name().to_owned();
-    // A page for an alert that was closed meanwhile is not sent; a follow-up
-    // exists precisely because it was closed.
+    let mut ready: Vec<(NotificationClaim, Notification)> = Vec::with_capacity(claims.len());
+    for claim in claims {
+        if let Some(n) = prepare(store.as_ref(), clock.as_ref(), &via, &claim).await? {
+            ready.push((claim, n));
+        }
+    }
+    let Some((first, first_notification)) = ready.first() else {
+        return Ok(());
+    };
+    let who = first.recipient.label().to_owned();
+    let address = first.recipient.address().to_owned();
+    let kind = first.channel;
+    if let Some((free_at, cap)) = held_until(store.as_ref(), &address, &caps, clock.now()).await? {
+        metrics::counter!("rouse_notifications_held_total", "channel" => kind.as_str())
+            .increment(1);
+        for (claim, _) in &ready {
+            let record = DeliveryRecord {
+                at: clock.now(),
+                status: DeliveryStatus::Retry,
+                provider_id: None,
+                error: None,
+                retry_at: Some(free_at),
+                fall_through: false,
+                count_attempt: false,
+                message: format!(
+                    "{via} to {who}: held back, {} {} in the last hour is the cap; sending at {}",
+                    cap.per_hour,
+                    cap.what,
+                    free_at.format("%H:%M:%S UTC")
+                ),
+            };
+            store.record_delivery(claim, &record).await?;
+        }
+        return Ok(());
+    }
+    let send = async {
+        if ready.len() > 1 {
+            let all: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
+            channel.send_bundle(&all).await
+        } else {
+            match &first.follow_up {
+                Some(previous) => {
+                    channel
+                        .follow_up(first_notification, previous.as_deref())
+                        .await
+                }
+                None => channel.send(first_notification).await,
+            }
+        }
+    };
+    let outcome = match tokio::time::timeout(SEND_DEADLINE, send).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Unknown {
+            reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+        },
+    };
+    metrics::counter!("rouse_notifications_total", "channel" => kind.as_str(), "outcome" => outcome.name())
+        .increment(ready.len() as u64);
+    let bundled = (ready.len() > 1).then(|| {
+        let ids: Vec<String> = ready
+            .iter()
+            .map(|(c, _)| format!("#{}", c.alert_id))
+            .collect();
+        format!(" (one message for {})", ids.join(", "))
+    });
+    for (claim, _) in &ready {
+        let mut record = outcome_record(&outcome, claim, &via, &who, clock.now());
+        if let Some(note) = &bundled {
+            record.message.push_str(note);
+        }
+        if record.status != DeliveryStatus::Delivered {
+            tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
+        }
+        store.record_delivery(claim, &record).await?;
+    }
+    Ok(())
+}
+
+/// Builds the notification for a claim, or records why it is not sent (the
+/// alert was closed meanwhile; follow-ups exist precisely because it was).
+async fn prepare(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    via: &str,
+    claim: &NotificationClaim,
+) -> Result<Option<Notification>, StoreError> {
+    let who = claim.recipient.label().to_owned();
     let is_follow_up = claim.follow_up.is_some();
+    let alert = store.alert(claim.alert_id).await?;
     let Some(alert) = alert.filter(|a| is_follow_up || a.status == AlertStatus::Triggered) else {
         let record = DeliveryRecord {
             at: clock.now(),
@@ -400,16 +507,16 @@ async fn deliver(
             count_attempt: true,
             message: format!("{via} to {who}: not sent, the alert is no longer open"),
         };
-        store.record_delivery(&claim, &record).await?;
-        return Ok(());
+        store.record_delivery(claim, &record).await?;
+        return Ok(None);
     };
     // Follow-ups name who acted ("ACKNOWLEDGED by alice"); pages name who is paged.
     let paged = match alert.status {
-        AlertStatus::Triggered => vec![who.clone()],
+        AlertStatus::Triggered => vec![who],
         AlertStatus::Acknowledged => alert.acknowledged_by.iter().cloned().collect(),
         AlertStatus::Resolved => alert.resolved_by.iter().cloned().collect(),
     };
-    let notification = Notification {
+    Ok(Some(Notification {
         idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
         alert_id: alert.id,
         service_id: alert.service_id.clone(),
@@ -423,52 +530,20 @@ async fn deliver(
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,
         created_at: alert.created_at,
-    };
-    if let Some((free_at, cap)) = held_until(
-        store.as_ref(),
-        claim.recipient.address(),
-        &caps,
-        clock.now(),
-    )
-    .await?
-    {
-        let record = DeliveryRecord {
-            at: clock.now(),
-            status: DeliveryStatus::Retry,
-            provider_id: None,
-            error: None,
-            retry_at: Some(free_at),
-            fall_through: false,
-            count_attempt: false,
-            message: format!(
-                "{via} to {who}: held back, {} {} in the last hour is the cap; sending at {}",
-                cap.per_hour,
-                cap.what,
-                free_at.format("%H:%M:%S UTC")
-            ),
-        };
-        metrics::counter!("rouse_notifications_held_total", "channel" => claim.channel.as_str())
-            .increment(1);
-        store.record_delivery(&claim, &record).await?;
-        return Ok(());
-    }
-    let send = async {
-        match &claim.follow_up {
-            Some(previous) => channel.follow_up(&notification, previous.as_deref()).await,
-            None => channel.send(&notification).await,
-        }
-    };
-    let outcome = match tokio::time::timeout(SEND_DEADLINE, send).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Unknown {
-            reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
-        },
-    };
-    metrics::counter!("rouse_notifications_total", "channel" => claim.channel.as_str(), "outcome" => outcome.name())
-        .increment(1);
-    let now = clock.now();
+    }))
+}
+
+/// What one claim's record says about a send's outcome.
+fn outcome_record(
+    outcome: &Outcome,
+    claim: &NotificationClaim,
+    via: &str,
+    who: &str,
+    now: DateTime<Utc>,
+) -> DeliveryRecord {
     let attempt = claim.attempt;
-    let record = match outcome {
+    let is_follow_up = claim.follow_up.is_some();
+    match outcome.clone() {
         Outcome::Delivered { provider_id } => DeliveryRecord {
             at: now,
             status: DeliveryStatus::Delivered,
@@ -529,12 +604,7 @@ async fn deliver(
             fall_through: false,
             count_attempt: true,
         },
-    };
-    if record.status != DeliveryStatus::Delivered {
-        tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
     }
-    store.record_delivery(&claim, &record).await?;
-    Ok(())
 }
 
 /// Exponential backoff with jitter, never sooner than the provider's

@@ -202,17 +202,74 @@ impl Channel for TwilioSms {
                 reason: "recipient has no phone number".into(),
             };
         }
-        let body = sms_body(n);
+        self.deliver(to, &sms_body(n), n.alert_id).await
+    }
+
+    /// Several alerts for one number at once become one SMS listing them.
+    async fn send_bundle(&self, ns: &[Notification]) -> Outcome {
+        let Some(first) = ns.first() else {
+            return Outcome::Delivered { provider_id: None };
+        };
+        let to = first.recipient.address();
+        if to.trim().is_empty() {
+            return Outcome::Failed {
+                reason: "recipient has no phone number".into(),
+            };
+        }
+        self.deliver(to, &bundle_body(ns), first.alert_id).await
+    }
+}
+
+impl TwilioSms {
+    async fn deliver(&self, to: &str, body: &str, alert_id: i64) -> Outcome {
         let callback = self.routes.sms_status_url();
-        match self.client.send_sms(to, &body, Some(&callback)).await {
+        match self.client.send_sms(to, body, Some(&callback)).await {
             Ok(message) => Outcome::Delivered {
                 provider_id: Some(message.sid),
             },
             Err(err) => {
-                tracing::warn!(channel = %self.name, alert_id = n.alert_id, error = %err, "twilio sms failed");
+                tracing::warn!(channel = %self.name, alert_id, error = %err, "twilio sms failed");
                 err.outcome()
             }
         }
+    }
+}
+
+/// `[Rouse] 3 alerts: #12 CRITICAL payments: disk full; #13 …. Reply ACK
+/// <number> to acknowledge.` — each summary shortened so the whole message
+/// stays within [`MAX_SMS_CHARS`].
+pub fn bundle_body(ns: &[Notification]) -> String {
+    let head = format!("[Rouse] {} alerts: ", ns.len());
+    let tail = " Reply ACK <number> to acknowledge.";
+    let items: Vec<String> = ns
+        .iter()
+        .map(|n| {
+            format!(
+                "#{} {} {}: ",
+                n.alert_id,
+                n.severity.as_str().to_uppercase(),
+                n.service_id
+            )
+        })
+        .collect();
+    let fixed: usize = head.chars().count()
+        + tail.chars().count()
+        + items.iter().map(|i| i.chars().count() + 2).sum::<usize>();
+    let per_summary = MAX_SMS_CHARS.saturating_sub(fixed) / ns.len().max(1);
+    let parts: Vec<String> = ns
+        .iter()
+        .zip(items)
+        .map(|(n, item)| {
+            let summary = n.summary.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("{item}{}", shorten(&summary, per_summary))
+        })
+        .collect();
+    let body = format!("{head}{}.{tail}", parts.join("; "));
+    // With very many alerts even the item heads overflow: keep the start.
+    if body.chars().count() > MAX_SMS_CHARS {
+        shorten(&body, MAX_SMS_CHARS)
+    } else {
+        body
     }
 }
 
