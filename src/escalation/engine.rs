@@ -25,6 +25,7 @@ use crate::catalog::live::LiveCatalog;
 use crate::channel::console::Console;
 use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::clock::Clock;
+use crate::store::group_commit::{CommitError, DeliveryCommit};
 use crate::store::{
     DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
     StepRecord, Store, StoreError,
@@ -99,6 +100,8 @@ pub struct Engine {
     /// SMS and calls per destination number per hour (carriers block numbers
     /// that call too often); a person's own `max_calls_per_hour` also applies.
     pages_per_number_per_hour: u32,
+    /// Outcomes of concurrent sends, committed together.
+    outcomes: DeliveryCommit,
 }
 
 /// Default for [`Engine::with_number_cap`].
@@ -112,7 +115,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            store,
+            store: store.clone(),
             catalog,
             channels,
             clock,
@@ -125,6 +128,7 @@ impl Engine {
             in_flight: Mutex::new(JoinSet::new()),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             pages_per_number_per_hour: DEFAULT_PAGES_PER_NUMBER_PER_HOUR,
+            outcomes: DeliveryCommit::start(store).0,
         }
     }
 
@@ -150,10 +154,16 @@ impl Engine {
             .store
             .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH)
             .await?;
+        let mut records = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let record = self.plan_step(&claim, &catalog, now).await?;
+            records.push((claim, record));
+        }
+        // All steps of a round in one transaction: one commit, not one per alert.
+        let written = self.store.record_steps(&records).await?;
         let mut fired = 0;
-        for claim in &claims {
-            let record = self.plan_step(claim, &catalog, now).await?;
-            if self.store.record_step(claim, &record).await? {
+        for ((claim, _), ok) in records.iter().zip(written) {
+            if ok {
                 fired += 1;
                 metrics::counter!("rouse_escalation_steps_total").increment(1);
                 let late = (now - claim.due_at).num_milliseconds();
@@ -254,12 +264,13 @@ impl Engine {
                 break;
             };
             let store = self.store.clone();
+            let outcomes = self.outcomes.clone();
             let channel = self.channels.get(group[0].channel);
             let clock = self.clock.clone();
             let caps = self.caps_for(&group[0]);
             in_flight.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = deliver(store, channel, clock, group, caps).await {
+                if let Err(err) = deliver(store, outcomes, channel, clock, group, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
@@ -314,7 +325,7 @@ impl Engine {
     /// Runs until `stop`, then lets in-flight sends finish.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         tracing::info!(channels = %self.channels.describe(), "escalation engine started");
-        loop {
+        while !stop.is_cancelled() {
             let busy = match self.tick().await {
                 Ok((fired, sent)) => fired >= CLAIM_BATCH as usize || sent >= CLAIM_BATCH as usize,
                 Err(err) => {
@@ -401,25 +412,34 @@ async fn held_until(
 /// failure of the channel is an [`Outcome`].
 async fn deliver(
     store: Arc<dyn Store>,
+    outcomes: DeliveryCommit,
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
     claims: Vec<NotificationClaim>,
     caps: Vec<Cap>,
-) -> Result<(), StoreError> {
+) -> Result<(), CommitError> {
     let via = channel.name().to_owned();
     let mut ready: Vec<(NotificationClaim, Notification)> = Vec::with_capacity(claims.len());
+    let mut records: Vec<(NotificationClaim, DeliveryRecord)> = Vec::new();
     for claim in claims {
-        if let Some(n) = prepare(store.as_ref(), clock.as_ref(), &via, &claim).await? {
-            ready.push((claim, n));
+        match prepare(store.as_ref(), clock.as_ref(), &via, &claim).await {
+            Ok(Ok(n)) => ready.push((claim, n)),
+            Ok(Err(canceled)) => records.push((claim, canceled)),
+            // The lease runs out and another round retries it.
+            Err(err) => return Err(CommitError::Store(err.to_string())),
         }
     }
     let Some((first, first_notification)) = ready.first() else {
+        outcomes.submit(records).await?;
         return Ok(());
     };
     let who = first.recipient.label().to_owned();
     let address = first.recipient.address().to_owned();
     let kind = first.channel;
-    if let Some((free_at, cap)) = held_until(store.as_ref(), &address, &caps, clock.now()).await? {
+    let held = held_until(store.as_ref(), &address, &caps, clock.now())
+        .await
+        .map_err(|e| CommitError::Store(e.to_string()))?;
+    if let Some((free_at, cap)) = held {
         metrics::counter!("rouse_notifications_held_total", "channel" => kind.as_str())
             .increment(1);
         for (claim, _) in &ready {
@@ -438,8 +458,9 @@ async fn deliver(
                     free_at.format("%H:%M:%S UTC")
                 ),
             };
-            store.record_delivery(claim, &record).await?;
+            records.push((claim.clone(), record));
         }
+        outcomes.submit(records).await?;
         return Ok(());
     }
     let send = async {
@@ -480,8 +501,9 @@ async fn deliver(
         if record.status != DeliveryStatus::Delivered {
             tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
         }
-        store.record_delivery(claim, &record).await?;
+        records.push((claim.clone(), record));
     }
+    outcomes.submit(records).await?;
     Ok(())
 }
 
@@ -492,7 +514,7 @@ async fn prepare(
     clock: &dyn Clock,
     via: &str,
     claim: &NotificationClaim,
-) -> Result<Option<Notification>, StoreError> {
+) -> Result<Result<Notification, DeliveryRecord>, StoreError> {
     let who = claim.recipient.label().to_owned();
     let is_follow_up = claim.follow_up.is_some();
     let alert = store.alert(claim.alert_id).await?;
@@ -507,8 +529,7 @@ async fn prepare(
             count_attempt: true,
             message: format!("{via} to {who}: not sent, the alert is no longer open"),
         };
-        store.record_delivery(claim, &record).await?;
-        return Ok(None);
+        return Ok(Err(record));
     };
     // Follow-ups name who acted ("ACKNOWLEDGED by alice"); pages name who is paged.
     let paged = match alert.status {
@@ -516,7 +537,7 @@ async fn prepare(
         AlertStatus::Acknowledged => alert.acknowledged_by.iter().cloned().collect(),
         AlertStatus::Resolved => alert.resolved_by.iter().cloned().collect(),
     };
-    Ok(Some(Notification {
+    Ok(Ok(Notification {
         idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
         alert_id: alert.id,
         service_id: alert.service_id.clone(),

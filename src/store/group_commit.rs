@@ -1,19 +1,22 @@
-//! Group commit: many concurrent requests, one transaction, one fsync.
+//! Group commit: many concurrent writers, one transaction, one fsync.
 //!
 //! A 202 from an intake endpoint promises the event is on disk. Committing
 //! every request on its own would cap throughput at the disk's fsync rate, so
 //! requests queue here and one writer task commits whatever has queued while
 //! the previous transaction was being written. Under light load a batch is one
-//! event and latency is one commit; under heavy load batches grow by themselves.
+//! request and latency is one commit; under heavy load batches grow by
+//! themselves. The escalation engine records notification outcomes the same way.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Ingest, IngestOutcome, Store, StoreError};
+use super::{DeliveryRecord, Ingest, IngestOutcome, NotificationClaim, Store, StoreError};
 
-/// Most events committed in one transaction; bounds latency of the last in a batch.
+/// Most requests committed in one transaction; bounds latency of the last in a batch.
 pub const MAX_BATCH: usize = 512;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,29 +27,59 @@ pub enum CommitError {
     Closed,
 }
 
-/// One request's events: committed together or not at all.
-struct Job {
-    items: Vec<Ingest>,
-    reply: oneshot::Sender<Result<Vec<IngestOutcome>, CommitError>>,
+type Write<T, R> =
+    for<'a> fn(
+        &'a dyn Store,
+        &'a [T],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<R>, StoreError>> + Send + 'a>>;
+
+/// One request's items: committed together or not at all.
+struct Job<T, R> {
+    items: Vec<T>,
+    reply: oneshot::Sender<Result<Vec<R>, CommitError>>,
 }
 
-/// Handle used by request handlers; clone freely. When the last handle is
-/// dropped the writer commits what is queued and stops.
-#[derive(Clone)]
-pub struct GroupCommit {
-    jobs: mpsc::Sender<Job>,
+/// Handle used by producers; clone freely. When the last handle is dropped
+/// the writer commits what is queued and stops.
+pub struct Batcher<T, R> {
+    jobs: mpsc::Sender<Job<T, R>>,
 }
+
+impl<T, R> Clone for Batcher<T, R> {
+    fn clone(&self) -> Self {
+        Self {
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
+/// Intake events: `store.ingest`.
+pub type GroupCommit = Batcher<Ingest, IngestOutcome>;
+/// Notification outcomes: `store.record_deliveries`.
+pub type DeliveryCommit = Batcher<(NotificationClaim, DeliveryRecord), bool>;
 
 impl GroupCommit {
     pub fn start(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
+        Batcher::with_writer(store, |s, batch| s.ingest(batch))
+    }
+}
+
+impl DeliveryCommit {
+    pub fn start(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
+        Batcher::with_writer(store, |s, batch| s.record_deliveries(batch))
+    }
+}
+
+impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
+    fn with_writer(store: Arc<dyn Store>, write: Write<T, R>) -> (Self, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 8);
-        let writer = tokio::spawn(write_loop(store, rx));
+        let writer = tokio::spawn(write_loop(store, rx, write));
         (Self { jobs }, writer)
     }
 
-    /// Resolves once the events are committed (or definitely not); outcomes
+    /// Resolves once the items are committed (or definitely not); results
     /// are in the order of `items`.
-    pub async fn submit(&self, items: Vec<Ingest>) -> Result<Vec<IngestOutcome>, CommitError> {
+    pub async fn submit(&self, items: Vec<T>) -> Result<Vec<R>, CommitError> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
             .send(Job { items, reply })
@@ -56,22 +89,26 @@ impl GroupCommit {
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+async fn write_loop<T: Send + Sync, R: Send>(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job<T, R>>,
+    write: Write<T, R>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        // Move the events into one batch (no copies) and remember whose they are.
-        let mut batch: Vec<Ingest> = Vec::with_capacity(jobs.iter().map(|j| j.items.len()).sum());
+        // Move the items into one batch (no copies) and remember whose they are.
+        let mut batch: Vec<T> = Vec::with_capacity(jobs.iter().map(|j| j.items.len()).sum());
         let mut owners = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
             owners.push((job.items.len(), job.reply));
             batch.extend(job.items);
         }
-        match store.ingest(&batch).await {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
+        match write(store.as_ref(), &batch).await {
+            Ok(results) => {
+                let mut results = results.into_iter();
                 for (len, reply) in owners {
-                    let mine: Vec<IngestOutcome> = outcomes.by_ref().take(len).collect();
-                    // The requester may have gone (client hung up): the events are stored anyway.
+                    let mine: Vec<R> = results.by_ref().take(len).collect();
+                    // The requester may have gone (client hung up): the items are stored anyway.
                     let _ = reply.send(Ok(mine));
                 }
             }
@@ -82,15 +119,17 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
                 for (len, reply) in owners {
                     let (mine, tail) = rest.split_at(len.min(rest.len()));
                     rest = tail;
-                    let result = store.ingest(mine).await.map_err(|e| commit_error(&e));
+                    let result = write(store.as_ref(), mine)
+                        .await
+                        .map_err(|e| commit_error(&e));
                     if let Err(err) = &result {
-                        tracing::error!(error = %err, "event commit failed");
+                        tracing::error!(error = %err, "commit failed");
                     }
                     let _ = reply.send(result);
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, "event commit failed");
+                tracing::error!(error = %err, "commit failed");
                 for (_, reply) in owners {
                     let _ = reply.send(Err(commit_error(&err)));
                 }

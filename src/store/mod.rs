@@ -249,13 +249,26 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<EscalationClaim>, StoreError>;
-    /// Records a fired step; `false` if the claim was fenced out (lease lost,
-    /// or the alert was acknowledged meanwhile) and nothing was written.
+    /// Records fired steps, all in one transaction; per step `false` if its
+    /// claim was fenced out (lease lost, or the alert was acknowledged
+    /// meanwhile) and nothing was written for it.
+    async fn record_steps(
+        &self,
+        batch: &[(EscalationClaim, StepRecord)],
+    ) -> Result<Vec<bool>, StoreError>;
     async fn record_step(
         &self,
         claim: &EscalationClaim,
         record: &StepRecord,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let batch = [(claim.clone(), record.clone())];
+        Ok(self
+            .record_steps(&batch)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
@@ -263,12 +276,25 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<NotificationClaim>, StoreError>;
-    /// Records a send's outcome; `false` if fenced out or canceled meanwhile.
+    /// Records sends' outcomes in one transaction; per send `false` if fenced
+    /// out or canceled meanwhile.
+    async fn record_deliveries(
+        &self,
+        batch: &[(NotificationClaim, DeliveryRecord)],
+    ) -> Result<Vec<bool>, StoreError>;
     async fn record_delivery(
         &self,
         claim: &NotificationClaim,
         record: &DeliveryRecord,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let batch = [(claim.clone(), record.clone())];
+        Ok(self
+            .record_deliveries(&batch)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
     /// The earliest instant any escalation step or notification is due.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     async fn notifications(&self, alert_id: i64) -> Result<Vec<NotificationRow>, StoreError>;

@@ -197,60 +197,65 @@ impl Store for PostgresStore {
         rows.iter().map(escalation_claim).collect()
     }
 
-    async fn record_step(
+    async fn record_steps(
         &self,
-        claim: &EscalationClaim,
-        record: &StepRecord,
-    ) -> Result<bool, StoreError> {
+        batch: &[(EscalationClaim, StepRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let (state, cursor, due) = match record.next {
-            Some((cursor, due)) => ("active", cursor, due),
-            None => ("done", claim.cursor, record.at),
-        };
-        let updated = sqlx::query(
-            "UPDATE escalations
-                SET pass = $3, step = $4, phase = $5, due_at = $6, state = $7, fired = fired + 1,
-                    lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = $1 AND lease_token = $2 AND state = 'active'",
-        )
-        .bind(claim.alert_id)
-        .bind(claim.token)
-        .bind(i32::try_from(cursor.pass).unwrap_or(i32::MAX))
-        .bind(i32::try_from(cursor.step).unwrap_or(i32::MAX))
-        .bind(cursor.phase.as_str())
-        .bind(due)
-        .bind(state)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Ok(false);
+        let mut results = Vec::with_capacity(batch.len());
+        let mut timeline = Vec::new();
+        for (claim, record) in batch {
+            let (state, cursor, due) = match record.next {
+                Some((cursor, due)) => ("active", cursor, due),
+                None => ("done", claim.cursor, record.at),
+            };
+            let updated = sqlx::query(
+                "UPDATE escalations
+                    SET pass = $3, step = $4, phase = $5, due_at = $6, state = $7, fired = fired + 1,
+                        lease_owner = NULL, lease_until = NULL
+                  WHERE alert_id = $1 AND lease_token = $2 AND state = 'active'",
+            )
+            .bind(claim.alert_id)
+            .bind(claim.token)
+            .bind(i32::try_from(cursor.pass).unwrap_or(i32::MAX))
+            .bind(i32::try_from(cursor.step).unwrap_or(i32::MAX))
+            .bind(cursor.phase.as_str())
+            .bind(due)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                results.push(false);
+                continue;
+            }
+            let fired = claim.fired + 1;
+            for chunk in record.deliveries.chunks(1000) {
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                         recipient, status, due_at, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(claim.alert_id)
+                        .push_bind(fired)
+                        .push_bind(d.idempotency_key.as_str())
+                        .push_bind(d.channel.as_str())
+                        .push_bind(d.target.as_str())
+                        .push_bind(Json(&d.recipient))
+                        .push_bind("pending")
+                        .push_bind(record.at)
+                        .push_bind(record.at)
+                        .push_bind(record.at);
+                });
+                q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
+            results.push(true);
         }
-        let fired = claim.fired + 1;
-        for chunk in record.deliveries.chunks(1000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                     recipient, status, due_at, created_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, d| {
-                b.push_bind(claim.alert_id)
-                    .push_bind(fired)
-                    .push_bind(d.idempotency_key.as_str())
-                    .push_bind(d.channel.as_str())
-                    .push_bind(d.target.as_str())
-                    .push_bind(Json(&d.recipient))
-                    .push_bind("pending")
-                    .push_bind(record.at)
-                    .push_bind(record.at)
-                    .push_bind(record.at);
-            });
-            q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        let entries = notes_to_timeline(claim.alert_id, record.at, &record.notes);
-        tx.insert_timeline(&entries).await?;
+        tx.insert_timeline(&timeline).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(results)
     }
 
     async fn claim_notifications(
@@ -299,60 +304,68 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        claim: &NotificationClaim,
-        record: &DeliveryRecord,
-    ) -> Result<bool, StoreError> {
+        batch: &[(NotificationClaim, DeliveryRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-        let updated = sqlx::query(
-            "UPDATE notifications
-                SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
-                    provider_id = COALESCE($6, provider_id), last_error = $7, updated_at = $8,
-                    lease_owner = NULL, lease_until = NULL
-              WHERE id = $1 AND lease_token = $2 AND status IN ('pending', 'retry')",
-        )
-        .bind(claim.id)
-        .bind(claim.token)
-        .bind(record.status.as_str())
-        .bind(i32::from(retry))
-        .bind(record.retry_at)
-        .bind(record.provider_id.as_deref())
-        .bind(record.error.as_deref())
-        .bind(record.at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Ok(false);
-        }
-        if record.fall_through {
-            sqlx::query(
-                "UPDATE escalations SET due_at = $3
-                  WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
+        let mut results = Vec::with_capacity(batch.len());
+        let mut timeline = Vec::new();
+        for (claim, record) in batch {
+            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
+            let updated = sqlx::query(
+                "UPDATE notifications
+                    SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
+                        provider_id = COALESCE($6, provider_id), last_error = $7, updated_at = $8,
+                        lease_owner = NULL, lease_until = NULL
+                  WHERE id = $1 AND lease_token = $2 AND status IN ('pending', 'retry')",
             )
-            .bind(claim.alert_id)
-            .bind(claim.fired)
+            .bind(claim.id)
+            .bind(claim.token)
+            .bind(record.status.as_str())
+            .bind(i32::from(retry))
+            .bind(record.retry_at)
+            .bind(record.provider_id.as_deref())
+            .bind(record.error.as_deref())
             .bind(record.at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                results.push(false);
+                continue;
+            }
+            if record.fall_through {
+                sqlx::query(
+                    "UPDATE escalations SET due_at = $3
+                      WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
+                )
+                .bind(claim.alert_id)
+                .bind(claim.fired)
+                .bind(record.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            timeline.extend(notes_to_timeline(
+                claim.alert_id,
+                record.at,
+                &[(TimelineKind::Notified, record.message.clone())],
+            ));
+            results.push(true);
         }
-        let entries = notes_to_timeline(
-            claim.alert_id,
-            record.at,
-            &[(TimelineKind::Notified, record.message.clone())],
-        );
-        tx.insert_timeline(&entries).await?;
+        tx.insert_timeline(&timeline).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+            // A claimed row is not due again until its lease runs out: without
+            // this the engine would spin while a slow send is in flight.
             "SELECT LEAST(
-                 (SELECT MIN(due_at) FROM escalations WHERE state = 'active'),
-                 (SELECT MIN(due_at) FROM notifications WHERE status IN ('pending', 'retry')))",
+                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations WHERE state = 'active'),
+                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications
+                   WHERE status IN ('pending', 'retry')))",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -217,64 +217,69 @@ impl Store for SqliteStore {
         rows.iter().map(escalation_claim).collect()
     }
 
-    async fn record_step(
+    async fn record_steps(
         &self,
-        claim: &EscalationClaim,
-        record: &StepRecord,
-    ) -> Result<bool, StoreError> {
+        batch: &[(EscalationClaim, StepRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let at = record.at.timestamp_millis();
-        let (state, cursor, due) = match record.next {
-            Some((cursor, due)) => ("active", cursor, due.timestamp_millis()),
-            None => ("done", claim.cursor, at),
-        };
-        let updated = sqlx::query(
-            "UPDATE escalations
-                SET pass = ?3, step = ?4, phase = ?5, due_at = ?6, state = ?7, fired = fired + 1,
-                    lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = ?1 AND lease_token = ?2 AND state = 'active'",
-        )
-        .bind(claim.alert_id)
-        .bind(claim.token)
-        .bind(i64::from(cursor.pass))
-        .bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
-        .bind(cursor.phase.as_str())
-        .bind(due)
-        .bind(state)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Ok(false);
-        }
-        let fired = claim.fired + 1;
-        for chunk in record.deliveries.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                     recipient, status, due_at, created_at, updated_at) ",
-            );
-            let mut encoded = Vec::with_capacity(chunk.len());
-            for d in chunk {
-                encoded.push(to_json(&d.recipient)?);
+        let mut results = Vec::with_capacity(batch.len());
+        let mut timeline = Vec::new();
+        for (claim, record) in batch {
+            let at = record.at.timestamp_millis();
+            let (state, cursor, due) = match record.next {
+                Some((cursor, due)) => ("active", cursor, due.timestamp_millis()),
+                None => ("done", claim.cursor, at),
+            };
+            let updated = sqlx::query(
+                "UPDATE escalations
+                    SET pass = ?3, step = ?4, phase = ?5, due_at = ?6, state = ?7, fired = fired + 1,
+                        lease_owner = NULL, lease_until = NULL
+                  WHERE alert_id = ?1 AND lease_token = ?2 AND state = 'active'",
+            )
+            .bind(claim.alert_id)
+            .bind(claim.token)
+            .bind(i64::from(cursor.pass))
+            .bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
+            .bind(cursor.phase.as_str())
+            .bind(due)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                results.push(false);
+                continue;
             }
-            q.push_values(chunk.iter().zip(encoded), |mut b, (d, recipient)| {
-                b.push_bind(claim.alert_id)
-                    .push_bind(fired)
-                    .push_bind(d.idempotency_key.as_str())
-                    .push_bind(d.channel.as_str())
-                    .push_bind(d.target.as_str())
-                    .push_bind(recipient)
-                    .push_bind("pending")
-                    .push_bind(at)
-                    .push_bind(at)
-                    .push_bind(at);
-            });
-            q.build().execute(&mut *tx).await?;
+            let fired = claim.fired + 1;
+            for chunk in record.deliveries.chunks(500) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                         recipient, status, due_at, created_at, updated_at) ",
+                );
+                let mut encoded = Vec::with_capacity(chunk.len());
+                for d in chunk {
+                    encoded.push(to_json(&d.recipient)?);
+                }
+                q.push_values(chunk.iter().zip(encoded), |mut b, (d, recipient)| {
+                    b.push_bind(claim.alert_id)
+                        .push_bind(fired)
+                        .push_bind(d.idempotency_key.as_str())
+                        .push_bind(d.channel.as_str())
+                        .push_bind(d.target.as_str())
+                        .push_bind(recipient)
+                        .push_bind("pending")
+                        .push_bind(at)
+                        .push_bind(at)
+                        .push_bind(at);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
+            results.push(true);
         }
-        let entries = notes_to_timeline(claim.alert_id, record.at, &record.notes);
-        tx.insert_timeline(&entries).await?;
+        tx.insert_timeline(&timeline).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(results)
     }
 
     async fn claim_notifications(
@@ -324,62 +329,71 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        claim: &NotificationClaim,
-        record: &DeliveryRecord,
-    ) -> Result<bool, StoreError> {
+        batch: &[(NotificationClaim, DeliveryRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let at = record.at.timestamp_millis();
-        let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-        let updated = sqlx::query(
-            "UPDATE notifications
-                SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
-                    provider_id = COALESCE(?6, provider_id), last_error = ?7, updated_at = ?8,
-                    lease_owner = NULL, lease_until = NULL
-              WHERE id = ?1 AND lease_token = ?2 AND status IN ('pending', 'retry')",
-        )
-        .bind(claim.id)
-        .bind(claim.token)
-        .bind(record.status.as_str())
-        .bind(i64::from(retry))
-        .bind(record.retry_at.map(|t| t.timestamp_millis()))
-        .bind(record.provider_id.as_deref())
-        .bind(record.error.as_deref())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Ok(false);
-        }
-        if record.fall_through {
-            sqlx::query(
-                "UPDATE escalations SET due_at = ?3
-                  WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
+        let mut results = Vec::with_capacity(batch.len());
+        let mut timeline = Vec::new();
+        for (claim, record) in batch {
+            let at = record.at.timestamp_millis();
+            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
+            let updated = sqlx::query(
+                "UPDATE notifications
+                    SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
+                        provider_id = COALESCE(?6, provider_id), last_error = ?7, updated_at = ?8,
+                        lease_owner = NULL, lease_until = NULL
+                  WHERE id = ?1 AND lease_token = ?2 AND status IN ('pending', 'retry')",
             )
-            .bind(claim.alert_id)
-            .bind(claim.fired)
+            .bind(claim.id)
+            .bind(claim.token)
+            .bind(record.status.as_str())
+            .bind(i64::from(retry))
+            .bind(record.retry_at.map(|t| t.timestamp_millis()))
+            .bind(record.provider_id.as_deref())
+            .bind(record.error.as_deref())
             .bind(at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                results.push(false);
+                continue;
+            }
+            if record.fall_through {
+                sqlx::query(
+                    "UPDATE escalations SET due_at = ?3
+                      WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
+                )
+                .bind(claim.alert_id)
+                .bind(claim.fired)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            timeline.extend(notes_to_timeline(
+                claim.alert_id,
+                record.at,
+                &[(TimelineKind::Notified, record.message.clone())],
+            ));
+            results.push(true);
         }
-        let entries = notes_to_timeline(
-            claim.alert_id,
-            record.at,
-            &[(TimelineKind::Notified, record.message.clone())],
-        );
-        tx.insert_timeline(&entries).await?;
+        tx.insert_timeline(&timeline).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let ms: Option<i64> = sqlx::query_scalar(
+            // A claimed row is not due again until its lease runs out: without
+            // this the engine would spin while a slow send is in flight.
             "SELECT MIN(t) FROM (
-                 SELECT MIN(due_at) AS t FROM escalations WHERE state = 'active'
+                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
+                   FROM escalations WHERE state = 'active'
                  UNION ALL
-                 SELECT MIN(due_at) AS t FROM notifications WHERE status IN ('pending', 'retry'))",
+                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
+                   FROM notifications WHERE status IN ('pending', 'retry'))",
         )
         .fetch_one(&self.reader)
         .await?;
