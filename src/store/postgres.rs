@@ -233,7 +233,7 @@ impl Store for PostgresStore {
             for chunk in record.deliveries.chunks(1000) {
                 let mut q = QueryBuilder::<Postgres>::new(
                     "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                         recipient, status, due_at, created_at, updated_at) ",
+                         recipient, address, status, due_at, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut b, d| {
                     b.push_bind(claim.alert_id)
@@ -242,6 +242,7 @@ impl Store for PostgresStore {
                         .push_bind(d.channel.as_str())
                         .push_bind(d.target.as_str())
                         .push_bind(Json(&d.recipient))
+                        .push_bind(d.recipient.address())
                         .push_bind("pending")
                         .push_bind(record.at)
                         .push_bind(record.at)
@@ -454,7 +455,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(
             "SELECT a.id, a.status FROM alerts a
               WHERE a.id IN (SELECT n.alert_id FROM notifications n
-                              WHERE n.recipient ->> 'address' = $1)
+                              WHERE n.address = $1)
               ORDER BY a.id DESC LIMIT $2",
         )
         .bind(address)
@@ -475,7 +476,7 @@ impl Store for PostgresStore {
         let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
         let times: Vec<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT updated_at FROM notifications WHERE status IN ('delivered', 'unknown')
-               AND NOT follow_up AND recipient ->> 'address' = $1 AND updated_at >= $2
+               AND NOT follow_up AND address = $1 AND updated_at >= $2
                AND channel = ANY($3) ORDER BY updated_at",
         )
         .bind(address)
@@ -661,8 +662,8 @@ impl Writes for Transaction<'static, Postgres> {
         .await?;
         sqlx::query(
             "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                 recipient, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT alert_id, fired, idempotency_key || '/' || $3, channel, target, recipient,
+                 recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
+             SELECT alert_id, fired, idempotency_key || '/' || $3, channel, target, recipient, address,
                     'pending', $2, $2, $2, TRUE, provider_id
                FROM notifications
               WHERE alert_id = $1 AND NOT follow_up AND status = 'delivered'
