@@ -125,7 +125,12 @@ pub async fn run_with_clock(
     let channels = Arc::new(channels);
     let engine = Arc::new(
         Engine::new(store.clone(), catalog.clone(), channels, clock.clone())
-            .with_number_cap(config.pages_per_number_per_hour),
+            .with_number_cap(config.pages_per_number_per_hour)
+            .with_ack_links(escalation::engine::AckLinks {
+                public_url: config.public_url.clone(),
+                signer: signer.clone(),
+                lifetime: http::ACK_LINK_LIFETIME,
+            }),
     );
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
 

@@ -102,6 +102,26 @@ pub struct Engine {
     pages_per_number_per_hour: u32,
     /// Outcomes of concurrent sends, committed together.
     outcomes: DeliveryCommit,
+    /// Builds the signed ack link each page carries, when configured.
+    ack_links: Option<Arc<AckLinks>>,
+}
+
+/// Signs `{public_url}/ack/{alert}?t=…` links.
+pub struct AckLinks {
+    pub public_url: String,
+    pub signer: crate::ack::token::Signer,
+    pub lifetime: TimeDelta,
+}
+
+impl AckLinks {
+    pub fn url(&self, alert_id: i64, now: DateTime<Utc>) -> String {
+        let token = self.signer.sign("ack", alert_id, now + self.lifetime);
+        format!(
+            "{}/ack/{alert_id}?t={}",
+            self.public_url.trim_end_matches('/'),
+            crate::channel::twilio::percent_encode(&token)
+        )
+    }
 }
 
 /// Default for [`Engine::with_number_cap`].
@@ -129,7 +149,14 @@ impl Engine {
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             pages_per_number_per_hour: DEFAULT_PAGES_PER_NUMBER_PER_HOUR,
             outcomes: DeliveryCommit::start(store).0,
+            ack_links: None,
         }
+    }
+
+    /// Every page carries a signed link that acknowledges its alert.
+    pub fn with_ack_links(mut self, links: AckLinks) -> Self {
+        self.ack_links = Some(Arc::new(links));
+        self
     }
 
     /// Caps SMS + voice pages per destination number per hour.
@@ -265,12 +292,13 @@ impl Engine {
             };
             let store = self.store.clone();
             let outcomes = self.outcomes.clone();
+            let links = self.ack_links.clone();
             let channel = self.channels.get(group[0].channel);
             let clock = self.clock.clone();
             let caps = self.caps_for(&group[0]);
             in_flight.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = deliver(store, outcomes, channel, clock, group, caps).await {
+                if let Err(err) = deliver(store, outcomes, channel, clock, group, caps, links).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
@@ -417,12 +445,21 @@ async fn deliver(
     clock: Arc<dyn Clock>,
     claims: Vec<NotificationClaim>,
     caps: Vec<Cap>,
+    links: Option<Arc<AckLinks>>,
 ) -> Result<(), CommitError> {
     let via = channel.name().to_owned();
     let mut ready: Vec<(NotificationClaim, Notification)> = Vec::with_capacity(claims.len());
     let mut records: Vec<(NotificationClaim, DeliveryRecord)> = Vec::new();
     for claim in claims {
-        match prepare(store.as_ref(), clock.as_ref(), &via, &claim).await {
+        match prepare(
+            store.as_ref(),
+            clock.as_ref(),
+            &via,
+            &claim,
+            links.as_deref(),
+        )
+        .await
+        {
             Ok(Ok(n)) => ready.push((claim, n)),
             Ok(Err(canceled)) => records.push((claim, canceled)),
             // The lease runs out and another round retries it.
@@ -514,6 +551,7 @@ async fn prepare(
     clock: &dyn Clock,
     via: &str,
     claim: &NotificationClaim,
+    links: Option<&AckLinks>,
 ) -> Result<Result<Notification, DeliveryRecord>, StoreError> {
     let who = claim.recipient.label().to_owned();
     let is_follow_up = claim.follow_up.is_some();
@@ -546,7 +584,9 @@ async fn prepare(
         urgency: alert.urgency,
         status: alert.status,
         links: alert.links.clone(),
-        ack_url: None,
+        ack_url: (alert.status == AlertStatus::Triggered)
+            .then(|| links.map(|l| l.url(alert.id, clock.now())))
+            .flatten(),
         paged,
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,

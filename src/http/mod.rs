@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::store::group_commit::GroupCommit;
 use crate::store::Store;
 
+mod ack;
 mod alerts;
+pub use ack::ACK_LINK_LIFETIME;
 pub mod error;
 mod extract;
 mod health;
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}", get(alerts::show))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/ack/{alert}", get(ack::show).post(ack::confirm))
         .route("/twilio/voice/{alert}", post(twilio::voice))
         .route("/twilio/voice/{alert}/gather", post(twilio::gather))
         .route("/twilio/status", post(twilio::call_status))
