@@ -400,6 +400,12 @@ where
 }
 
 /// `30s`, `5m`, `1h30m`, `2d`: the form people write in YAML and env vars.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(rouse::config::parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+/// assert!(rouse::config::parse_duration("soon").is_err());
+/// ```
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     humantime::parse_duration(v)
         .map_err(|e| format!("expected a duration such as 30s, 5m or 1h, got {v:?} ({e})"))

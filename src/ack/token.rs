@@ -12,6 +12,17 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 
+/// ```
+/// use chrono::{TimeDelta, Utc};
+/// use rouse::ack::token::{Signer, TokenError};
+/// use rouse::config::Secret;
+///
+/// let signer = Signer::new(Secret::new("a-key-of-at-least-32-characters!!"));
+/// let now = Utc::now();
+/// let token = signer.sign("ack", 42, now + TimeDelta::hours(24));
+/// assert_eq!(signer.verify("ack", 42, &token, now), Ok(()));
+/// assert_eq!(signer.verify("ack", 43, &token, now), Err(TokenError::BadSignature));
+/// ```
 #[derive(Clone)]
 pub struct Signer {
     key: Secret,
