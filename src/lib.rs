@@ -76,16 +76,7 @@ pub async fn run_with_clock(
     let config = Arc::new(config);
     // Install the metrics recorder before anything counts.
     telemetry::metrics();
-    let store = store::open(
-        config.database_url.expose(),
-        config.database_max_connections,
-    )
-    .await
-    .map_err(|source| RunError::Database {
-        url: config.database_display(),
-        source,
-    })?;
-    store.migrate().await.map_err(RunError::Migrate)?;
+    let store = open_migrated(&config).await?;
 
     let stop = CancellationToken::new();
     let catalog = Arc::new(LiveCatalog::new(
@@ -188,8 +179,8 @@ async fn shrink_periodically(throttle: Arc<Throttle>, stop: CancellationToken) {
     }
 }
 
-/// `rouse migrate`: applies migrations and exits.
-pub async fn migrate(config: &Config) -> Result<(), RunError> {
+/// Opens the configured database and brings its schema up to date.
+async fn open_migrated(config: &Config) -> Result<Arc<dyn store::Store>, RunError> {
     let store = store::open(
         config.database_url.expose(),
         config.database_max_connections,
@@ -200,6 +191,12 @@ pub async fn migrate(config: &Config) -> Result<(), RunError> {
         source,
     })?;
     store.migrate().await.map_err(RunError::Migrate)?;
+    Ok(store)
+}
+
+/// `rouse migrate`: applies migrations and exits.
+pub async fn migrate(config: &Config) -> Result<(), RunError> {
+    let store = open_migrated(config).await?;
     store.close().await;
     tracing::info!(database = %config.database_display(), "migrations applied");
     Ok(())

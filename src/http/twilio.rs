@@ -58,6 +58,23 @@ fn verified(
     Ok(form)
 }
 
+/// A call's requests also carry the token signed for its alert.
+fn verified_call(
+    state: &AppState,
+    alert_id: i64,
+    q: &TokenQuery,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Form, ApiError> {
+    let form = verified(state, uri, headers, body)?;
+    state
+        .signer
+        .verify("voice", alert_id, &q.n, state.clock.now())
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    Ok(form)
+}
+
 fn xml(body: String) -> Response {
     (
         StatusCode::OK,
@@ -93,12 +110,7 @@ pub async fn voice(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = verified(&state, &uri, &headers, &body)?;
-    let now = state.clock.now();
-    state
-        .signer
-        .verify("voice", alert_id, &q.n, now)
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let form = verified_call(&state, alert_id, &q, &uri, &headers, &body)?;
     let answered_by = form_get(&form, "AnsweredBy").and_then(|a| a.parse::<AnsweredBy>().ok());
     if answered_by.is_some_and(AnsweredBy::is_machine) {
         // Voicemail is not a person: hang up, the status callback reports it.
@@ -130,12 +142,8 @@ pub async fn gather(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = verified(&state, &uri, &headers, &body)?;
+    let form = verified_call(&state, alert_id, &q, &uri, &headers, &body)?;
     let now = state.clock.now();
-    state
-        .signer
-        .verify("voice", alert_id, &q.n, now)
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let digits = form_get(&form, "Digits").unwrap_or("");
     let gather_url = Routes::new(&state.config.public_url).gather_url(alert_id, &q.n);
     let (action, answer) = twiml::gather_result(digits, &gather_url);

@@ -39,7 +39,7 @@ pub enum GatherAction {
 /// running forever when nobody presses anything.
 pub fn voice_page(alert_id: i64, summary: &str, gather_action_url: &str) -> String {
     let number = spell_digits(alert_id);
-    let summary = truncate_chars(&clean_text(summary), MAX_SPOKEN_SUMMARY_CHARS);
+    let summary = crate::channel::render::truncate(&clean_text(summary), MAX_SPOKEN_SUMMARY_CHARS);
     let first = format!("Rouse alert. Alert number, {number}. {summary}. {PROMPT}");
     let again = format!("Again. Rouse alert number, {number}. {summary}. {PROMPT}");
     let mut xml = header();
@@ -162,15 +162,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
     out
 }
 
