@@ -423,10 +423,11 @@ async fn held_until(
         let sent = store
             .sent_since(address, cap.channels, now - TimeDelta::hours(1))
             .await?;
-        let limit = cap.per_hour as usize;
-        if sent.len() >= limit {
-            // Free again when the oldest send inside the window leaves it.
-            let free_at = sent[sent.len() - limit] + TimeDelta::hours(1);
+        let limit = cap.per_hour.max(1) as usize;
+        // Free again when the oldest send inside the window leaves it.
+        let oldest_counted = sent.len().checked_sub(limit).and_then(|i| sent.get(i));
+        if let Some(&oldest) = oldest_counted {
+            let free_at = oldest + TimeDelta::hours(1);
             if latest.is_none_or(|(t, _)| free_at > t) {
                 latest = Some((free_at, *cap));
             }
