@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -82,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-async fn metrics(State(_): State<AppState>) -> String {
+async fn metrics() -> String {
     crate::telemetry::metrics().render()
 }
 

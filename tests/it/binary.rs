@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::peers::free_port;
+
 fn rouse() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rouse"));
     // Never inherit an operator's settings into a test.
@@ -91,14 +93,6 @@ fn sigterm_stops_the_server_with_exit_zero() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(dir.path().join("rouse.db").exists());
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Reads the child's stderr until a line contains `needle`; keeps draining after.

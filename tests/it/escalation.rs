@@ -10,7 +10,7 @@ use rouse::catalog::live::LiveCatalog;
 use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice};
 use rouse::channel::webhook::Webhook;
 use rouse::channel::Channel;
-use rouse::clock::ManualClock;
+use rouse::clock::{Clock, ManualClock};
 use rouse::config::Secret;
 use rouse::escalation::engine::{Channels, Engine};
 use rouse::store::{Act, DeliveryStatus, Ingest, Store};
@@ -110,7 +110,7 @@ impl Rig {
     }
 
     async fn open(&self, key: &str) -> i64 {
-        let now = self.clock.now_utc();
+        let now = self.clock.now();
         let out = self
             .store
             .ingest(&[Ingest {
@@ -161,16 +161,6 @@ impl Rig {
             .into_iter()
             .map(|e| e.kind)
             .collect()
-    }
-}
-
-trait NowUtc {
-    fn now_utc(&self) -> DateTime<Utc>;
-}
-
-impl NowUtc for ManualClock {
-    fn now_utc(&self) -> DateTime<Utc> {
-        rouse::clock::Clock::now(self)
     }
 }
 

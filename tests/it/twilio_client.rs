@@ -358,14 +358,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Every request the client makes goes through Prism in proxy mode with
 /// `--errors`, validated against Twilio's own OpenAPI spec (frozen copy,
 /// patched by `patch_spec_for_prism.py --strict`) before reaching the fake.
@@ -381,7 +373,7 @@ async fn prism_validates_every_twilio_request() {
         return;
     };
     let fake = FakeTwilio::start(SID, TOKEN).await;
-    let port = free_port();
+    let port = crate::peers::free_port();
     let spec = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/twilio/twilio_api_v2010.prism.json"
