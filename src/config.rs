@@ -84,6 +84,10 @@ pub struct Config {
     pub signing_key: Secret,
     /// Whether `signing_key` came from the configuration (for a start-up warning).
     pub signing_key_configured: bool,
+    /// The key before a rotation: links it signed keep working until
+    /// `previous_signing_key_until` (default: start-up + the ack link lifetime).
+    pub previous_signing_key: Option<Secret>,
+    pub previous_signing_key_until: Option<chrono::DateTime<chrono::Utc>>,
     /// SMS and calls to one phone number per hour, whoever they are for.
     pub pages_per_number_per_hour: u32,
     /// Outbound channels (`channels:` in the file); unset ones use the console.
@@ -104,6 +108,11 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("intake", &self.intake)
             .field("signing_key", &self.signing_key)
+            .field("previous_signing_key", &self.previous_signing_key)
+            .field(
+                "previous_signing_key_until",
+                &self.previous_signing_key_until,
+            )
             .field("pages_per_number_per_hour", &self.pages_per_number_per_hour)
             .field("channels", &self.channels)
             .finish()
@@ -130,6 +139,8 @@ impl Default for Config {
             },
             signing_key: Secret::new(random_key()),
             signing_key_configured: false,
+            previous_signing_key: None,
+            previous_signing_key_until: None,
             pages_per_number_per_hour: 20,
             channels: Default::default(),
         }
@@ -317,6 +328,29 @@ pub const SETTINGS: &[Setting] = &[
             }
             c.signing_key = Secret::new(v);
             c.signing_key_configured = true;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "previous_signing_key",
+        env: "ROUSE_PREVIOUS_SIGNING_KEY",
+        help: "the signing key before a rotation; links it signed keep working for a grace period (unset)",
+        apply: |c, v| {
+            if v.len() < 32 {
+                return Err("must be at least 32 characters".to_owned());
+            }
+            c.previous_signing_key = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "previous_signing_key_until",
+        env: "ROUSE_PREVIOUS_SIGNING_KEY_UNTIL",
+        help: "RFC 3339 instant the previous signing key stops working (start-up + 24h)",
+        apply: |c, v| {
+            let until = chrono::DateTime::parse_from_rfc3339(v)
+                .map_err(|e| format!("not an RFC 3339 instant: {e}"))?;
+            c.previous_signing_key_until = Some(until.with_timezone(&chrono::Utc));
             Ok(())
         },
     },

@@ -54,6 +54,25 @@ pub enum RunError {
 /// rings and is answered, short enough that a leaked URL soon dies.
 const VOICE_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
+/// The link signer, with the previous key during a rotation's grace period.
+fn signer(config: &Config, now: chrono::DateTime<chrono::Utc>) -> ack::token::Signer {
+    let signer = ack::token::Signer::new(config.signing_key.clone());
+    let Some(previous) = config.previous_signing_key.clone() else {
+        return signer;
+    };
+    // Links live a day, so a day after a restart nothing signed with the
+    // old key is still valid anyway.
+    let until = config
+        .previous_signing_key_until
+        .unwrap_or(now + http::ACK_LINK_LIFETIME);
+    if until < now {
+        tracing::warn!(%until, "previous_signing_key's grace period is over; remove it from the configuration");
+    } else {
+        tracing::info!(%until, "accepting links signed with the previous signing key until then");
+    }
+    signer.with_previous(previous, until)
+}
+
 /// Runs the server on `listener` until `shutdown` resolves, then stops taking
 /// new work, lets in-flight requests and queued commits finish (up to the
 /// configured grace period) and returns.
@@ -101,13 +120,14 @@ pub async fn run_with_clock(
     if !config.signing_key_configured {
         tracing::warn!("ROUSE_SIGNING_KEY is not set: using a random key, so ack links and call URLs stop working after a restart and differ between replicas");
     }
-    let signer = ack::token::Signer::new(config.signing_key.clone());
+    let signer = signer(&config, clock.now());
     let voice_signer = signer.clone();
     let voice_clock = clock.clone();
     let voice_token: channel::twilio::VoiceTokenFn = Arc::new(move |n: &channel::Notification| {
         voice_signer.sign(
-            "voice",
+            ack::token::Purpose::Voice,
             n.alert_id,
+            escalation::engine::person_id(&n.recipient),
             voice_clock.now() + VOICE_TOKEN_LIFETIME,
         )
     });
@@ -135,6 +155,8 @@ pub async fn run_with_clock(
         clock,
         engine_wake: engine.waker(),
         signer,
+        sms_help: http::sms_help_limiter(),
+        http: channel::http::client(),
     };
 
     let addr = listener.local_addr().map_err(RunError::Serve)?;

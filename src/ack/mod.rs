@@ -1,4 +1,6 @@
 //! Inbound acknowledgements: the tokens that bind a link or a call to one
-//! alert, and (in `crate::http`) the endpoints people and providers reach.
+//! alert, Slack's request signatures and button payloads, and (in
+//! `crate::http`) the endpoints people and providers reach.
 
+pub mod slack;
 pub mod token;

@@ -100,6 +100,8 @@ pub enum TimelineKind {
     Notified,
     /// The policy has nothing more to do.
     EscalationEnded,
+    /// A person's reachability changed (an SMS STOP or START from their phone).
+    Contact,
 }
 
 impl TimelineKind {
@@ -114,6 +116,7 @@ impl TimelineKind {
             TimelineKind::StepSkipped => "step_skipped",
             TimelineKind::Notified => "notified",
             TimelineKind::EscalationEnded => "escalation_ended",
+            TimelineKind::Contact => "contact",
         }
     }
 }
@@ -131,6 +134,7 @@ impl FromStr for TimelineKind {
             TimelineKind::StepSkipped,
             TimelineKind::Notified,
             TimelineKind::EscalationEnded,
+            TimelineKind::Contact,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -113,6 +113,9 @@ pub struct Notification {
     pub links: Vec<Link>,
     /// Signed, expiring link that acknowledges this alert (confirmed by POST).
     pub ack_url: Option<String>,
+    /// For SMS: the short code this number replies with (`4a` acknowledges).
+    #[serde(default)]
+    pub reply_code: Option<u32>,
     /// People paged by this step, for chat messages ("paging alice, bob").
     pub paged: Vec<String>,
     pub recipient: Recipient,

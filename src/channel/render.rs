@@ -270,6 +270,7 @@ mod tests {
                 Link::new("javascript:alert(1)", "evil"),
             ],
             ack_url: Some("https://rouse.example/ack/abc".into()),
+            reply_code: None,
             paged: vec!["alice".into(), "bob".into()],
             recipient: Recipient::Room {
                 address: "#ops".into(),

@@ -39,6 +39,10 @@ pub struct SlackConfig {
     /// Web API base; only changed for tests or an egress proxy.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// The app's signing secret: enables the Acknowledge/Resolve buttons'
+    /// request URL, `POST /slack/interactions`.
+    #[serde(default, deserialize_with = "secret_serde::optional")]
+    pub signing_secret: Option<Secret>,
 }
 
 enum Mode {

@@ -114,8 +114,13 @@ pub struct AckLinks {
 }
 
 impl AckLinks {
-    pub fn url(&self, alert_id: i64, now: DateTime<Utc>) -> String {
-        let token = self.signer.sign("ack", alert_id, now + self.lifetime);
+    pub fn url(&self, alert_id: i64, person: &str, now: DateTime<Utc>) -> String {
+        let token = self.signer.sign(
+            crate::ack::token::Purpose::Acknowledge,
+            alert_id,
+            person,
+            now + self.lifetime,
+        );
         format!(
             "{}/ack/{alert_id}?t={}",
             self.public_url.trim_end_matches('/'),
@@ -576,7 +581,7 @@ async fn prepare(
         AlertStatus::Acknowledged => alert.acknowledged_by.iter().cloned().collect(),
         AlertStatus::Resolved => alert.resolved_by.iter().cloned().collect(),
     };
-    Ok(Ok(Notification {
+    let mut notification = Notification {
         idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
         alert_id: alert.id,
         service_id: alert.service_id.clone(),
@@ -586,13 +591,28 @@ async fn prepare(
         status: alert.status,
         links: alert.links.clone(),
         ack_url: (alert.status == AlertStatus::Triggered)
-            .then(|| links.map(|l| l.url(alert.id, clock.now())))
+            .then(|| links.map(|l| l.url(alert.id, person_id(&claim.recipient), clock.now())))
             .flatten(),
+        reply_code: None,
         paged,
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,
         created_at: alert.created_at,
-    }))
+    };
+    if let Err(record) =
+        super::sms::preflight(store, clock.now(), via, claim, &alert, &mut notification).await?
+    {
+        return Ok(Err(record));
+    }
+    Ok(Ok(notification))
+}
+
+/// The person a page is for, bound into its ack link; empty for a room.
+pub fn person_id(recipient: &Recipient) -> &str {
+    match recipient {
+        Recipient::Person { id, .. } => id,
+        Recipient::Room { .. } => "",
+    }
 }
 
 /// What one claim's record says about a send's outcome.

@@ -150,6 +150,7 @@ async fn act(
             alert_id: id,
             action,
             actor: by,
+            via: crate::store::Via::Api,
             at: state.clock.now(),
         })
         .await?

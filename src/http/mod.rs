@@ -25,6 +25,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+mod slack;
 pub mod throttle;
 mod twilio;
 
@@ -43,6 +44,21 @@ pub struct AppState {
     pub engine_wake: Arc<tokio::sync::Notify>,
     /// Signs and checks ack links and call URLs.
     pub signer: crate::ack::token::Signer,
+    /// At most one SMS help reply per number per [`SMS_HELP_EVERY`].
+    pub sms_help: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// For the few requests the HTTP layer makes itself (Slack `response_url`).
+    pub http: reqwest::Client,
+}
+
+/// An auto-responder that answers our help text with its own must not get
+/// another help text back for a while.
+pub const SMS_HELP_EVERY: Duration = Duration::from_secs(600);
+
+/// The limiter behind [`AppState::sms_help`].
+pub fn sms_help_limiter() -> Arc<governor::DefaultKeyedRateLimiter<String>> {
+    let quota = governor::Quota::with_period(SMS_HELP_EVERY)
+        .unwrap_or_else(|| governor::Quota::per_hour(std::num::NonZeroU32::MIN));
+    Arc::new(governor::RateLimiter::keyed(quota))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/status", post(twilio::call_status))
         .route("/twilio/sms/status", post(twilio::sms_status))
         .route("/twilio/sms", post(twilio::inbound_sms))
+        .route("/slack/interactions", post(slack::interactions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

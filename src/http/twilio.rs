@@ -14,14 +14,16 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::ack::token::Purpose;
+use crate::alert::TimelineKind;
 use crate::alert::{Action, AlertStatus};
 use crate::channel::twilio::callbacks::{
     call_reached_human, form_get, parse_form, parse_sms_reply, sms_failed, AnsweredBy, CallStatus,
-    MessageStatus, Reached, SmsCommand,
+    MessageStatus, Reached, SmsCommand, SmsVerb,
 };
 use crate::channel::twilio::twiml::{self, GatherAction};
 use crate::channel::twilio::{signature, Routes};
-use crate::store::Act;
+use crate::store::{Act, Via};
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
@@ -70,7 +72,7 @@ fn verified_call(
     let form = verified(state, uri, headers, body)?;
     state
         .signer
-        .verify("voice", alert_id, &q.n, state.clock.now())
+        .verify_for(Purpose::Voice, alert_id, &q.n, state.clock.now())
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     Ok(form)
 }
@@ -84,21 +86,13 @@ fn xml(body: String) -> Response {
         .into_response()
 }
 
-/// Who pressed the key or sent the SMS, by their number: a person id if the
-/// number is in the configuration, else the number itself.
-fn actor_for(state: &AppState, number: &str) -> String {
-    state
-        .catalog
-        .current()
-        .and_then(|c| {
-            c.people()
-                .find(|p| {
-                    p.contact.voice.as_deref() == Some(number)
-                        || p.contact.sms.as_deref() == Some(number)
-                })
-                .map(|p| p.id.clone())
-        })
-        .unwrap_or_else(|| number.to_owned())
+/// The person a phone number belongs to, if any in the configuration.
+fn person_at(state: &AppState, number: &str) -> Option<String> {
+    let catalog = state.catalog.current()?;
+    let person = catalog.people().find(|p| {
+        p.contact.voice.as_deref() == Some(number) || p.contact.sms.as_deref() == Some(number)
+    })?;
+    Some(person.id.clone())
 }
 
 /// `POST /twilio/voice/{alert}?n=TOKEN`: the TwiML a page call plays.
@@ -147,18 +141,28 @@ pub async fn gather(
     let digits = form_get(&form, "Digits").unwrap_or("");
     let gather_url = Routes::new(&state.config.public_url).gather_url(alert_id, &q.n);
     let (action, answer) = twiml::gather_result(digits, &gather_url);
-    let who = actor_for(&state, form_get(&form, "To").unwrap_or("phone"));
+    // The call went out to the person paged, so `To` is their number; the
+    // signed URL token names them too.
+    let called = form_get(&form, "To").unwrap_or("");
+    let who = person_at(&state, called).unwrap_or_else(|| called.to_owned());
     match action {
-        GatherAction::Acknowledge => {
+        GatherAction::Acknowledge | GatherAction::Resolve => {
+            let action = if action == GatherAction::Resolve {
+                Action::Resolve
+            } else {
+                Action::Acknowledge
+            };
             state
                 .store
                 .act(&Act {
                     alert_id,
-                    action: Action::Acknowledge,
+                    action,
                     actor: who,
+                    via: Via::Voice,
                     at: now,
                 })
                 .await?;
+            state.engine_wake.notify_one();
         }
         GatherAction::Escalate => {
             state.store.escalate_now(alert_id, now).await?;
@@ -254,8 +258,9 @@ async fn report(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `POST /twilio/sms`: a reply to a page. `ACK 42` acknowledges alert 42 if
-/// it was paged to this number; a bare `ACK` the newest open one paged here.
+/// `POST /twilio/sms`: a reply to a page (see [`parse_sms_reply`] for what
+/// people may write). Only numbers that belong to someone in the
+/// configuration can act, and only on alerts paged to that very number.
 pub async fn inbound_sms(
     State(state): State<AppState>,
     uri: axum::http::Uri,
@@ -264,54 +269,189 @@ pub async fn inbound_sms(
 ) -> Result<Response, ApiError> {
     let form = verified(&state, &uri, &headers, &body)?;
     let from = form_get(&form, "From").unwrap_or("");
-    let text = form_get(&form, "Body").unwrap_or("");
-    let reply = |text: &str| {
-        xml(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
-            twiml::escape(text)
-        ))
+    let Some(person) = person_at(&state, from) else {
+        // Never echo or log the body: it is a stranger's text.
+        tracing::info!(
+            from = %redact_number(from),
+            "SMS from a number that belongs to nobody in the configuration; ignored"
+        );
+        metrics::counter!("rouse_sms_replies_total", "outcome" => "unknown_number").increment(1);
+        return Ok(sms_reply(None));
     };
-    let Some(command) = parse_sms_reply(text) else {
-        return Ok(reply(
-            "Reply ACK <number> to acknowledge, RESOLVE <number> to resolve.",
-        ));
+    let command = parse_sms_reply(form_get(&form, "Body").unwrap_or(""));
+    let outcome = match command {
+        Some(SmsCommand::Act { verb, code }) => act_on(&state, from, &person, verb, code).await?,
+        Some(SmsCommand::AckAll) => ack_all(&state, from, &person).await?,
+        Some(SmsCommand::Stop) => opt(&state, from, &person, true).await?,
+        Some(SmsCommand::Start) => opt(&state, from, &person, false).await?,
+        Some(SmsCommand::Help) | None => {
+            // Rate-limited: an auto-responder answering our help with its own
+            // text must not start an endless exchange.
+            if state.sms_help.check_key(&from.to_owned()).is_ok() {
+                Some(HELP.to_owned())
+            } else {
+                None
+            }
+        }
     };
-    let (action, wanted) = match command {
-        SmsCommand::Ack(id) => (Action::Acknowledge, id),
-        SmsCommand::Resolve(id) => (Action::Resolve, id),
-        SmsCommand::Escalate(id) => (Action::Trigger, id),
+    let label = match command {
+        Some(SmsCommand::Act { .. }) => "act",
+        Some(SmsCommand::AckAll) => "ack_all",
+        Some(SmsCommand::Stop) => "stop",
+        Some(SmsCommand::Start) => "start",
+        Some(SmsCommand::Help) | None => "help",
     };
-    let paged = state.store.alerts_paged_at(from, 50).await?;
-    // Only alerts paged to this very number can be acted on from it.
-    let target = match wanted {
-        Some(id) => paged.iter().find(|(a, _)| *a == id).map(|(a, _)| *a),
-        None => paged
-            .iter()
-            .find(|(_, s)| *s == AlertStatus::Triggered)
-            .map(|(a, _)| *a),
-    };
-    let Some(alert_id) = target else {
-        return Ok(reply("No alert of yours matches. Reply ACK <number>."));
-    };
-    let now = state.clock.now();
-    if action == Action::Trigger {
-        state.store.escalate_now(alert_id, now).await?;
-        state.engine_wake.notify_one();
-        return Ok(reply(&format!("Escalating #{alert_id} to the next step.")));
+    metrics::counter!("rouse_sms_replies_total", "outcome" => label).increment(1);
+    Ok(sms_reply(outcome.as_deref()))
+}
+
+const HELP: &str = "Rouse: reply 4a to ack the alert marked 4, 4r to resolve, 4e to escalate. \
+     A acks your newest alert, ACK ALL acks all of them.";
+
+/// TwiML answering an inbound SMS: one message, or none at all.
+fn sms_reply(text: Option<&str>) -> Response {
+    let inner = text
+        .map(|t| format!("<Message>{}</Message>", twiml::escape(t)))
+        .unwrap_or_default();
+    xml(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{inner}</Response>"
+    ))
+}
+
+/// `+15551234567` → `+1555…67`: enough to tell numbers apart in a log.
+fn redact_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 7 {
+        return "…".to_owned();
     }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// Alerts paged to this number, newest first.
+async fn paged_to(state: &AppState, number: &str) -> Result<Vec<(i64, AlertStatus)>, ApiError> {
+    Ok(state.store.alerts_paged_at(number, 500).await?)
+}
+
+async fn act_on(
+    state: &AppState,
+    from: &str,
+    person: &str,
+    verb: SmsVerb,
+    code: Option<u32>,
+) -> Result<Option<String>, ApiError> {
+    let paged = paged_to(state, from).await?;
+    let target = match code {
+        Some(code) => state
+            .store
+            .sms_code_alert(from, code)
+            .await?
+            .and_then(|id| paged.iter().find(|(a, _)| *a == id).copied()),
+        // A bare verb: the newest alert it can still apply to.
+        None => paged.iter().copied().find(|(_, status)| match verb {
+            SmsVerb::Acknowledge => *status == AlertStatus::Triggered,
+            SmsVerb::Resolve | SmsVerb::Escalate => status.is_open(),
+        }),
+    };
+    let Some((alert_id, status)) = target else {
+        let which = code.map(|c| format!(" {c}")).unwrap_or_default();
+        return Ok(Some(format!(
+            "No open alert{which} was paged to this number. Reply HELP for help."
+        )));
+    };
+    if status == AlertStatus::Resolved {
+        return Ok(Some(format!("#{alert_id} is already resolved.")));
+    }
+    let now = state.clock.now();
+    let action = match verb {
+        SmsVerb::Escalate => {
+            if state.store.escalate_now(alert_id, now).await? {
+                state.engine_wake.notify_one();
+                return Ok(Some(format!("Escalating #{alert_id} to the next step.")));
+            }
+            return Ok(Some(format!(
+                "#{alert_id} has no escalation left to move on."
+            )));
+        }
+        SmsVerb::Acknowledge => Action::Acknowledge,
+        SmsVerb::Resolve => Action::Resolve,
+    };
     let decision = state
         .store
         .act(&Act {
             alert_id,
             action,
-            actor: actor_for(&state, from),
+            actor: person.to_owned(),
+            via: Via::Sms,
             at: now,
         })
         .await?;
-    let done = match (action, decision) {
-        (_, None) => "not found".to_owned(),
-        (Action::Resolve, _) => "resolved".to_owned(),
-        (_, Some(d)) => d.name().replace('_', " "),
-    };
-    Ok(reply(&format!("#{alert_id} {done}.")))
+    state.engine_wake.notify_one();
+    Ok(Some(match (action, decision) {
+        (_, None) => format!("#{alert_id} no longer exists."),
+        (Action::Resolve, _) => format!("#{alert_id} resolved. Thank you."),
+        (_, Some(d)) => format!("#{alert_id} {}. Thank you.", d.name().replace('_', " ")),
+    }))
+}
+
+async fn ack_all(state: &AppState, from: &str, person: &str) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now();
+    let mut done = Vec::new();
+    for (alert_id, status) in paged_to(state, from).await? {
+        if status != AlertStatus::Triggered {
+            continue;
+        }
+        state
+            .store
+            .act(&Act {
+                alert_id,
+                action: Action::Acknowledge,
+                actor: person.to_owned(),
+                via: Via::Sms,
+                at: now,
+            })
+            .await?;
+        done.push(format!("#{alert_id}"));
+    }
+    if done.is_empty() {
+        return Ok(Some("Nothing to acknowledge.".to_owned()));
+    }
+    state.engine_wake.notify_one();
+    let mut text = format!("Acknowledged {}: {}", done.len(), done.join(", "));
+    text = crate::channel::render::truncate(&text, 150);
+    Ok(Some(text))
+}
+
+/// STOP / START. Twilio (and the carrier) enforce the opt-out themselves and
+/// answer STOP with their own confirmation, so Rouse records it, tells the
+/// admins, and sends nothing back to a STOP.
+async fn opt(
+    state: &AppState,
+    from: &str,
+    person: &str,
+    out: bool,
+) -> Result<Option<String>, ApiError> {
+    let now = state.clock.now();
+    let changed = state.store.set_sms_opt_out(from, out, now).await?;
+    if changed {
+        let message = if out {
+            tracing::warn!(person, number = %redact_number(from), "replied STOP: Rouse can no longer text this person; pages fall through to their next channel");
+            format!("{person} replied STOP from {from}: Rouse can no longer text this number until it replies START; pages fall through to the next channel")
+        } else {
+            tracing::info!(person, number = %redact_number(from), "replied START: texts are on again");
+            format!("{person} replied START from {from}: texts to this number are on again")
+        };
+        let open: Vec<i64> = paged_to(state, from)
+            .await?
+            .into_iter()
+            .filter(|(_, status)| status.is_open())
+            .map(|(id, _)| id)
+            .collect();
+        state
+            .store
+            .note(&open, now, TimelineKind::Contact, person, &message)
+            .await?;
+    }
+    Ok((!out).then(|| "Rouse pages by SMS are on again for this number.".to_owned()))
 }

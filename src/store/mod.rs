@@ -24,7 +24,10 @@ use crate::escalation::plan::Cursor;
 mod apply;
 pub mod group_commit;
 pub mod postgres;
+pub mod sms;
 pub mod sqlite;
+
+pub use sms::SmsBook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,13 +76,38 @@ pub struct IngestOutcome {
     pub decision: Decision,
 }
 
-/// A person or script acting on one alert by id (the alert API, later ack links).
+/// A person or script acting on one alert by id.
 #[derive(Debug, Clone)]
 pub struct Act {
     pub alert_id: i64,
     pub action: Action,
+    /// A person id when the actor is known to the configuration.
     pub actor: String,
+    pub via: Via,
     pub at: DateTime<Utc>,
+}
+
+/// How someone acted on an alert; the timeline records it next to who.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Api,
+    Link,
+    Sms,
+    Voice,
+    Slack,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Link => "link",
+            Via::Sms => "sms",
+            Via::Voice => "voice",
+            Via::Slack => "slack",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -219,7 +247,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SmsBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.
@@ -394,13 +422,14 @@ pub(crate) fn act_timeline(act: &Act, decision: Decision) -> Option<NewTimelineE
         Decision::Resolve { .. } => (K::Resolved, "resolved"),
         _ => return None,
     };
+    let via = act.via.as_str();
     Some(NewTimelineEntry {
         alert_id: act.alert_id,
         at: act.at,
         kind,
         actor: act.actor.clone(),
-        message: message.to_owned(),
-        data: None,
+        message: format!("{message} via {via}"),
+        data: Some(serde_json::json!({ "via": via })),
     })
 }
 

@@ -24,6 +24,8 @@ use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod sms;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 pub struct PostgresStore {
@@ -667,7 +669,7 @@ impl Writes for Transaction<'static, Postgres> {
                     'pending', $2, $2, $2, TRUE, provider_id
                FROM notifications
               WHERE alert_id = $1 AND NOT follow_up AND status = 'delivered'
-                AND channel IN ('chat', 'email')
+                AND channel IN ('chat', 'email', 'sms')
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(alert_id)

@@ -25,6 +25,8 @@ use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgen
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod sms;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
@@ -720,7 +722,7 @@ impl Writes for Transaction<'static, Sqlite> {
                     'pending', ?2, ?2, ?2, 1, provider_id
                FROM notifications
               WHERE alert_id = ?1 AND follow_up = 0 AND status = 'delivered'
-                AND channel IN ('chat', 'email')",
+                AND channel IN ('chat', 'email', 'sms')",
         )
         .bind(alert_id)
         .bind(at.timestamp_millis())

@@ -23,6 +23,7 @@ fn channels(base: &str) -> Vec<Box<dyn Channel>> {
                 bot_token: None,
                 channel: None,
                 api_url: None,
+                signing_secret: None,
             },
             http.clone(),
         )
@@ -34,6 +35,7 @@ fn channels(base: &str) -> Vec<Box<dyn Channel>> {
                 bot_token: Some(Secret::new("xoxb-1")),
                 channel: None,
                 api_url: Some(format!("{base}/api")),
+                signing_secret: None,
             },
             http.clone(),
         )

@@ -20,6 +20,7 @@ fn webhook(url: String) -> Slack {
         bot_token: None,
         channel: None,
         api_url: None,
+        signing_secret: None,
     };
     Slack::new(&config, client()).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -30,6 +31,7 @@ fn api(server: &Capture) -> Slack {
         bot_token: Some(Secret::new("xoxb-test-token")),
         channel: Some("C999".into()),
         api_url: Some(server.url("/api")),
+        signing_secret: None,
     };
     Slack::new(&config, client()).unwrap_or_else(|e| panic!("{e}"))
 }

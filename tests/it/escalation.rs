@@ -224,6 +224,7 @@ async fn chat_then_sms_then_voice_until_acknowledged(db: &TestDb) {
             alert_id: alert,
             action: Action::Acknowledge,
             actor: "alice".to_owned(),
+            via: rouse::store::Via::Api,
             at: t0() + TimeDelta::minutes(26),
         })
         .await

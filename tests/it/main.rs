@@ -3,6 +3,7 @@
 //! the server, `fake_twilio` and `peers` stand in for providers.
 
 mod ack_links;
+mod ack_paths;
 mod binary;
 mod catalog_diagnostics;
 mod catalog_fuzz;

@@ -235,6 +235,7 @@ async fn acting_by_id_and_filtering(db: &TestDb) {
         alert_id: a,
         action,
         actor: "alice".to_owned(),
+        via: rouse::store::Via::Api,
         at: t0() + Duration::minutes(3),
     };
     assert_eq!(

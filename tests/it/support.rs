@@ -153,6 +153,16 @@ impl TestApp {
         catalog: &str,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
+        Self::spawn_with_clock(db, catalog, Arc::new(rouse::clock::SystemClock), adjust).await
+    }
+
+    /// [`TestApp::spawn_with_catalog`] on a clock the test controls.
+    pub async fn spawn_with_clock(
+        db: &TestDb,
+        catalog: &str,
+        clock: Arc<dyn rouse::clock::Clock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let rotations = tempfile::tempdir().expect("temp dir");
         std::fs::write(rotations.path().join("oncall.yaml"), catalog).expect("write catalog");
         let mut config = Config::default();
@@ -169,9 +179,14 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         config.public_url = base.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(rouse::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(rouse::run_with_clock(
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+            clock,
+        ));
         let app = TestApp {
             base,
             rotations,

@@ -35,6 +35,7 @@ pub fn notification(to: &str) -> Notification {
         status: AlertStatus::Triggered,
         links: vec![],
         ack_url: Some("https://pager.example.com/ack/abc".into()),
+        reply_code: None,
         paged: vec!["alice".into()],
         recipient: Recipient::Person {
             id: "alice".into(),
@@ -95,7 +96,7 @@ async fn sms_happy_path() {
     assert_eq!(req.param("From"), Some(FROM));
     assert_eq!(
         req.param("Body"),
-        Some("[Rouse] #42 CRITICAL payments: disk full on db-1. Reply ACK 42 to acknowledge. https://pager.example.com/ack/abc")
+        Some("[Rouse] #42 CRITICAL payments: disk full on db-1. Reply A to ack, R to resolve, E to escalate. https://pager.example.com/ack/abc")
     );
     assert_eq!(
         req.param("StatusCallback"),

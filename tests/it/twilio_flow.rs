@@ -40,6 +40,7 @@ fn notification() -> Notification {
         status: AlertStatus::Triggered,
         links: vec![],
         ack_url: None,
+        reply_code: None,
         paged: vec![],
         recipient: Recipient::Person {
             id: "bob".into(),

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use quick_xml::events::Event;
 use rouse::channel::twilio::callbacks::{
     call_reached_human, parse_form, parse_sms_reply, sms_failed, AnsweredBy, CallStatus,
-    MessageStatus, Reached, SmsCommand,
+    MessageStatus, Reached, SmsCommand, SmsVerb,
 };
 use rouse::channel::twilio::{signature, twiml};
 use rouse::config::Secret;
@@ -269,34 +269,49 @@ fn reached_human_only_for_human() {
 #[test]
 fn sms_reply_grammar() {
     use SmsCommand::*;
+    let act = |verb, code| Some(Act { verb, code });
+    let (ack, res, esc) = (SmsVerb::Acknowledge, SmsVerb::Resolve, SmsVerb::Escalate);
     let table: &[(&str, Option<SmsCommand>)] = &[
-        ("ACK 42", Some(Ack(Some(42)))),
-        ("ack", Some(Ack(None))),
-        ("  Ack.  ", Some(Ack(None))),
-        ("a 42", Some(Ack(Some(42)))),
-        ("A #42!", Some(Ack(Some(42)))),
-        ("ack42", Some(Ack(Some(42)))),
-        ("ACK#42", Some(Ack(Some(42)))),
-        ("acknowledge 7", Some(Ack(Some(7)))),
-        ("ok", Some(Ack(None))),
-        ("1", Some(Ack(None))),
-        ("1 42", Some(Ack(Some(42)))),
-        ("RESOLVE 42", Some(Resolve(Some(42)))),
-        ("res", Some(Resolve(None))),
-        ("r 9", Some(Resolve(Some(9)))),
-        ("escalate", Some(Escalate(None))),
-        ("2", Some(Escalate(None))),
-        ("esc 3", Some(Escalate(Some(3)))),
-        ("ack 42 43", None),
-        ("ack 42 later", None),
-        ("ack -1", Some(Ack(Some(1)))),
+        ("4a", act(ack, Some(4))),
+        ("4A", act(ack, Some(4))),
+        (" 4 a ", act(ack, Some(4))),
+        ("\"4a\"", act(ack, Some(4))),
+        ("'4a'", act(ack, Some(4))),
+        ("\u{201c}4a\u{201d}", act(ack, Some(4))),
+        ("4ack", act(ack, Some(4))),
+        ("ACK 4", act(ack, Some(4))),
+        ("a4.", act(ack, Some(4))),
+        ("ack#12!", act(ack, Some(12))),
+        ("12r", act(res, Some(12))),
+        ("resolve 3", act(res, Some(3))),
+        ("7e", act(esc, Some(7))),
+        ("esc 7", act(esc, Some(7))),
+        ("a", act(ack, None)),
+        ("  Ack.  ", act(ack, None)),
+        ("ok", act(ack, None)),
+        ("r", act(res, None)),
+        ("escalate", act(esc, None)),
+        ("ack all", Some(AckAll)),
+        ("ACK ALL", Some(AckAll)),
+        ("a all", Some(AckAll)),
+        ("ackall", Some(AckAll)),
+        ("STOP", Some(Stop)),
+        (" stop ", Some(Stop)),
+        ("Unsubscribe", Some(Stop)),
+        ("START", Some(Start)),
+        ("unstop", Some(Start)),
+        ("help", Some(Help)),
+        ("stop paging me at night", None),
+        ("4", None),
+        ("4 5", None),
+        ("4a 5", None),
+        ("ack 4 later", None),
+        ("4x", None),
         ("ack 99999999999999999999999", None),
         ("thanks", None),
         ("", None),
-        ("STOP", None),
-        ("42", None),
         ("acknowledged", None),
-        ("ACK\u{0}42", Some(Ack(Some(42)))),
+        ("1", None),
     ];
     for (body, expected) in table {
         assert_eq!(parse_sms_reply(body), *expected, "{body:?}");

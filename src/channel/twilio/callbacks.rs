@@ -164,32 +164,57 @@ pub fn sms_failed(status: MessageStatus) -> bool {
     matches!(status, MessageStatus::Undelivered | MessageStatus::Failed)
 }
 
+/// What a reply asks to do to one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsVerb {
+    Acknowledge,
+    Resolve,
+    /// Hand the page to the next step now.
+    Escalate,
+}
+
 /// A command texted back to the Rouse number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsCommand {
-    /// Acknowledge alert `n`; `None` means the most recent alert paged to the
-    /// sender's number.
-    Ack(Option<i64>),
-    /// Resolve alert `n` (or the most recent one).
-    Resolve(Option<i64>),
-    /// Escalate alert `n` (or the most recent one) to the next person now.
-    Escalate(Option<i64>),
+    /// `4a`: act on the alert this number knows by code 4; a bare `a` acts
+    /// on the newest alert paged to the number (`code: None`).
+    Act {
+        verb: SmsVerb,
+        code: Option<u32>,
+    },
+    /// `ack all`: every unacknowledged alert paged to the number.
+    AckAll,
+    /// An opt-out keyword: the carrier and Twilio stop delivering texts.
+    Stop,
+    /// An opt-in keyword: texts may flow again.
+    Start,
+    Help,
 }
+
+/// Twilio's default opt-out and opt-in keywords (whole message, any case).
+const STOP_WORDS: &[&str] = &[
+    "stop",
+    "stopall",
+    "unsubscribe",
+    "cancel",
+    "end",
+    "quit",
+    "optout",
+    "revoke",
+];
+const START_WORDS: &[&str] = &["start", "yes", "unstop"];
 
 /// Parses an SMS reply.
 ///
-/// Grammar (case-insensitive; punctuation such as `#`, `.`, `!`, `:` and
-/// extra whitespace are ignored): `VERB [NUMBER]`, where VERB is
-///
-/// * `ack`, `acknowledge`, `a`, `ok`, `1` → [`SmsCommand::Ack`]
-/// * `resolve`, `res`, `r` → [`SmsCommand::Resolve`]
-/// * `escalate`, `esc`, `e`, `2` → [`SmsCommand::Escalate`]
-///
-/// (`1`/`2` mirror the voice keypad.) The number may be glued to the verb
-/// (`ack42`, `ACK#42`). Anything else, including trailing words (`ack 42
-/// later`), several numbers, or a number too large, is `None`, so the caller
-/// can answer with help rather than act on a guess. `STOP`/`HELP` never reach
-/// here meaningfully: Twilio handles those opt-out keywords itself.
+/// Case-insensitive; quotes, punctuation and extra spaces are ignored, so
+/// `4a`, `4 A`, `"4a"`, `4ack`, `ack 4` and `A4.` all mean "acknowledge the
+/// alert this number knows as 4". Verbs: `a`/`ack`/`acknowledge`/`ok`,
+/// `r`/`res`/`resolve`, `e`/`esc`/`escalate`; a verb alone acts on the newest
+/// alert; `ack all` acknowledges them all. `STOP` and the other opt-out
+/// keywords, `START`/`YES`/`UNSTOP` and `HELP`/`INFO` are recognised when
+/// they are the whole message. Anything else (a bare number, two numbers,
+/// trailing words, a code too large) is `None`: the caller answers with
+/// help instead of acting on a guess.
 pub fn parse_sms_reply(body: &str) -> Option<SmsCommand> {
     let normalized: String = body
         .chars()
@@ -202,31 +227,49 @@ pub fn parse_sms_reply(body: &str) -> Option<SmsCommand> {
             }
         })
         .collect();
-    let mut tokens: Vec<String> = Vec::new();
-    for token in normalized.split_whitespace() {
-        // Split "ack42" into "ack", "42".
-        let split = token
-            .find(|c: char| c.is_ascii_digit())
-            .filter(|&i| i > 0 && token[..i].chars().all(|c| c.is_alphabetic()));
-        match split {
-            Some(i) => {
-                tokens.push(token[..i].to_string());
-                tokens.push(token[i..].to_string());
+    let mut tokens: Vec<&str> = Vec::new();
+    for word in normalized.split_whitespace() {
+        // Split where letters meet digits: "4a" -> "4" "a", "ack42" -> "ack" "42".
+        let mut start = 0;
+        let chars: Vec<(usize, char)> = word.char_indices().collect();
+        for pair in chars.windows(2) {
+            let ((_, a), (i, b)) = (pair[0], pair[1]);
+            if a.is_ascii_digit() != b.is_ascii_digit() {
+                tokens.push(&word[start..i]);
+                start = i;
             }
-            None => tokens.push(token.to_string()),
         }
+        tokens.push(&word[start..]);
     }
-    let (verb, rest) = tokens.split_first()?;
-    let make: fn(Option<i64>) -> SmsCommand = match verb.as_str() {
-        "ack" | "acknowledge" | "a" | "ok" | "1" => SmsCommand::Ack,
-        "resolve" | "res" | "r" => SmsCommand::Resolve,
-        "escalate" | "esc" | "e" | "2" => SmsCommand::Escalate,
-        _ => return None,
+    let verb = |t: &str| match t {
+        "a" | "ack" | "acknowledge" | "ok" => Some(SmsVerb::Acknowledge),
+        "r" | "res" | "resolve" => Some(SmsVerb::Resolve),
+        "e" | "esc" | "escalate" => Some(SmsVerb::Escalate),
+        _ => None,
     };
-    match rest {
-        [] => Some(make(None)),
-        [n] if n.chars().all(|c| c.is_ascii_digit()) => {
-            n.parse::<i64>().ok().map(|n| make(Some(n)))
+    let code = |t: &str| {
+        t.chars()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse::<u32>().ok())
+            .flatten()
+    };
+    match tokens.as_slice() {
+        [one] if STOP_WORDS.contains(one) => Some(SmsCommand::Stop),
+        [one] if START_WORDS.contains(one) => Some(SmsCommand::Start),
+        ["help" | "info"] => Some(SmsCommand::Help),
+        ["ackall"] => Some(SmsCommand::AckAll),
+        [v, "all"] if verb(v) == Some(SmsVerb::Acknowledge) => Some(SmsCommand::AckAll),
+        [v] => verb(v).map(|verb| SmsCommand::Act { verb, code: None }),
+        [a, b] => {
+            let (verb, code) = match (verb(a), verb(b)) {
+                (Some(v), None) => (v, code(b)?),
+                (None, Some(v)) => (v, code(a)?),
+                _ => return None,
+            };
+            Some(SmsCommand::Act {
+                verb,
+                code: Some(code),
+            })
         }
         _ => None,
     }

@@ -102,7 +102,8 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// The page text, e.g. `[Rouse] #42 CRITICAL payments: disk full on db-1.
-/// Reply ACK 42 to acknowledge. https://…/ack/…`.
+/// Reply 4a to ack, 4r to resolve, 4e to escalate. https://…/ack/…`, where 4
+/// is this number's reply code for the alert (see [`crate::store::SmsBook`]).
 ///
 /// At most [`MAX_SMS_CHARS`] characters: the summary is shortened first,
 /// then the ack link dropped if even a short summary would not fit. The
@@ -119,17 +120,25 @@ pub fn sms_body(n: &Notification) -> String {
                 n.severity.as_str().to_uppercase(),
                 n.service_id
             ),
-            format!(" Reply ACK {} to acknowledge.", n.alert_id),
+            format!(" {}", reply_instructions(n.reply_code)),
         ),
-        other => (
-            format!(
-                "[Rouse] #{} {} {}: ",
-                n.alert_id,
-                other.as_str().to_uppercase(),
-                n.service_id
-            ),
-            String::new(),
-        ),
+        other => {
+            let by = n.paged.join(", ");
+            let by = if by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {by}")
+            };
+            (
+                format!(
+                    "[Rouse] #{} {}{by} {}: ",
+                    n.alert_id,
+                    other.as_str().to_uppercase(),
+                    n.service_id
+                ),
+                String::new(),
+            )
+        }
     };
     let link = match (&n.status, &n.ack_url) {
         (AlertStatus::Triggered, Some(url)) => format!(" {url}"),
@@ -155,6 +164,15 @@ pub fn sms_body(n: &Notification) -> String {
         body = shorten(&body, MAX_SMS_CHARS);
     }
     body
+}
+
+/// `Reply 4a to ack, 4r to resolve, 4e to escalate.`; without a code the
+/// bare words, which act on the newest alert paged to the number.
+pub fn reply_instructions(code: Option<u32>) -> String {
+    match code {
+        Some(c) => format!("Reply {c}a to ack, {c}r to resolve, {c}e to escalate."),
+        None => "Reply A to ack, R to resolve, E to escalate.".to_owned(),
+    }
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -235,17 +253,25 @@ impl TwilioSms {
     }
 }
 
-/// `[Rouse] 3 alerts: #12 CRITICAL payments: disk full; #13 …. Reply ACK
-/// <number> to acknowledge.` — each summary shortened so the whole message
-/// stays within [`MAX_SMS_CHARS`].
+/// `[Rouse] 3 alerts: 1) #12 CRITICAL payments: disk full; 2) #13 ….
+/// Reply 1a to ack #12, or ACK ALL.` — each alert listed with its reply
+/// code and its summary shortened so the whole message stays within
+/// [`MAX_SMS_CHARS`].
 pub fn bundle_body(ns: &[Notification]) -> String {
     let head = format!("[Rouse] {} alerts: ", ns.len());
-    let tail = " Reply ACK <number> to acknowledge.";
+    let tail = match ns
+        .first()
+        .and_then(|n| n.reply_code.map(|c| (c, n.alert_id)))
+    {
+        Some((c, id)) => format!(" Reply {c}a to ack #{id} (r resolve, e escalate), or ACK ALL."),
+        None => " Reply ACK ALL to acknowledge them all.".to_owned(),
+    };
     let items: Vec<String> = ns
         .iter()
         .map(|n| {
+            let code = n.reply_code.map(|c| format!("{c}) ")).unwrap_or_default();
             format!(
-                "#{} {} {}: ",
+                "{code}#{} {} {}: ",
                 n.alert_id,
                 n.severity.as_str().to_uppercase(),
                 n.service_id
@@ -364,6 +390,7 @@ mod tests {
             status: AlertStatus::Triggered,
             links: vec![],
             ack_url: ack_url.map(str::to_string),
+            reply_code: None,
             paged: vec![],
             recipient: Recipient::Room {
                 address: "+15550000000".into(),
@@ -375,14 +402,18 @@ mod tests {
 
     #[test]
     fn sms_body_shape_and_limits() {
+        let mut coded = n("disk full on db-1", None);
+        coded.reply_code = Some(4);
         assert_eq!(
-            sms_body(&n("disk full on db-1", None)),
-            "[Rouse] #42 CRITICAL payments: disk full on db-1. Reply ACK 42 to acknowledge."
+            sms_body(&coded),
+            "[Rouse] #42 CRITICAL payments: disk full on db-1. Reply 4a to ack, 4r to resolve, 4e to escalate."
         );
         let long = "x".repeat(1000);
         let body = sms_body(&n(&long, Some("https://p.example/ack/abc")));
         assert_eq!(body.chars().count(), MAX_SMS_CHARS);
-        assert!(body.contains("x... Reply ACK 42 to acknowledge. https://p.example/ack/abc"));
+        assert!(body.contains(
+            "x... Reply A to ack, R to resolve, E to escalate. https://p.example/ack/abc"
+        ));
         // An ack link too long to fit next to a readable summary is dropped.
         let huge_link = format!("https://p.example/{}", "a".repeat(300));
         let body = sms_body(&n("disk full", Some(&huge_link)));
@@ -392,6 +423,12 @@ mod tests {
         assert_eq!(
             sms_body(&resolved),
             "[Rouse] #42 RESOLVED payments: disk full."
+        );
+        resolved.status = AlertStatus::Acknowledged;
+        resolved.paged = vec!["alice".into()];
+        assert_eq!(
+            sms_body(&resolved),
+            "[Rouse] #42 ACKNOWLEDGED by alice payments: disk full."
         );
     }
 

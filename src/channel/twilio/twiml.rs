@@ -20,7 +20,8 @@ const LANGUAGE: &str = "en-US";
 const GATHER_TIMEOUT_SECS: u32 = 8;
 /// Longest summary spoken; a page is a prompt to look, not the runbook.
 const MAX_SPOKEN_SUMMARY_CHARS: usize = 300;
-const PROMPT: &str = "Press 1 to acknowledge. Press 2 to escalate to the next person.";
+const PROMPT: &str =
+    "Press 1 to acknowledge. Press 2 to escalate to the next person. Press 3 to resolve.";
 
 /// What the callee asked for with their key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub enum GatherAction {
     Acknowledge,
     /// `2`: hand the page to the next person now.
     Escalate,
+    /// `3`: the problem is fixed; resolve the alert.
+    Resolve,
     /// Anything else (or nothing): ask again.
     Reprompt,
 }
@@ -65,6 +68,11 @@ pub fn gather_result(digits: &str, gather_action_url: &str) -> (GatherAction, St
             xml.push_str(&say("Escalating to the next person. Goodbye."));
             xml.push_str("<Hangup/>");
             GatherAction::Escalate
+        }
+        "3" => {
+            xml.push_str(&say("Resolved. Thank you. Goodbye."));
+            xml.push_str("<Hangup/>");
+            GatherAction::Resolve
         }
         _ => {
             xml.push_str(&gather(

@@ -212,6 +212,8 @@ pub enum CallbackKind {
     Status,
     TwimlFetch,
     Gather,
+    /// A text someone sent to the Twilio number, forwarded to the app.
+    InboundSms,
 }
 
 /// One signed POST the fake made to the application, and the answer.
@@ -495,6 +497,32 @@ impl FakeTwilio {
                 c.answered_by = Some(a.to_string());
             }
         }
+    }
+
+    /// A text from `from` to the Twilio number, forwarded to the app's
+    /// messaging webhook `url` with the parameters Twilio sends.
+    pub async fn inbound_sms(&self, url: &str, from: &str, to: &str, body: &str) -> CallbackRecord {
+        let sid = {
+            let mut state = self.inner.state();
+            state.counter += 1;
+            format!("SM{:032x}", state.counter + 0xabc0_0000)
+        };
+        let params = vec![
+            ("ToCountry".to_owned(), "US".to_owned()),
+            ("SmsMessageSid".to_owned(), sid.clone()),
+            ("NumMedia".to_owned(), "0".to_owned()),
+            ("SmsSid".to_owned(), sid.clone()),
+            ("SmsStatus".to_owned(), "received".to_owned()),
+            ("Body".to_owned(), body.to_owned()),
+            ("To".to_owned(), to.to_owned()),
+            ("NumSegments".to_owned(), "1".to_owned()),
+            ("MessageSid".to_owned(), sid),
+            ("AccountSid".to_owned(), self.inner.account_sid.clone()),
+            ("From".to_owned(), from.to_owned()),
+            ("ApiVersion".to_owned(), "2010-04-01".to_owned()),
+        ];
+        self.post_signed(CallbackKind::InboundSms, url, params)
+            .await
     }
 
     /// Signs and POSTs `params` to `url` as Twilio does; records the exchange.

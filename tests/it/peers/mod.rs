@@ -102,6 +102,7 @@ pub fn notification(status: AlertStatus) -> Notification {
             "Disk dashboard",
         )],
         ack_url: Some("https://rouse.example/ack/t0k3n".into()),
+        reply_code: None,
         paged: vec!["alice".into(), "bob".into()],
         recipient: Recipient::Room {
             address: "C123".into(),
@@ -478,4 +479,34 @@ fn health_ok(port: u16) -> bool {
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+}
+
+/// `X-Slack-Signature` for `body` at `timestamp`, computed by Slack's own SDK
+/// (`slack_sdk.signature.SignatureVerifier`), so Rouse's verifier is checked
+/// against Slack's code rather than against itself.
+pub fn slack_sdk_signature(test: &str, secret: &str, timestamp: i64, body: &str) -> Option<String> {
+    use std::io::Write;
+    let python = python_with(test, "slack_sdk")?;
+    let mut child = Command::new(python)
+        .arg(peers_dir().join("slack_sign.py"))
+        .arg(secret)
+        .arg(timestamp.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("slack_sign.py: {e}"));
+    child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(body.as_bytes()))
+        .transpose()
+        .unwrap_or_else(|e| panic!("write body: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("slack_sign.py: {e}"));
+    assert!(out.status.success(), "slack_sign.py failed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("X-Slack-Signature: "))
+        .map(|s| s.trim().to_owned())
 }

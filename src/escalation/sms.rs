@@ -1,0 +1,69 @@
+//! What the engine does for a text before Twilio sees it:
+//! - a number that replied STOP gets nothing; the page falls through to the
+//!   next channel at once and the timeline says why (carriers would reject
+//!   the text anyway, Twilio with error 21610);
+//! - a page carries the number's reply code (`Reply 4a to ack`);
+//! - "acknowledged by alice" is not texted to alice herself.
+
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Alert, AlertStatus};
+use crate::channel::{ChannelKind, Notification, Recipient};
+use crate::store::{DeliveryRecord, DeliveryStatus, NotificationClaim, Store, StoreError};
+
+/// `Ok(())` to send `n` (now carrying its reply code), or the record that
+/// says why not.
+pub(super) async fn preflight(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    via: &str,
+    claim: &NotificationClaim,
+    alert: &Alert,
+    n: &mut Notification,
+) -> Result<Result<(), DeliveryRecord>, StoreError> {
+    if claim.channel != ChannelKind::Sms {
+        return Ok(Ok(()));
+    }
+    let who = claim.recipient.label();
+    let address = claim.recipient.address();
+    let not_sent = |status, fall_through, message: String| DeliveryRecord {
+        at: now,
+        status,
+        provider_id: None,
+        error: None,
+        retry_at: None,
+        fall_through,
+        count_attempt: true,
+        message,
+    };
+    if let Some(since) = store.sms_opted_out(address).await? {
+        let is_page = claim.follow_up.is_none();
+        let message = format!(
+            "{via} to {who}: not sent, {address} replied STOP at {}; texts to it are off until it replies START{}",
+            since.format("%Y-%m-%d %H:%M UTC"),
+            if is_page { "; escalating" } else { "" }
+        );
+        let status = if is_page {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Canceled
+        };
+        return Ok(Err(not_sent(status, is_page, message)));
+    }
+    if claim.follow_up.is_some() {
+        let actor = match alert.status {
+            AlertStatus::Acknowledged => alert.acknowledged_by.as_deref(),
+            AlertStatus::Resolved => alert.resolved_by.as_deref(),
+            AlertStatus::Triggered => None,
+        };
+        if let (Some(actor), Recipient::Person { id, .. }) = (actor, &claim.recipient) {
+            if actor == id {
+                let message = format!("{via} to {who}: not sent, {who} did it themselves");
+                return Ok(Err(not_sent(DeliveryStatus::Canceled, false, message)));
+            }
+        }
+        return Ok(Ok(()));
+    }
+    n.reply_code = Some(store.sms_code(address, alert.id, now).await?);
+    Ok(Ok(()))
+}
