@@ -2,6 +2,7 @@
 //! drives the real server, the real stores or a real peer; `support` starts
 //! the server, `fake_twilio` and `peers` stand in for providers.
 
+mod ack_browser;
 mod ack_links;
 mod ack_paths;
 mod binary;

@@ -3,7 +3,8 @@
 #   - a Python venv ($ROUSE_PEERS_VENV, default /tmp/rouse-peers-venv) with Slack's
 #     slack_sdk (Block Kit validation), aiosmtpd (SMTP server) and Synapse (Matrix);
 #   - Prism (npm @stoplight/prism-cli), which validates every Twilio request
-#     against Twilio's published OpenAPI description.
+#     against Twilio's published OpenAPI description;
+#   - playwright-core (npm), which drives Debian's Chromium for the ack page test.
 # Tests that need a missing peer say SKIPPED, or fail when CI is set.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +24,15 @@ fi
 echo "python peers ready: $VENV"
 
 PRISM_VERSION=5.14.2
-if [ ! -x node_modules/.bin/prism ] || [ "$(node_modules/.bin/prism --version 2>/dev/null)" != "$PRISM_VERSION" ]; then
+if [ ! -x node_modules/.bin/prism ] || [ "$(node_modules/.bin/prism --version 2>/dev/null)" != "$PRISM_VERSION" ] ||
+  [ ! -f node_modules/playwright-core/package.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 echo "prism ready: $(node_modules/.bin/prism --version)"
+echo "playwright-core ready: $(node -p 'require("./node_modules/playwright-core/package.json").version')"
+# The browser itself is Debian's package (playwright-core downloads none).
+if [ -x /usr/bin/chromium ]; then
+  echo "chromium ready: $(/usr/bin/chromium --version 2>/dev/null)"
+else
+  echo "chromium missing: install the Debian package chromium (the browser test skips, or fails under CI)"
+fi
