@@ -598,14 +598,23 @@ mod tests {
         let path = dir.path().join("rouse.yaml");
         std::fs::write(
             &path,
-            "channels:\n  twilio:\n    account_sid: AC123\n    from: \"+15005550006\"\n",
+            "channels:\n  twilio:\n    account_sid: AC123\n    from: \"+15005550006\"\n  slack:\n    webhook_url: https://hooks.slack.com/services/T/B/X\n",
         )
         .unwrap();
         let c = Config::load(
             Some(&path),
-            &env_of(&[("ROUSE_TWILIO_AUTH_TOKEN", "tok-123")]),
+            &env_of(&[
+                ("ROUSE_TWILIO_AUTH_TOKEN", "tok-123"),
+                ("ROUSE_SLACK_SIGNING_SECRET", "slack-signing-456"),
+            ]),
         )
         .unwrap();
+        let slack = c.channels.slack.as_ref().unwrap();
+        assert_eq!(
+            slack.signing_secret.as_ref().map(Secret::expose),
+            Some("slack-signing-456")
+        );
+        assert!(!format!("{c:?}").contains("slack-signing-456"));
         let twilio = c.channels.twilio.as_ref().unwrap();
         assert_eq!(twilio.account_sid, "AC123");
         assert_eq!(
@@ -625,11 +634,16 @@ mod tests {
             &env_of(&[
                 ("ROUSE_ADMIN_TOKEN", "super-secret-token-123"),
                 ("ROUSE_DATABASE_URL", "postgres://rouse:hunter2@db/rouse"),
+                (
+                    "ROUSE_PREVIOUS_SIGNING_KEY",
+                    "previous-signing-key-0123456789abcdef",
+                ),
             ]),
         )
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("super-secret-token-123"), "{shown}");
+        assert!(!shown.contains("previous-signing-key"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres://rouse:***@db/rouse"), "{shown}");
     }

@@ -101,4 +101,9 @@ pub fn apply_env(config: &mut ChannelsConfig, env: &dyn Fn(&str) -> Option<Strin
             w.secret = Some(Secret::new(secret));
         }
     }
+    if let Some(s) = config.slack.as_mut() {
+        if let Some(secret) = env("ROUSE_SLACK_SIGNING_SECRET") {
+            s.signing_secret = Some(Secret::new(secret));
+        }
+    }
 }
