@@ -55,6 +55,8 @@ fn verified(
     if given.is_empty() || !signature::verify(&url, &form, token, given) {
         metrics::counter!("rouse_intake_rejected_total", "reason" => "bad_twilio_signature")
             .increment(1);
+        // Never the body: it may be a stranger's text or a forged payload.
+        tracing::warn!(path = %uri.path(), signed = !given.is_empty(), "Twilio webhook refused: X-Twilio-Signature missing or invalid");
         return Err(ApiError::Forbidden("invalid X-Twilio-Signature".to_owned()));
     }
     Ok(form)
