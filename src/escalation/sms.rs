@@ -3,13 +3,20 @@
 //!   next channel at once and the timeline says why (carriers would reject
 //!   the text anyway, Twilio with error 21610);
 //! - a page carries the number's reply code (`Reply 4a to ack`);
-//! - "acknowledged by alice" is not texted to alice herself.
+//! - "acknowledged by alice" is not texted to alice herself, and status
+//!   texts to one number are limited (an alert storm resolving at once must
+//!   not send two hundred texts).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::alert::{Alert, AlertStatus};
 use crate::channel::{ChannelKind, Notification, Recipient};
 use crate::store::{DeliveryRecord, DeliveryStatus, NotificationClaim, Store, StoreError};
+
+/// At most this many status texts to one number per [`FOLLOW_UP_WINDOW`];
+/// the rest are in the alerts' timelines and the chat rooms.
+pub const MAX_FOLLOW_UPS: u32 = 3;
+pub const FOLLOW_UP_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
 /// `Ok(())` to send `n` (now carrying its reply code), or the record that
 /// says why not.
@@ -61,6 +68,16 @@ pub(super) async fn preflight(
                 let message = format!("{via} to {who}: not sent, {who} did it themselves");
                 return Ok(Err(not_sent(DeliveryStatus::Canceled, false, message)));
             }
+        }
+        if !store
+            .take_status_text_slot(address, now, FOLLOW_UP_WINDOW, MAX_FOLLOW_UPS)
+            .await?
+        {
+            let message = format!(
+                "{via} to {who}: status text not sent, {MAX_FOLLOW_UPS} already went to this number in the last {} minutes",
+                FOLLOW_UP_WINDOW.num_minutes()
+            );
+            return Ok(Err(not_sent(DeliveryStatus::Canceled, false, message)));
         }
         return Ok(Ok(()));
     }

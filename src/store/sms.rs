@@ -37,6 +37,18 @@ pub trait SmsBook: Send + Sync {
     /// When `address` replied STOP, if it has not replied START since.
     async fn sms_opted_out(&self, address: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
+    /// Takes one of `max` slots for a status text ("ACKNOWLEDGED by alice")
+    /// to `address` in the `window` before `at`; `false` when they are used
+    /// up. Atomic, so concurrent sends (and replicas) cannot all slip under
+    /// the limit at once.
+    async fn take_status_text_slot(
+        &self,
+        address: &str,
+        at: DateTime<Utc>,
+        window: chrono::TimeDelta,
+        max: u32,
+    ) -> Result<bool, StoreError>;
+
     /// Appends the same entry to several alerts' timelines.
     async fn note(
         &self,

@@ -595,3 +595,51 @@ async fn without_an_ack_the_calls_keep_coming(db: &TestDb) {
     rig.stop().await;
 }
 both_backends!(without_an_ack_the_calls_keep_coming);
+
+/// Whoever else was texted hears that someone acknowledged — but a storm of
+/// acknowledgements does not become a storm of texts.
+async fn status_texts_tell_the_others_and_are_limited(db: &TestDb) {
+    let rig = Rig::start(db).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let id = rig.trigger(&format!("storm-{n}")).await;
+        rig.text_for(id).await;
+        ids.push(id);
+    }
+    for id in &ids {
+        let r = rig
+            .app
+            .http
+            .post(rig.app.url(&format!("/v1/alerts/{id}/acknowledge")))
+            .bearer_auth(crate::support::ADMIN_TOKEN)
+            .json(&json!({"by": "bob"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let status_texts = || {
+        rig.twilio
+            .messages()
+            .into_iter()
+            .filter(|m| m.body.contains("ACKNOWLEDGED by bob"))
+            .count()
+    };
+    eventually("every status text is sent or held back", || async {
+        let mut held = 0;
+        for id in &ids {
+            let shown = rig.alert(*id).await;
+            held += shown["timeline"].as_array().unwrap().iter().any(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("status text not sent")
+            }) as usize;
+        }
+        held + status_texts() == ids.len()
+    })
+    .await;
+    assert_eq!(status_texts(), 3, "{:#?}", rig.twilio.messages());
+    rig.stop().await;
+}
+both_backends!(status_texts_tell_the_others_and_are_limited);

@@ -105,6 +105,41 @@ impl SmsBook for PostgresStore {
         )
     }
 
+    async fn take_status_text_slot(
+        &self,
+        address: &str,
+        at: DateTime<Utc>,
+        window: chrono::TimeDelta,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('sms_status:' || $1, 0))")
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sms_status_texts WHERE address = $1 AND at < $2")
+            .bind(address)
+            .bind(at - window)
+            .execute(&mut *tx)
+            .await?;
+        let used: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sms_status_texts WHERE address = $1")
+                .bind(address)
+                .fetch_one(&mut *tx)
+                .await?;
+        if used >= i64::from(max) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO sms_status_texts (address, at) VALUES ($1, $2)")
+            .bind(address)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn note(
         &self,
         alert_ids: &[i64],

@@ -97,6 +97,38 @@ impl SmsBook for SqliteStore {
         row.map(|r| instant(r.try_get("opted_out_at")?)).transpose()
     }
 
+    async fn take_status_text_slot(
+        &self,
+        address: &str,
+        at: DateTime<Utc>,
+        window: chrono::TimeDelta,
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        let since = (at - window).timestamp_millis();
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM sms_status_texts WHERE address = ?1 AND at < ?2")
+            .bind(address)
+            .bind(since)
+            .execute(&mut *tx)
+            .await?;
+        let used: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sms_status_texts WHERE address = ?1")
+                .bind(address)
+                .fetch_one(&mut *tx)
+                .await?;
+        if used >= i64::from(max) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO sms_status_texts (address, at) VALUES (?1, ?2)")
+            .bind(address)
+            .bind(at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn note(
         &self,
         alert_ids: &[i64],
