@@ -2,7 +2,7 @@
 //! local active windows. Lookup is arithmetic from the anchor, never a walk over shifts.
 
 use super::time::{resolve_local, ActiveWindow, LocalTime, ShiftLength};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 /// A rotation as configured: shift `k` (k >= 0) begins at the local wall-clock time
@@ -36,8 +36,12 @@ impl Rotation {
 
     /// The instant of handoff `k` (handoff 0 starts the first shift).
     pub fn handoff_at(&self, k: i64) -> Option<DateTime<Utc>> {
+        self.handoff_from(self.anchor()?, k)
+    }
+
+    fn handoff_from(&self, anchor: NaiveDateTime, k: i64) -> Option<DateTime<Utc>> {
         let wall = TimeDelta::try_seconds(k.checked_mul(self.shift.wall_seconds())?)?;
-        resolve_local(self.zone, self.anchor()?.checked_add_signed(wall)?)
+        resolve_local(self.zone, anchor.checked_add_signed(wall)?)
     }
 
     /// The shift containing `t`: its index and `[start, end)`. Negative indices are the
@@ -76,23 +80,25 @@ impl Rotation {
     }
 
     fn try_segment_at(&self, t: DateTime<Utc>) -> Option<Segment<'_>> {
-        let (k, mut start, mut end) = self.shift_at(t)?;
+        let (k, start, end) = self.shift_at(t)?;
+        let who = self.participant(k)?;
+        let active = if self.active.is_empty() {
+            None
+        } else {
+            Some(self.active_at(t)?)
+        };
+        Some(clip(who, start, end, active))
+    }
+
+    /// Who holds shift `k`; the outer None only for a participant count beyond i64.
+    fn participant(&self, k: i64) -> Option<Option<&str>> {
         let len = i64::try_from(self.participants.len()).ok()?;
-        let mut who = if k >= 0 && len > 0 {
+        Some(if k >= 0 && len > 0 {
             let i = usize::try_from(k.rem_euclid(len)).ok()?;
             self.participants.get(i).map(String::as_str)
         } else {
             None
-        };
-        if !self.active.is_empty() {
-            let (on, a, b) = self.active_at(t)?;
-            start = start.max(a);
-            end = end.min(b);
-            if !on {
-                who = None;
-            }
-        }
-        Some(Segment { who, start, end })
+        })
     }
 
     /// Whether `t` is inside an active window, and a stretch around `t` with the same answer.
@@ -123,5 +129,359 @@ impl Rotation {
             }
         }
         Some((on, lo, hi))
+    }
+}
+
+/// Narrows a shift to the active-window stretch around the same instant.
+fn clip(
+    mut who: Option<&str>,
+    mut start: DateTime<Utc>,
+    mut end: DateTime<Utc>,
+    active: Option<(bool, DateTime<Utc>, DateTime<Utc>)>,
+) -> Segment<'_> {
+    if let Some((on, a, b)) = active {
+        start = start.max(a);
+        end = end.min(b);
+        if !on {
+            who = None;
+        }
+    }
+    Segment { who, start, end }
+}
+
+/// Active windows per day that a [`RotationCursor`] keeps inline; a rotation with more
+/// windows takes the uncached path for its window edges.
+const CACHED_WINDOWS: usize = 4;
+/// A segment needs the local days d-1..=d+2 around its own date d; one spare slot lets a
+/// walk move a day in either direction without evicting a day it still needs.
+const CACHED_DAYS: usize = 5;
+/// Handoffs a cursor steps over before it falls back to locating the shift from the anchor.
+const MAX_STEPS: usize = 4;
+
+/// One window instance as resolved instants; None when the window does not start that day
+/// or resolves to an empty stretch (both are skipped the same way).
+type Instance = Option<(DateTime<Utc>, DateTime<Utc>)>;
+
+#[derive(Debug, Clone, Copy)]
+struct Day {
+    date: Option<NaiveDate>,
+    midnight: Option<DateTime<Utc>>,
+    windows: Option<[Instance; CACHED_WINDOWS]>,
+}
+
+impl Day {
+    const EMPTY: Day = Day {
+        date: None,
+        midnight: None,
+        windows: None,
+    };
+}
+
+/// Answers [`Rotation::segment_at`] for a run of nearby instants, such as a schedule's walk
+/// over a window or the merge of neighbouring pieces around a lookup.
+///
+/// Local-to-UTC resolution dominates the cost of a segment, and neighbouring instants share
+/// most of it: the same handoffs, the same local midnights, the same window instances. The
+/// cursor resolves each of those once and steps between neighbouring handoffs instead of
+/// recomputing from the anchor. Every value it remembers is produced by the same functions
+/// the uncached path uses, and anything unusual (the calendar's edges, many windows) falls
+/// back to that path, so the answer is always identical to [`Rotation::segment_at`].
+#[derive(Debug, Clone)]
+pub(crate) struct RotationCursor<'a> {
+    rotation: &'a Rotation,
+    anchor: Option<NaiveDateTime>,
+    /// The last shift found: index and `[start, end)`.
+    shift: Option<(i64, DateTime<Utc>, DateTime<Utc>)>,
+    days: [Day; CACHED_DAYS],
+}
+
+impl<'a> RotationCursor<'a> {
+    pub(crate) fn new(rotation: &'a Rotation) -> Self {
+        RotationCursor {
+            rotation,
+            anchor: rotation.anchor(),
+            shift: None,
+            days: [Day::EMPTY; CACHED_DAYS],
+        }
+    }
+
+    /// Same answer as [`Rotation::segment_at`].
+    pub(crate) fn segment_at(&mut self, t: DateTime<Utc>) -> Segment<'a> {
+        match self.try_segment_at(t) {
+            Some(segment) => segment,
+            None => self.rotation.segment_at(t),
+        }
+    }
+
+    fn try_segment_at(&mut self, t: DateTime<Utc>) -> Option<Segment<'a>> {
+        let rotation = self.rotation;
+        let (k, start, end) = self.shift_at(t)?;
+        let who = rotation.participant(k)?;
+        let active = if rotation.active.is_empty() {
+            None
+        } else if rotation.active.len() > CACHED_WINDOWS {
+            Some(rotation.active_at(t)?)
+        } else {
+            Some(self.active_at(t)?)
+        };
+        Some(clip(who, start, end, active))
+    }
+
+    /// Same answer as [`Rotation::shift_at`]: handoffs never decrease with their index, so the
+    /// shift containing `t` is the last one starting at or before `t`, however it is found.
+    fn shift_at(&mut self, t: DateTime<Utc>) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
+        if let (Some(anchor), Some((mut k, mut start, mut end))) = (self.anchor, self.shift) {
+            for _ in 0..MAX_STEPS {
+                if t < start {
+                    k = k.checked_sub(1)?;
+                    end = start;
+                    start = self.rotation.handoff_from(anchor, k)?;
+                } else if t >= end {
+                    k = k.checked_add(1)?;
+                    start = end;
+                    end = self.rotation.handoff_from(anchor, k.checked_add(1)?)?;
+                } else {
+                    self.shift = Some((k, start, end));
+                    return self.shift;
+                }
+            }
+        }
+        self.shift = Some(self.rotation.shift_at(t)?);
+        self.shift
+    }
+
+    /// Same answer as [`Rotation::active_at`], from per-day resolved midnights and windows.
+    fn active_at(&mut self, t: DateTime<Utc>) -> Option<(bool, DateTime<Utc>, DateTime<Utc>)> {
+        // Local dates are not monotonic in UTC (a fall-back at midnight revisits the previous
+        // day), so the date is read from `t` itself rather than from cached midnights.
+        let d = t.with_timezone(&self.rotation.zone).date_naive();
+        let (prev, next) = (d.pred_opt()?, d.succ_opt()?);
+        let mut lo = self.midnight(d)?;
+        let mut hi = self.midnight(next.succ_opt()?)?;
+        let mut on = false;
+        for x in [prev, d, next] {
+            for (s, e) in self.windows(x)?.into_iter().flatten() {
+                on |= s <= t && t < e;
+                for edge in [s, e] {
+                    if edge <= t {
+                        lo = lo.max(edge);
+                    } else {
+                        hi = hi.min(edge);
+                    }
+                }
+            }
+        }
+        Some((on, lo, hi))
+    }
+
+    fn day(&mut self, date: NaiveDate) -> &mut Day {
+        let slot = date
+            .num_days_from_ce()
+            .rem_euclid(CACHED_DAYS as i32)
+            .try_into()
+            .unwrap_or(0);
+        let day = &mut self.days[slot];
+        if day.date != Some(date) {
+            *day = Day {
+                date: Some(date),
+                ..Day::EMPTY
+            };
+        }
+        day
+    }
+
+    fn midnight(&mut self, date: NaiveDate) -> Option<DateTime<Utc>> {
+        let zone = self.rotation.zone;
+        let day = self.day(date);
+        if day.midnight.is_none() {
+            day.midnight = resolve_local(zone, LocalTime::MIDNIGHT.on(date)?);
+        }
+        day.midnight
+    }
+
+    fn windows(&mut self, date: NaiveDate) -> Option<[Instance; CACHED_WINDOWS]> {
+        let rotation = self.rotation;
+        let day = self.day(date);
+        if let Some(windows) = day.windows {
+            return Some(windows);
+        }
+        let mut windows = [None; CACHED_WINDOWS];
+        for (slot, w) in windows.iter_mut().zip(&rotation.active) {
+            if let Some((s, e)) = w.on(date) {
+                let (s, e) = (
+                    resolve_local(rotation.zone, s)?,
+                    resolve_local(rotation.zone, e)?,
+                );
+                *slot = (s < e).then_some((s, e));
+            }
+        }
+        day.windows = Some(windows);
+        day.windows
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::oncall::time::Weekdays;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    /// Zones with half-hour DST (Lord Howe), a 45-minute offset (Chatham), a fall-back at
+    /// midnight (Santiago), no DST (Kolkata) and the usual northern ones.
+    pub(in crate::oncall) const ZONES: &[Tz] = &[
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::America::New_York,
+        chrono_tz::Europe::London,
+        chrono_tz::Asia::Kolkata,
+        chrono_tz::Pacific::Chatham,
+        chrono_tz::America::Santiago,
+        chrono_tz::Europe::Berlin,
+        chrono_tz::UTC,
+    ];
+
+    fn quarter_hour(q: u16) -> LocalTime {
+        LocalTime::from_hm(q / 4, (q % 4) * 15).unwrap_or(LocalTime::MIDNIGHT)
+    }
+
+    fn window_strategy() -> impl Strategy<Value = ActiveWindow> {
+        (1u8..128, 0u16..96, 1u16..97).prop_map(|(mask, f, t)| {
+            let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+            let days: Vec<&str> = (0..7)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| names[i])
+                .collect();
+            ActiveWindow {
+                days: Weekdays::parse(&days.join(",")).unwrap_or(Weekdays::ALL),
+                from: quarter_hour(f),
+                to: if t == 96 {
+                    LocalTime::END_OF_DAY
+                } else {
+                    quarter_hour(t)
+                },
+            }
+        })
+    }
+
+    pub(in crate::oncall) fn rotation_strategy() -> impl Strategy<Value = Rotation> {
+        (
+            0..ZONES.len(),
+            1usize..=5,
+            prop_oneof![
+                (1u32..=48).prop_map(ShiftLength::Hours),
+                (1u32..=14).prop_map(ShiftLength::Days),
+                (1u32..=2).prop_map(ShiftLength::Weeks),
+            ],
+            // Weighted towards 00:00-03:45, where DST changes happen.
+            prop_oneof![0u16..16, 0u16..96],
+            0i64..1000,
+            // Up to five windows, so rotations beyond CACHED_WINDOWS are covered too.
+            proptest::collection::vec(window_strategy(), 0..=5),
+        )
+            .prop_map(|(z, n, shift, q, start_days, active)| Rotation {
+                id: "r".into(),
+                name: None,
+                zone: ZONES[z],
+                participants: (0..n).map(|i| format!("p{i}")).collect(),
+                shift,
+                handoff: quarter_hour(q),
+                start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default()
+                    + TimeDelta::days(start_days),
+                active: active.into_iter().filter(|w| w.from != w.to).collect(),
+            })
+    }
+
+    /// An instant between 2024 and 2028, at a random second, so that walks start before
+    /// and after rotation starts and on both sides of DST changes.
+    pub(in crate::oncall) fn instant_strategy() -> impl Strategy<Value = DateTime<Utc>> {
+        (0i64..5 * 365 * 86_400).prop_map(|s| {
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + TimeDelta::seconds(s)
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Move {
+        /// To the end of the current segment, as a schedule's walk does.
+        Forward,
+        /// To just before the current segment, as the merge of earlier pieces does.
+        Back,
+        /// A little way, within the cached days and shifts or just beyond them.
+        Near(i64),
+        /// Far away, so the cursor must find the shift from the anchor again.
+        Far(i64),
+    }
+
+    fn moves() -> impl Strategy<Value = Vec<Move>> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => Just(Move::Forward),
+                2 => Just(Move::Back),
+                1 => (-3 * 86_400i64..3 * 86_400).prop_map(Move::Near),
+                1 => (-400 * 86_400i64..400 * 86_400).prop_map(Move::Far),
+            ],
+            1..80,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cursor_answers_exactly_like_segment_at(r in rotation_strategy(), start in instant_strategy(), moves in moves()) {
+            let mut cursor = RotationCursor::new(&r);
+            let mut t = start;
+            for m in moves {
+                let got = cursor.segment_at(t);
+                let want = r.segment_at(t);
+                prop_assert_eq!(got, want, "at {} in {} after {:?}", t, r.zone, m);
+                t = match m {
+                    Move::Forward => want.end,
+                    Move::Back => want.start - TimeDelta::nanoseconds(1),
+                    Move::Near(s) | Move::Far(s) => t + TimeDelta::seconds(s),
+                };
+            }
+        }
+
+        #[test]
+        fn cursor_walks_a_window_exactly(r in rotation_strategy(), start in instant_strategy(), days in 1i64..120) {
+            let mut cursor = RotationCursor::new(&r);
+            let until = start + TimeDelta::days(days);
+            let mut t = start;
+            while t < until {
+                let want = r.segment_at(t);
+                prop_assert_eq!(cursor.segment_at(t), want, "at {} in {}", t, r.zone);
+                prop_assert!(want.end > t);
+                t = want.end;
+            }
+        }
+    }
+
+    #[test]
+    fn cursor_agrees_on_a_spring_forward_handoff() {
+        // New York skips 02:00-03:00 on 2026-03-08; the 02:30 handoff happens at 03:00 EDT.
+        let r = Rotation {
+            id: "r".into(),
+            name: None,
+            zone: chrono_tz::America::New_York,
+            participants: vec!["a".into(), "b".into()],
+            shift: ShiftLength::Days(1),
+            handoff: LocalTime::from_hm(2, 30).unwrap_or(LocalTime::MIDNIGHT),
+            start: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default(),
+            active: vec![],
+        };
+        let mut cursor = RotationCursor::new(&r);
+        let mut t = Utc.with_ymd_and_hms(2026, 3, 6, 12, 0, 0).unwrap();
+        let gap_end = Utc.with_ymd_and_hms(2026, 3, 8, 7, 0, 0).unwrap();
+        let mut ends = Vec::new();
+        for _ in 0..4 {
+            let s = cursor.segment_at(t);
+            assert_eq!(s, r.segment_at(t));
+            ends.push(s.end);
+            t = s.end;
+        }
+        assert!(
+            ends.contains(&gap_end),
+            "handoff at the end of the gap: {ends:?}"
+        );
     }
 }
