@@ -48,21 +48,31 @@ impl Rotation {
     /// (empty) stretches before the rotation starts. A handoff swallowed by a DST gap can make
     /// a shift zero-length; such a shift never contains any instant and is skipped.
     pub fn shift_at(&self, t: DateTime<Utc>) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
-        let local = t.with_timezone(&self.zone).naive_local();
+        self.shift_from_local(t, t.with_timezone(&self.zone).naive_local())
+    }
+
+    /// [`Rotation::shift_at`] for a caller that already knows `local`, the wall-clock reading
+    /// of `t` in the rotation's zone.
+    fn shift_from_local(
+        &self,
+        t: DateTime<Utc>,
+        local: NaiveDateTime,
+    ) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
+        let anchor = self.anchor()?;
         let step = self.shift.wall_seconds();
-        let mut k = (local - self.anchor()?).num_seconds().div_euclid(step);
+        let mut k = (local - anchor).num_seconds().div_euclid(step);
         // The estimate is off by at most one or two because resolution moves handoffs by
         // less than a shift; these loops only correct that.
-        let mut start = self.handoff_at(k)?;
+        let mut start = self.handoff_from(anchor, k)?;
         while start > t {
             k -= 1;
-            start = self.handoff_at(k)?;
+            start = self.handoff_from(anchor, k)?;
         }
-        let mut end = self.handoff_at(k + 1)?;
+        let mut end = self.handoff_from(anchor, k + 1)?;
         while end <= t {
             k += 1;
             start = end;
-            end = self.handoff_at(k + 1)?;
+            end = self.handoff_from(anchor, k + 1)?;
         }
         Some((k, start, end))
     }
@@ -149,31 +159,45 @@ fn clip(
     Segment { who, start, end }
 }
 
-/// Active windows per day that a [`RotationCursor`] keeps inline; a rotation with more
-/// windows takes the uncached path for its window edges.
-const CACHED_WINDOWS: usize = 4;
 /// A segment needs the local days d-1..=d+2 around its own date d; one spare slot lets a
 /// walk move a day in either direction without evicting a day it still needs.
 const CACHED_DAYS: usize = 5;
 /// Handoffs a cursor steps over before it falls back to locating the shift from the anchor.
 const MAX_STEPS: usize = 4;
 
-/// One window instance as resolved instants; None when the window does not start that day
-/// or resolves to an empty stretch (both are skipped the same way).
+/// One window instance as resolved instants; None when it resolves to an empty stretch,
+/// which the uncached path skips too.
 type Instance = Option<(DateTime<Utc>, DateTime<Utc>)>;
+
+/// The instance of one window starting on one day.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// Local start and end; None when the window does not start on this weekday.
+    local: Option<(NaiveDateTime, NaiveDateTime)>,
+    /// Resolved on first use.
+    resolved: Option<Instance>,
+}
+
+impl Window {
+    const EMPTY: Window = Window {
+        local: None,
+        resolved: None,
+    };
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Day {
     date: Option<NaiveDate>,
     midnight: Option<DateTime<Utc>>,
-    windows: Option<[Instance; CACHED_WINDOWS]>,
+    /// Whether this day's windows (local parts) are filled in.
+    windows: bool,
 }
 
 impl Day {
     const EMPTY: Day = Day {
         date: None,
         midnight: None,
-        windows: None,
+        windows: false,
     };
 }
 
@@ -182,10 +206,11 @@ impl Day {
 ///
 /// Local-to-UTC resolution dominates the cost of a segment, and neighbouring instants share
 /// most of it: the same handoffs, the same local midnights, the same window instances. The
-/// cursor resolves each of those once and steps between neighbouring handoffs instead of
-/// recomputing from the anchor. Every value it remembers is produced by the same functions
-/// the uncached path uses, and anything unusual (the calendar's edges, many windows) falls
-/// back to that path, so the answer is always identical to [`Rotation::segment_at`].
+/// cursor resolves each of those at most once, only when it can change the answer, and steps
+/// between neighbouring handoffs instead of recomputing from the anchor. Every value it
+/// uses is produced by the same functions as the uncached path, and anything unusual (the
+/// calendar's edges, many windows) falls back to that path, so the answer is always identical
+/// to [`Rotation::segment_at`].
 #[derive(Debug, Clone)]
 pub(crate) struct RotationCursor<'a> {
     rotation: &'a Rotation,
@@ -193,6 +218,40 @@ pub(crate) struct RotationCursor<'a> {
     /// The last shift found: index and `[start, end)`.
     shift: Option<(i64, DateTime<Utc>, DateTime<Utc>)>,
     days: [Day; CACHED_DAYS],
+    /// Window instances of the cached days: window `i` of day slot `d` is at `d * n + i`, for
+    /// `n` windows. Allocated only for rotations that have windows.
+    windows: Vec<Window>,
+}
+
+/// What the window edges seen so far say about the stretch around `t`.
+struct Edges {
+    t: DateTime<Utc>,
+    on: bool,
+    /// Latest edge at or before `t`, and whether one of those edges is read on or after the
+    /// local midnight starting `t`'s date (then it is no earlier than that midnight).
+    lo: Option<DateTime<Utc>>,
+    lo_after_midnight: bool,
+    day_start: NaiveDateTime,
+    /// Earliest edge after `t`, and the earliest local reading among edges after `t`.
+    hi: Option<DateTime<Utc>>,
+    hi_local: Option<NaiveDateTime>,
+}
+
+impl Edges {
+    fn add(&mut self, instance: Instance, (ls, le): (NaiveDateTime, NaiveDateTime)) {
+        let Some((s, e)) = instance else { return };
+        let t = self.t;
+        self.on |= s <= t && t < e;
+        for (edge, local) in [(s, ls), (e, le)] {
+            if edge <= t {
+                self.lo = Some(self.lo.map_or(edge, |lo| lo.max(edge)));
+                self.lo_after_midnight |= local >= self.day_start;
+            } else {
+                self.hi = Some(self.hi.map_or(edge, |hi| hi.min(edge)));
+                self.hi_local = Some(self.hi_local.map_or(local, |h| h.min(local)));
+            }
+        }
+    }
 }
 
 impl<'a> RotationCursor<'a> {
@@ -202,6 +261,11 @@ impl<'a> RotationCursor<'a> {
             anchor: rotation.anchor(),
             shift: None,
             days: [Day::EMPTY; CACHED_DAYS],
+            windows: if rotation.active.is_empty() {
+                Vec::new()
+            } else {
+                vec![Window::EMPTY; CACHED_DAYS * rotation.active.len()]
+            },
         }
     }
 
@@ -215,21 +279,26 @@ impl<'a> RotationCursor<'a> {
 
     fn try_segment_at(&mut self, t: DateTime<Utc>) -> Option<Segment<'a>> {
         let rotation = self.rotation;
-        let (k, start, end) = self.shift_at(t)?;
+        let windowed = !rotation.active.is_empty();
+        // The wall-clock reading of `t` costs a zone lookup; read it once, and only when the
+        // windows or a fresh shift search need it.
+        let local = windowed.then(|| t.with_timezone(&rotation.zone).naive_local());
+        let (k, start, end) = self.shift_at(t, local)?;
         let who = rotation.participant(k)?;
-        let active = if rotation.active.is_empty() {
-            None
-        } else if rotation.active.len() > CACHED_WINDOWS {
-            Some(rotation.active_at(t)?)
-        } else {
-            Some(self.active_at(t)?)
+        let active = match local {
+            None => None,
+            Some(local) => Some(self.active_at(t, local.date())?),
         };
         Some(clip(who, start, end, active))
     }
 
     /// Same answer as [`Rotation::shift_at`]: handoffs never decrease with their index, so the
     /// shift containing `t` is the last one starting at or before `t`, however it is found.
-    fn shift_at(&mut self, t: DateTime<Utc>) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
+    fn shift_at(
+        &mut self,
+        t: DateTime<Utc>,
+        local: Option<NaiveDateTime>,
+    ) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
         if let (Some(anchor), Some((mut k, mut start, mut end))) = (self.anchor, self.shift) {
             for _ in 0..MAX_STEPS {
                 if t < start {
@@ -246,35 +315,83 @@ impl<'a> RotationCursor<'a> {
                 }
             }
         }
-        self.shift = Some(self.rotation.shift_at(t)?);
+        let local = local.unwrap_or_else(|| t.with_timezone(&self.rotation.zone).naive_local());
+        self.shift = Some(self.rotation.shift_from_local(t, local)?);
         self.shift
     }
 
-    /// Same answer as [`Rotation::active_at`], from per-day resolved midnights and windows.
-    fn active_at(&mut self, t: DateTime<Utc>) -> Option<(bool, DateTime<Utc>, DateTime<Utc>)> {
-        // Local dates are not monotonic in UTC (a fall-back at midnight revisits the previous
-        // day), so the date is read from `t` itself rather than from cached midnights.
-        let d = t.with_timezone(&self.rotation.zone).date_naive();
+    /// Same answer as [`Rotation::active_at`] for `t` read on local date `d`, resolving only
+    /// what can change it.
+    ///
+    /// Resolution never reorders local times (a later wall-clock time never resolves to an
+    /// earlier instant), which is what lets an edge stand in for the ones it dominates:
+    /// - an instance of d-1 that ends by d 00:00 ends by the midnight that bounds the answer
+    ///   anyway, so it cannot move the bounds or contain `t`;
+    /// - an edge after `t` read no later than d+1's first window start dominates all of d+1;
+    /// - an edge read from d 00:00 on at or before `t` dominates d's midnight, and an edge
+    ///   read by d+2 00:00 after `t` dominates that midnight.
+    fn active_at(
+        &mut self,
+        t: DateTime<Utc>,
+        d: NaiveDate,
+    ) -> Option<(bool, DateTime<Utc>, DateTime<Utc>)> {
         let (prev, next) = (d.pred_opt()?, d.succ_opt()?);
-        let mut lo = self.midnight(d)?;
-        let mut hi = self.midnight(next.succ_opt()?)?;
-        let mut on = false;
-        for x in [prev, d, next] {
-            for (s, e) in self.windows(x)?.into_iter().flatten() {
-                on |= s <= t && t < e;
-                for edge in [s, e] {
-                    if edge <= t {
-                        lo = lo.max(edge);
-                    } else {
-                        hi = hi.min(edge);
+        let after = next.succ_opt()?;
+        let day_start = LocalTime::MIDNIGHT.on(d)?;
+        let after_start = LocalTime::MIDNIGHT.on(after)?;
+        let mut edges = Edges {
+            t,
+            on: false,
+            lo: None,
+            lo_after_midnight: false,
+            day_start,
+            hi: None,
+            hi_local: None,
+        };
+        for i in 0..self.rotation.active.len() {
+            if let Some(local) = self.window(prev, i)?.local {
+                if local.1 > day_start {
+                    edges.add(self.resolved(prev, i)?, local);
+                }
+            }
+            if let Some(local) = self.window(d, i)?.local {
+                edges.add(self.resolved(d, i)?, local);
+            }
+        }
+        let mut first_next: Option<NaiveDateTime> = None;
+        for i in 0..self.rotation.active.len() {
+            if let Some((ls, _)) = self.window(next, i)?.local {
+                first_next = Some(first_next.map_or(ls, |f| f.min(ls)));
+            }
+        }
+        if let Some(first) = first_next {
+            if edges.hi_local.is_none_or(|h| h > first) {
+                for i in 0..self.rotation.active.len() {
+                    if let Some(local) = self.window(next, i)?.local {
+                        edges.add(self.resolved(next, i)?, local);
                     }
                 }
             }
         }
-        Some((on, lo, hi))
+        let lo = match edges.lo {
+            Some(lo) if edges.lo_after_midnight => lo,
+            lo => {
+                let midnight = self.midnight(d)?;
+                lo.map_or(midnight, |lo| lo.max(midnight))
+            }
+        };
+        let hi = match (edges.hi, edges.hi_local) {
+            (Some(hi), Some(local)) if local <= after_start => hi,
+            (hi, _) => {
+                let midnight = self.midnight(after)?;
+                hi.map_or(midnight, |hi| hi.min(midnight))
+            }
+        };
+        Some((edges.on, lo, hi))
     }
 
-    fn day(&mut self, date: NaiveDate) -> &mut Day {
+    /// The cache slot holding `date`, emptied first if it held another day.
+    fn day(&mut self, date: NaiveDate) -> usize {
         let slot = date
             .num_days_from_ce()
             .rem_euclid(CACHED_DAYS as i32)
@@ -287,36 +404,51 @@ impl<'a> RotationCursor<'a> {
                 ..Day::EMPTY
             };
         }
-        day
+        slot
     }
 
     fn midnight(&mut self, date: NaiveDate) -> Option<DateTime<Utc>> {
         let zone = self.rotation.zone;
-        let day = self.day(date);
+        let slot = self.day(date);
+        let day = &mut self.days[slot];
         if day.midnight.is_none() {
             day.midnight = resolve_local(zone, LocalTime::MIDNIGHT.on(date)?);
         }
         day.midnight
     }
 
-    fn windows(&mut self, date: NaiveDate) -> Option<[Instance; CACHED_WINDOWS]> {
+    /// Window `i`'s instance starting on `date`, local parts only unless resolved before.
+    fn window(&mut self, date: NaiveDate, i: usize) -> Option<Window> {
         let rotation = self.rotation;
-        let day = self.day(date);
-        if let Some(windows) = day.windows {
-            return Some(windows);
-        }
-        let mut windows = [None; CACHED_WINDOWS];
-        for (slot, w) in windows.iter_mut().zip(&rotation.active) {
-            if let Some((s, e)) = w.on(date) {
-                let (s, e) = (
-                    resolve_local(rotation.zone, s)?,
-                    resolve_local(rotation.zone, e)?,
-                );
-                *slot = (s < e).then_some((s, e));
+        let n = rotation.active.len();
+        let slot = self.day(date);
+        let cached = self.windows.get_mut(slot * n..(slot + 1) * n)?;
+        if !self.days[slot].windows {
+            for (cached, w) in cached.iter_mut().zip(&rotation.active) {
+                *cached = Window {
+                    local: w.on(date),
+                    resolved: None,
+                };
             }
+            self.days[slot].windows = true;
         }
-        day.windows = Some(windows);
-        day.windows
+        cached.get(i).copied()
+    }
+
+    /// Window `i`'s instance starting on `date`, resolved as the uncached path does.
+    fn resolved(&mut self, date: NaiveDate, i: usize) -> Option<Instance> {
+        let zone = self.rotation.zone;
+        let window = self.window(date, i)?;
+        if let Some(instance) = window.resolved {
+            return Some(instance);
+        }
+        let (s, e) = window.local?;
+        let (s, e) = (resolve_local(zone, s)?, resolve_local(zone, e)?);
+        let instance = (s < e).then_some((s, e));
+        let n = self.rotation.active.len();
+        let slot = self.day(date);
+        self.windows.get_mut(slot * n + i)?.resolved = Some(instance);
+        Some(instance)
     }
 }
 
@@ -375,7 +507,7 @@ pub(super) mod tests {
             // Weighted towards 00:00-03:45, where DST changes happen.
             prop_oneof![0u16..16, 0u16..96],
             0i64..1000,
-            // Up to five windows, so rotations beyond CACHED_WINDOWS are covered too.
+            // Several windows per day, overlapping or not.
             proptest::collection::vec(window_strategy(), 0..=5),
         )
             .prop_map(|(z, n, shift, q, start_days, active)| Rotation {
