@@ -2,7 +2,7 @@
 //! local active windows. Lookup is arithmetic from the anchor, never a walk over shifts.
 
 use super::time::{resolve_local, ActiveWindow, LocalTime, ShiftLength};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 /// A rotation as configured: shift `k` (k >= 0) begins at the local wall-clock time
@@ -337,8 +337,9 @@ impl<'a> RotationCursor<'a> {
     ) -> Option<(bool, DateTime<Utc>, DateTime<Utc>)> {
         let (prev, next) = (d.pred_opt()?, d.succ_opt()?);
         let after = next.succ_opt()?;
-        let day_start = LocalTime::MIDNIGHT.on(d)?;
-        let after_start = LocalTime::MIDNIGHT.on(after)?;
+        // Same readings as `LocalTime::MIDNIGHT.on`, without the zero-minute date arithmetic.
+        let day_start = d.and_time(NaiveTime::MIN);
+        let after_start = after.and_time(NaiveTime::MIN);
         let mut edges = Edges {
             t,
             on: false,
@@ -348,26 +349,28 @@ impl<'a> RotationCursor<'a> {
             hi: None,
             hi_local: None,
         };
+        // Four consecutive days never share a slot, so these stay valid below.
+        let (prev, today, next) = (self.filled(prev)?, self.filled(d)?, self.filled(next)?);
         for i in 0..self.rotation.active.len() {
-            if let Some(local) = self.window(prev, i)?.local {
+            if let Some(local) = self.cached(prev, i)?.local {
                 if local.1 > day_start {
                     edges.add(self.resolved(prev, i)?, local);
                 }
             }
-            if let Some(local) = self.window(d, i)?.local {
-                edges.add(self.resolved(d, i)?, local);
+            if let Some(local) = self.cached(today, i)?.local {
+                edges.add(self.resolved(today, i)?, local);
             }
         }
         let mut first_next: Option<NaiveDateTime> = None;
         for i in 0..self.rotation.active.len() {
-            if let Some((ls, _)) = self.window(next, i)?.local {
+            if let Some((ls, _)) = self.cached(next, i)?.local {
                 first_next = Some(first_next.map_or(ls, |f| f.min(ls)));
             }
         }
         if let Some(first) = first_next {
             if edges.hi_local.is_none_or(|h| h > first) {
                 for i in 0..self.rotation.active.len() {
-                    if let Some(local) = self.window(next, i)?.local {
+                    if let Some(local) = self.cached(next, i)?.local {
                         edges.add(self.resolved(next, i)?, local);
                     }
                 }
@@ -412,18 +415,18 @@ impl<'a> RotationCursor<'a> {
         let slot = self.day(date);
         let day = &mut self.days[slot];
         if day.midnight.is_none() {
-            day.midnight = resolve_local(zone, LocalTime::MIDNIGHT.on(date)?);
+            day.midnight = resolve_local(zone, date.and_time(NaiveTime::MIN));
         }
         day.midnight
     }
 
-    /// Window `i`'s instance starting on `date`, local parts only unless resolved before.
-    fn window(&mut self, date: NaiveDate, i: usize) -> Option<Window> {
+    /// The cache slot holding `date`, with its windows' local parts filled in.
+    fn filled(&mut self, date: NaiveDate) -> Option<usize> {
         let rotation = self.rotation;
         let n = rotation.active.len();
         let slot = self.day(date);
-        let cached = self.windows.get_mut(slot * n..(slot + 1) * n)?;
         if !self.days[slot].windows {
+            let cached = self.windows.get_mut(slot * n..(slot + 1) * n)?;
             for (cached, w) in cached.iter_mut().zip(&rotation.active) {
                 *cached = Window {
                     local: w.on(date),
@@ -432,22 +435,27 @@ impl<'a> RotationCursor<'a> {
             }
             self.days[slot].windows = true;
         }
-        cached.get(i).copied()
+        Some(slot)
     }
 
-    /// Window `i`'s instance starting on `date`, resolved as the uncached path does.
-    fn resolved(&mut self, date: NaiveDate, i: usize) -> Option<Instance> {
+    /// Window `i` of the day in `slot` (see [`RotationCursor::filled`]).
+    fn cached(&self, slot: usize, i: usize) -> Option<Window> {
+        let n = self.rotation.active.len();
+        self.windows.get(slot * n + i).copied()
+    }
+
+    /// Window `i` of the day in `slot`, resolved as the uncached path does.
+    fn resolved(&mut self, slot: usize, i: usize) -> Option<Instance> {
         let zone = self.rotation.zone;
-        let window = self.window(date, i)?;
+        let n = self.rotation.active.len();
+        let window = self.windows.get_mut(slot * n + i)?;
         if let Some(instance) = window.resolved {
             return Some(instance);
         }
         let (s, e) = window.local?;
         let (s, e) = (resolve_local(zone, s)?, resolve_local(zone, e)?);
         let instance = (s < e).then_some((s, e));
-        let n = self.rotation.active.len();
-        let slot = self.day(date);
-        self.windows.get_mut(slot * n + i)?.resolved = Some(instance);
+        window.resolved = Some(instance);
         Some(instance)
     }
 }
