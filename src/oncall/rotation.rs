@@ -1,5 +1,6 @@
 //! A rotation: participants taking turns in fixed wall-clock shifts, optionally limited to
-//! local active windows. Lookup is arithmetic from the anchor, never a walk over shifts.
+//! local active windows. Lookup is arithmetic from the anchor, never a walk over shifts;
+//! a `RotationCursor` answers runs of nearby instants by reusing its neighbours' work.
 
 use super::time::{resolve_local, ActiveWindow, LocalTime, ShiftLength};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
