@@ -1,7 +1,7 @@
 //! Schedules: layers of rotations plus overrides, and the two questions Rouse asks of
 //! them — who is on call at an instant, and the effective shifts over a window.
 
-use super::rotation::Rotation;
+use super::rotation::{Rotation, RotationCursor, Segment};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -88,16 +88,57 @@ impl Piece<'_> {
     }
 }
 
+/// Where a schedule gets its layers' segments from.
+trait Segments<'a> {
+    fn segment_at(&mut self, layer: usize, t: DateTime<Utc>) -> Segment<'a>;
+}
+
+/// One cursor per layer, so that the many neighbouring instants a single question visits
+/// (a walk over a window, the merge around a lookup) share their handoffs and window edges.
+struct Walk<'a> {
+    cursors: Vec<RotationCursor<'a>>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(schedule: &'a Schedule) -> Self {
+        Walk {
+            cursors: schedule
+                .layers
+                .iter()
+                .map(|l| RotationCursor::new(&l.rotation))
+                .collect(),
+        }
+    }
+}
+
+impl<'a> Segments<'a> for Walk<'a> {
+    fn segment_at(&mut self, layer: usize, t: DateTime<Utc>) -> Segment<'a> {
+        match self.cursors.get_mut(layer) {
+            Some(cursor) => cursor.segment_at(t),
+            // Walk::new makes one cursor per layer; an empty answer keeps this total.
+            None => Segment {
+                who: None,
+                start: t,
+                end: add_days(t, 1),
+            },
+        }
+    }
+}
+
 impl Schedule {
     /// Who is on call at `t`, or None when nobody is.
     pub fn on_call_at(&self, t: DateTime<Utc>) -> Option<OnCall> {
-        let p = self.piece_at(t);
+        self.on_call_with(&mut Walk::new(self), t)
+    }
+
+    fn on_call_with<'a>(&'a self, seg: &mut impl Segments<'a>, t: DateTime<Utc>) -> Option<OnCall> {
+        let p = self.piece_at(seg, t);
         let who = p.who?;
         let source = self.source(p.src?);
         Some(OnCall {
             person_id: who.to_string(),
-            shift_start: self.extend_back(&p, t),
-            shift_end: self.extend_forward(&p, t),
+            shift_start: self.extend_back(seg, &p, t),
+            shift_end: self.extend_forward(seg, &p, t),
             source,
         })
     }
@@ -106,13 +147,22 @@ impl Schedule {
     /// starting at or before `from` and the last ending at or after `until`. Consecutive
     /// pieces with the same person and source are merged; gaps have `person_id == None`.
     pub fn shifts(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Shift> {
+        self.shifts_with(&mut Walk::new(self), from, until)
+    }
+
+    fn shifts_with<'a>(
+        &'a self,
+        seg: &mut impl Segments<'a>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<Shift> {
         let mut pieces: Vec<Piece<'_>> = Vec::new();
         if from >= until {
             return Vec::new();
         }
         let mut t = from;
         loop {
-            let p = self.piece_at(t);
+            let p = self.piece_at(seg, t);
             match pieces.last_mut() {
                 Some(last) if last.same_answer(&p) => last.end = p.end,
                 _ => pieces.push(p),
@@ -123,10 +173,10 @@ impl Schedule {
             t = p.end;
         }
         if let Some(first) = pieces.first_mut() {
-            first.start = self.extend_back(first, from);
+            first.start = self.extend_back(seg, first, from);
         }
         if let Some(last) = pieces.last_mut() {
-            last.end = self.extend_forward(last, until);
+            last.end = self.extend_forward(seg, last, until);
         }
         pieces
             .into_iter()
@@ -153,7 +203,12 @@ impl Schedule {
         }
     }
 
-    fn extend_back(&self, p: &Piece<'_>, around: DateTime<Utc>) -> DateTime<Utc> {
+    fn extend_back<'a>(
+        &'a self,
+        seg: &mut impl Segments<'a>,
+        p: &Piece<'_>,
+        around: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         let limit = sub_days(around, MERGE_HORIZON_DAYS);
         let mut start = p.start;
         for _ in 0..MERGE_MAX_PIECES {
@@ -163,7 +218,7 @@ impl Schedule {
             let Some(before) = start.checked_sub_signed(TimeDelta::nanoseconds(1)) else {
                 break;
             };
-            let prev = self.piece_at(before);
+            let prev = self.piece_at(seg, before);
             if !prev.same_answer(p) {
                 break;
             }
@@ -172,14 +227,19 @@ impl Schedule {
         start
     }
 
-    fn extend_forward(&self, p: &Piece<'_>, around: DateTime<Utc>) -> DateTime<Utc> {
+    fn extend_forward<'a>(
+        &'a self,
+        seg: &mut impl Segments<'a>,
+        p: &Piece<'_>,
+        around: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         let limit = add_days(around, MERGE_HORIZON_DAYS);
         let mut end = p.end;
         for _ in 0..MERGE_MAX_PIECES {
             if end >= limit {
                 break;
             }
-            let next = self.piece_at(end);
+            let next = self.piece_at(seg, end);
             if !next.same_answer(p) {
                 break;
             }
@@ -190,21 +250,21 @@ impl Schedule {
 
     /// Layers first (later layers win where they have someone; a layer with nobody falls
     /// through), then overrides on top (the one listed last wins).
-    fn piece_at(&self, t: DateTime<Utc>) -> Piece<'_> {
+    fn piece_at<'a>(&'a self, seg: &mut impl Segments<'a>, t: DateTime<Utc>) -> Piece<'a> {
         let mut piece = Piece {
             who: None,
             src: None,
             start: DateTime::<Utc>::MIN_UTC,
             end: DateTime::<Utc>::MAX_UTC,
         };
-        for (i, layer) in self.layers.iter().enumerate().rev() {
-            let seg = layer.rotation.segment_at(t);
+        for i in (0..self.layers.len()).rev() {
+            let layer = seg.segment_at(i, t);
             // Every layer consulted bounds the piece: a higher layer that is empty now may
             // take over at its next boundary.
-            piece.start = piece.start.max(seg.start);
-            piece.end = piece.end.min(seg.end);
-            if seg.who.is_some() {
-                piece.who = seg.who;
+            piece.start = piece.start.max(layer.start);
+            piece.end = piece.end.min(layer.end);
+            if layer.who.is_some() {
+                piece.who = layer.who;
                 piece.src = Some(SourceRef::Layer(i));
                 break;
             }
@@ -255,4 +315,72 @@ fn sub_days(t: DateTime<Utc>, n: i64) -> DateTime<Utc> {
 fn add_days(t: DateTime<Utc>, n: i64) -> DateTime<Utc> {
     t.checked_add_signed(TimeDelta::days(n))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oncall::rotation::tests::{instant_strategy, rotation_strategy};
+    use proptest::prelude::*;
+
+    /// The straightforward computation: every segment from scratch.
+    struct Uncached<'a>(&'a Schedule);
+
+    impl<'a> Segments<'a> for Uncached<'a> {
+        fn segment_at(&mut self, layer: usize, t: DateTime<Utc>) -> Segment<'a> {
+            self.0.layers[layer].rotation.segment_at(t)
+        }
+    }
+
+    fn schedule_strategy() -> impl Strategy<Value = Schedule> {
+        (
+            proptest::collection::vec(rotation_strategy(), 1..=3),
+            proptest::collection::vec(
+                (
+                    0usize..4,
+                    proptest::option::of(0usize..5),
+                    instant_strategy(),
+                    1i64..(10 * 24),
+                ),
+                0..=2,
+            ),
+        )
+            .prop_map(|(rotations, overrides)| Schedule {
+                id: "s".into(),
+                name: None,
+                zone: chrono_tz::UTC,
+                layers: rotations
+                    .into_iter()
+                    .map(|r| Layer {
+                        rotation: Arc::new(r),
+                    })
+                    .collect(),
+                overrides: overrides
+                    .into_iter()
+                    .map(|(who, person, from, hours)| Override {
+                        who: format!("o{who}"),
+                        for_person: person.map(|p| format!("p{p}")),
+                        from,
+                        until: from + TimeDelta::hours(hours),
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cached_shifts_equal_uncached(s in schedule_strategy(), from in instant_strategy(), hours in 1i64..(60 * 24)) {
+            let until = from + TimeDelta::hours(hours);
+            prop_assert_eq!(s.shifts(from, until), s.shifts_with(&mut Uncached(&s), from, until));
+        }
+
+        #[test]
+        fn cached_lookup_equals_uncached(s in schedule_strategy(), ts in proptest::collection::vec(instant_strategy(), 1..10)) {
+            for t in ts {
+                prop_assert_eq!(s.on_call_at(t), s.on_call_with(&mut Uncached(&s), t), "at {}", t);
+            }
+        }
+    }
 }
