@@ -36,6 +36,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// Other writers kept opening alerts for the keys of a batch while it was
+    /// being applied (PostgreSQL with several replicas); the batch was rolled back.
+    #[error("concurrent writers kept conflicting with this batch")]
+    Contended,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,6 +4,7 @@
 //! query them directly. Concurrent writers are safe: the partial unique index
 //! on open alerts makes the trigger upsert race-free across replicas.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,16 +12,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
-use super::apply::{self, in_row_order, Upsert, Writes};
+use super::apply::{
+    self, in_row_order, AlertChange, BatchWrites, Closing, FoundAlert, NewAlert, NewEscalation,
+    Raced, Writes,
+};
 use super::{
     notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord,
     DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry,
     NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry};
+use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
@@ -64,10 +68,15 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let outcomes = apply::ingest(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        for _ in 0..apply::RACE_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            tx.rollback().await?;
+        }
+        Err(StoreError::Contended)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -254,7 +263,7 @@ impl Store for PostgresStore {
             timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
             results.push(true);
         }
-        tx.insert_timeline(&timeline).await?;
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -354,7 +363,7 @@ impl Store for PostgresStore {
             ));
             results.push(true);
         }
-        tx.insert_timeline(&timeline).await?;
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -430,7 +439,7 @@ impl Store for PostgresStore {
             at,
             &[(TimelineKind::Notified, message.to_owned())],
         );
-        tx.insert_timeline(&entries).await?;
+        insert_timeline(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(Some(alert_id))
     }
@@ -490,193 +499,400 @@ impl Store for PostgresStore {
 
 #[async_trait]
 impl Writes for Transaction<'static, Postgres> {
-    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT open_count FROM service_open_alerts WHERE service_id = $1")
-                .bind(service_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-    }
-
-    async fn find_open(
+    async fn read(
         &mut self,
-        service_id: &str,
-        dedup_key: &str,
-    ) -> Result<Option<OpenAlert>, StoreError> {
-        // FOR UPDATE: a concurrent acknowledge on another replica waits for us.
-        let row = sqlx::query(
-            "SELECT id, status FROM alerts
-             WHERE service_id = $1 AND dedup_key = $2 AND status <> 'resolved' FOR UPDATE",
-        )
-        .bind(service_id)
-        .bind(dedup_key)
-        .fetch_optional(&mut **self)
-        .await?;
-        row.map(|row| {
-            Ok(OpenAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-            })
-        })
-        .transpose()
+        services: &[&str],
+        keys: &[(&str, &str)],
+    ) -> Result<(HashMap<String, u64>, Vec<FoundAlert>), StoreError> {
+        let counts = open_counts(self, services).await?;
+        let found = find_open(self, keys).await?;
+        Ok((counts, found))
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
-                .bind(alert_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        status.as_deref().map(parse_status).transpose()
+        status_of_locked(self, alert_id).await
     }
 
-    async fn upsert_triggers(
+    async fn write(
         &mut self,
-        rows: &[Upsert<'_>],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                                 policy_id, labels, details, links, event_count, created_at, last_seen_at) ",
-        );
-        q.push_values(rows, |mut b, row| {
-            b.push_bind(row.item.service_id.as_str())
-                .push_bind(row.dedup_key)
-                .push_bind("triggered")
-                .push_bind(row.event.summary.as_str())
-                .push_bind(row.event.severity.as_str())
-                .push_bind(row.event.source.as_str())
-                .push_bind(row.item.urgency.as_str())
-                .push_bind(row.item.policy_id.as_deref())
-                .push_bind(Json(&row.event.labels))
-                .push_bind(Json(&row.event.details))
-                .push_bind(Json(&row.event.links))
-                .push_bind(row.count)
-                .push_bind(row.item.received_at)
-                .push_bind(row.item.received_at);
-        });
-        q.push(
-            " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
-                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
-                 labels = excluded.labels, details = excluded.details, links = excluded.links,
-                 event_count = alerts.event_count + excluded.event_count,
-                 last_seen_at = excluded.last_seen_at
-             RETURNING service_id, dedup_key, id, event_count",
-        );
-        let returned = q.build().fetch_all(&mut **self).await?;
-        in_row_order(
-            rows,
-            returned.iter().map(|r| {
-                Ok((
-                    r.try_get::<String, _>("service_id")?,
-                    r.try_get::<String, _>("dedup_key")?,
-                    r.try_get::<i64, _>("id")?,
-                    r.try_get::<i64, _>("event_count")?,
-                ))
-            }),
-        )
+        writes: &BatchWrites<'_>,
+    ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
+        let mut ids = Vec::with_capacity(writes.new_alerts.len());
+        for generation in &writes.generations {
+            let rows = writes
+                .new_alerts
+                .get(generation.clone())
+                .unwrap_or_default();
+            for id in insert_alerts(self, rows).await? {
+                match id {
+                    Some(id) => ids.push(id),
+                    // Skipped on conflict: another replica opened that key.
+                    None => return Ok(Err(Raced)),
+                }
+            }
+        }
+        if !writes.changes.is_empty() {
+            update_alerts(self, &writes.changes).await?;
+        }
+        let mut escalations = Vec::with_capacity(writes.escalations.len());
+        for e in &writes.escalations {
+            escalations.push((e.alert.resolve(&ids)?, e));
+        }
+        open_escalations(self, &escalations).await?;
+        close_escalations(self, &writes.closings).await?;
+        let mut timeline = Vec::with_capacity(writes.timeline.len());
+        for (alert, entry) in &writes.timeline {
+            let mut entry = entry.clone();
+            entry.alert_id = alert.resolve(&ids)?;
+            timeline.push(entry);
+        }
+        insert_timeline(self, &timeline).await?;
+        Ok(Ok(ids))
     }
+}
 
-    async fn set_status(
-        &mut self,
-        alert_id: i64,
-        status: AlertStatus,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = match status {
-            AlertStatus::Acknowledged => {
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $2, acknowledged_by = $3
-                 WHERE id = $1"
-            }
-            AlertStatus::Resolved => {
-                "UPDATE alerts SET status = 'resolved', resolved_at = $2, resolved_by = $3 WHERE id = $1"
-            }
-            AlertStatus::Triggered => return Ok(()),
-        };
-        sqlx::query(sql)
+async fn open_counts(
+    conn: &mut PgConnection,
+    services: &[&str],
+) -> Result<HashMap<String, u64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT service_id, open_count FROM service_open_alerts WHERE service_id = ANY($1)",
+    )
+    .bind(services)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let n: i64 = row.try_get("open_count")?;
+            Ok((row.try_get("service_id")?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
+async fn find_open(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str)],
+) -> Result<Vec<FoundAlert>, StoreError> {
+    let services: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let dedup_keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    // FOR UPDATE: a concurrent acknowledge on another replica waits for
+    // us. In id order, so two replicas locking overlapping alerts queue
+    // instead of deadlocking.
+    let rows = sqlx::query(
+        "SELECT a.id, a.status, a.service_id, a.dedup_key
+           FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
+           JOIN alerts a ON a.service_id = k.service_id AND a.dedup_key = k.dedup_key
+          WHERE a.status <> 'resolved'
+          ORDER BY a.id
+            FOR UPDATE OF a",
+    )
+    .bind(services)
+    .bind(dedup_keys)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FoundAlert {
+                id: row.try_get("id")?,
+                status: parse_status(row.try_get("status")?)?,
+                service_id: row.try_get("service_id")?,
+                dedup_key: row.try_get("dedup_key")?,
+            })
+        })
+        .collect()
+}
+
+async fn status_of_locked(
+    conn: &mut PgConnection,
+    alert_id: i64,
+) -> Result<Option<AlertStatus>, StoreError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
             .bind(alert_id)
-            .bind(at)
-            .bind(actor)
-            .execute(&mut **self)
+            .fetch_optional(&mut *conn)
             .await?;
-        Ok(())
-    }
+    status.as_deref().map(parse_status).transpose()
+}
 
-    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
-        // 6 values a row; PostgreSQL allows 65535 bind parameters a statement.
-        for chunk in entries.chunks(1000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.alert_id)
-                    .push_bind(e.at)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.actor.clone())
-                    .push_bind(e.message.clone())
-                    .push_bind(e.data.clone().map(Json));
-            });
-            q.build().execute(&mut **self).await?;
+async fn insert_alerts(
+    conn: &mut PgConnection,
+    rows: &[NewAlert<'_>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut c = AlertColumns::with_capacity(rows.len());
+    for row in rows {
+        c.push(Some(&row.event), row.status)?;
+    }
+    let returned = sqlx::query(
+        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                             policy_id, labels, details, links, event_count, created_at,
+                             last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by)
+         SELECT s, k, st, su, sev, src, urg, pol, lab::jsonb, det::jsonb, lnk::jsonb, n, ca, ls,
+                aa, ab, ra, rb
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
+                       $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
+                       $17::timestamptz[], $18::text[])
+                AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb)
+         ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
+         RETURNING service_id, dedup_key, id",
+    )
+    .bind(rows.iter().map(|r| r.service_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.dedup_key).collect::<Vec<_>>())
+    .bind(c.status)
+    .bind(c.summary)
+    .bind(c.severity)
+    .bind(c.source)
+    .bind(rows.iter().map(|r| r.urgency.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.policy_id).collect::<Vec<_>>())
+    .bind(c.labels)
+    .bind(c.details)
+    .bind(c.links)
+    .bind(rows.iter().map(|r| r.event_count).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.last_seen_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.0)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.1)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.resolved.map(|a| a.0)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.resolved.map(|a| a.1)).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    in_row_order(
+        rows,
+        returned.iter().map(|r| {
+            Ok((
+                r.try_get::<String, _>("service_id")?,
+                r.try_get::<String, _>("dedup_key")?,
+                r.try_get::<i64, _>("id")?,
+            ))
+        }),
+    )
+}
+
+async fn update_alerts(
+    conn: &mut PgConnection,
+    rows: &[AlertChange<'_>],
+) -> Result<(), StoreError> {
+    let mut c = AlertColumns::with_capacity(rows.len());
+    for row in rows {
+        let status = row.status();
+        c.push(
+            row.refreshed.as_ref().map(|(e, _)| e.as_ref()),
+            status.unwrap_or(AlertStatus::Triggered),
+        )?;
+        if status.is_none() {
+            // Unchanged: COALESCE keeps the stored status.
+            if let Some(last) = c.status.last_mut() {
+                *last = None;
+            }
         }
-        Ok(())
     }
+    sqlx::query(
+        "UPDATE alerts a SET
+             event_count = a.event_count + v.n,
+             summary = COALESCE(v.su, a.summary), severity = COALESCE(v.sev, a.severity),
+             source = COALESCE(v.src, a.source), labels = COALESCE(v.lab::jsonb, a.labels),
+             details = COALESCE(v.det::jsonb, a.details), links = COALESCE(v.lnk::jsonb, a.links),
+             last_seen_at = COALESCE(v.ls, a.last_seen_at),
+             status = COALESCE(v.st, a.status),
+             acknowledged_at = COALESCE(v.aa, a.acknowledged_at),
+             acknowledged_by = COALESCE(v.ab, a.acknowledged_by),
+             resolved_at = COALESCE(v.ra, a.resolved_at),
+             resolved_by = COALESCE(v.rb, a.resolved_by)
+           FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[],
+                       $12::text[], $13::timestamptz[], $14::text[])
+                AS v(id, n, su, sev, src, lab, det, lnk, ls, st, aa, ab, ra, rb)
+          WHERE a.id = v.id",
+    )
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.added_events).collect::<Vec<_>>())
+    .bind(c.summary)
+    .bind(c.severity)
+    .bind(c.source)
+    .bind(c.labels)
+    .bind(c.details)
+    .bind(c.links)
+    .bind(
+        rows.iter()
+            .map(|r| r.refreshed.as_ref().map(|(_, at)| *at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(c.status)
+    .bind(
+        rows.iter()
+            .map(|r| r.acknowledged.map(|a| a.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.acknowledged.map(|a| a.1))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.resolved.map(|a| a.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.resolved.map(|a| a.1))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
-    async fn open_escalations(
-        &mut self,
-        rows: &[(i64, &str, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(1000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO escalations (alert_id, policy_id, due_at) ",
-            );
-            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
-                b.push_bind(*alert_id).push_bind(*policy_id).push_bind(*due);
-            });
-            q.push(" ON CONFLICT (alert_id) DO NOTHING");
-            q.build().execute(&mut **self).await?;
+async fn insert_timeline(
+    conn: &mut PgConnection,
+    entries: &[NewTimelineEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // WITH ORDINALITY + ORDER BY: ids follow the batch's order, which is
+    // the order the timeline is read back in.
+    sqlx::query(
+        "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data)
+         SELECT alert_id, at, kind, actor, message, data::jsonb
+           FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                       $6::text[]) WITH ORDINALITY
+                AS v(alert_id, at, kind, actor, message, data, i)
+          ORDER BY i",
+    )
+    .bind(entries.iter().map(|e| e.alert_id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.data.as_ref().map(|d| d.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn open_escalations(
+    conn: &mut PgConnection,
+    rows: &[(i64, &NewEscalation<'_>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO escalations (alert_id, policy_id, due_at, state)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::text[])
+         ON CONFLICT (alert_id) DO NOTHING",
+    )
+    .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.policy_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.due_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|(_, e)| if e.done { "done" } else { "active" })
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn close_escalations(conn: &mut PgConnection, rows: &[Closing]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // The first closing of an alert cancels its pages; a second finds none left.
+    let mut seen = HashSet::with_capacity(rows.len());
+    let first: Vec<Closing> = rows
+        .iter()
+        .filter(|c| seen.insert(c.alert_id))
+        .copied()
+        .collect();
+    let first_ids: Vec<i64> = first.iter().map(|c| c.alert_id).collect();
+    sqlx::query(
+        "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
+          WHERE alert_id = ANY($1)",
+    )
+    .bind(&first_ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE notifications n SET status = 'canceled', updated_at = v.at
+           FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(alert_id, at)
+          WHERE n.alert_id = v.alert_id AND n.status IN ('pending', 'retry') AND NOT n.follow_up",
+    )
+    .bind(&first_ids)
+    .bind(first.iter().map(|c| c.at).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+             recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
+         SELECT n.alert_id, n.fired, n.idempotency_key || '/' || v.now, n.channel, n.target,
+                n.recipient, n.address, 'pending', v.at, v.at, v.at, TRUE, n.provider_id
+           FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(alert_id, at, now)
+           JOIN notifications n ON n.alert_id = v.alert_id
+          WHERE NOT n.follow_up AND n.status = 'delivered' AND n.channel IN ('chat', 'email')
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(rows.iter().map(|c| c.alert_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.now.as_str()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An alert's event-derived columns as arrays, one element a row, for UNNEST.
+struct AlertColumns {
+    status: Vec<Option<&'static str>>,
+    summary: Vec<Option<String>>,
+    severity: Vec<Option<&'static str>>,
+    source: Vec<Option<String>>,
+    labels: Vec<Option<String>>,
+    details: Vec<Option<String>>,
+    links: Vec<Option<String>>,
+}
+
+impl AlertColumns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            status: Vec::with_capacity(n),
+            summary: Vec::with_capacity(n),
+            severity: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            details: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
         }
-        Ok(())
     }
 
-    async fn close_escalation(
-        &mut self,
-        alert_id: i64,
-        at: DateTime<Utc>,
-        now: AlertStatus,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = $1",
-        )
-        .bind(alert_id)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "UPDATE notifications SET status = 'canceled', updated_at = $2
-             WHERE alert_id = $1 AND status IN ('pending', 'retry') AND NOT follow_up",
-        )
-        .bind(alert_id)
-        .bind(at)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                 recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT alert_id, fired, idempotency_key || '/' || $3, channel, target, recipient, address,
-                    'pending', $2, $2, $2, TRUE, provider_id
-               FROM notifications
-              WHERE alert_id = $1 AND NOT follow_up AND status = 'delivered'
-                AND channel IN ('chat', 'email')
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(alert_id)
-        .bind(at)
-        .bind(now.as_str())
-        .execute(&mut **self)
-        .await?;
+    fn push(&mut self, event: Option<&Event>, status: AlertStatus) -> Result<(), StoreError> {
+        self.status.push(Some(status.as_str()));
+        self.summary.push(event.map(|e| e.summary.clone()));
+        self.severity.push(event.map(|e| e.severity.as_str()));
+        self.source.push(event.map(|e| e.source.clone()));
+        self.labels
+            .push(event.map(|e| to_json(&e.labels)).transpose()?);
+        self.details
+            .push(event.map(|e| to_json(&e.details)).transpose()?);
+        self.links
+            .push(event.map(|e| to_json(&e.links)).transpose()?);
         Ok(())
     }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
 }
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {

@@ -4,24 +4,29 @@
 //! one connection (no lock contention, no `SQLITE_BUSY` between our own tasks)
 //! while reads use a separate pool that WAL lets run beside the writer.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use super::apply::{self, in_row_order, Upsert, Writes};
+use super::apply::{
+    self, in_row_order, AlertChange, AlertRef, BatchWrites, Closing, FoundAlert, NewAlert, Raced,
+    Writes,
+};
 use super::{
     lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
     DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
     NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgency};
+use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
@@ -88,10 +93,15 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let outcomes = apply::ingest(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        for _ in 0..apply::RACE_ATTEMPTS {
+            let mut tx = self.writer.begin().await?;
+            if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            tx.rollback().await?;
+        }
+        Err(StoreError::Contended)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -284,7 +294,7 @@ impl Store for SqliteStore {
             timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
             results.push(true);
         }
-        tx.insert_timeline(&timeline).await?;
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -386,7 +396,7 @@ impl Store for SqliteStore {
             ));
             results.push(true);
         }
-        tx.insert_timeline(&timeline).await?;
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -465,7 +475,7 @@ impl Store for SqliteStore {
             at,
             &[(TimelineKind::Notified, message.to_owned())],
         );
-        tx.insert_timeline(&entries).await?;
+        insert_timeline(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(Some(alert_id))
     }
@@ -533,35 +543,56 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl Writes for Transaction<'static, Sqlite> {
-    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT open_count FROM service_open_alerts WHERE service_id = ?1")
-                .bind(service_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-    }
-
-    async fn find_open(
+    async fn read(
         &mut self,
-        service_id: &str,
-        dedup_key: &str,
-    ) -> Result<Option<OpenAlert>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, status FROM alerts
-             WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'",
-        )
-        .bind(service_id)
-        .bind(dedup_key)
-        .fetch_optional(&mut **self)
-        .await?;
-        row.map(|row| {
-            Ok(OpenAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-            })
-        })
-        .transpose()
+        services: &[&str],
+        keys: &[(&str, &str)],
+    ) -> Result<(HashMap<String, u64>, Vec<FoundAlert>), StoreError> {
+        let mut counts = HashMap::with_capacity(services.len());
+        let mut found = Vec::new();
+        // One statement a chunk: each statement is a round trip to sqlx's
+        // worker thread, and under load those hops were the cost of a batch.
+        // The key join is a join, not `(service_id, dedup_key) IN (VALUES …)`:
+        // SQLite plans the latter as a scan of the whole index.
+        for (i, chunk) in keys.chunks(apply::CHUNK).enumerate() {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT a.id AS n, a.status, a.service_id, a.dedup_key FROM (",
+            );
+            q.push_values(chunk, |mut b, (service, key)| {
+                b.push_bind(*service).push_bind(*key);
+            });
+            q.push(
+                ") AS k JOIN alerts a ON a.service_id = k.column1 AND a.dedup_key = k.column2
+                  WHERE a.status <> 'resolved'",
+            );
+            if i == 0 && !services.is_empty() {
+                q.push(
+                    " UNION ALL SELECT open_count, NULL, service_id, NULL FROM service_open_alerts
+                       WHERE service_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for s in services {
+                    list.push_bind(*s);
+                }
+                q.push(")");
+            }
+            for row in q.build().fetch_all(&mut **self).await? {
+                let n: i64 = row.try_get("n")?;
+                let service_id: String = row.try_get("service_id")?;
+                match row.try_get::<Option<&str>, _>("status")? {
+                    Some(status) => found.push(FoundAlert {
+                        id: n,
+                        status: parse_status(status)?,
+                        service_id,
+                        dedup_key: row.try_get("dedup_key")?,
+                    }),
+                    None => {
+                        counts.insert(service_id, u64::try_from(n).unwrap_or(0));
+                    }
+                }
+            }
+        }
+        Ok((counts, found))
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
@@ -572,162 +603,278 @@ impl Writes for Transaction<'static, Sqlite> {
         status.as_deref().map(parse_status).transpose()
     }
 
-    async fn upsert_triggers(
+    async fn write(
         &mut self,
-        rows: &[Upsert<'_>],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                                 policy_id, labels, details, links, event_count, created_at, last_seen_at) ",
-        );
-        let mut encoded = Vec::with_capacity(rows.len());
-        for row in rows {
-            encoded.push((
-                to_json(&row.event.labels)?,
-                to_json(&row.event.details)?,
-                to_json(&row.event.links)?,
-            ));
+        writes: &BatchWrites<'_>,
+    ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
+        // Every statement of the batch goes in one query: sqlx runs a
+        // multi-statement query in one round trip to its worker thread,
+        // binding the anonymous parameters statement by statement.
+        //
+        // New alerts' ids are not known when the query is built. With one
+        // writer, AUTOINCREMENT hands a transaction's inserts consecutive ids
+        // in insertion order, and `sqlite_sequence` holds the last one; the
+        // later statements compute each new alert's id from it. The ids the
+        // inserts return are checked against that before anything commits.
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        let new_count = writes.new_alerts.len();
+        for generation in &writes.generations {
+            let rows = writes
+                .new_alerts
+                .get(generation.clone())
+                .unwrap_or_default();
+            for chunk in rows.chunks(apply::CHUNK) {
+                push_insert_alerts(&mut q, chunk)?;
+                q.push("; ");
+            }
         }
-        q.push_values(
-            rows.iter().zip(encoded),
-            |mut b, (row, (labels, details, links))| {
-                let at = row.item.received_at.timestamp_millis();
-                b.push_bind(row.item.service_id.as_str())
-                    .push_bind(row.dedup_key)
-                    .push_bind("triggered")
-                    .push_bind(row.event.summary.as_str())
-                    .push_bind(row.event.severity.as_str())
-                    .push_bind(row.event.source.as_str())
-                    .push_bind(row.item.urgency.as_str())
-                    .push_bind(row.item.policy_id.as_deref())
-                    .push_bind(labels)
-                    .push_bind(details)
-                    .push_bind(links)
-                    .push_bind(row.count)
-                    .push_bind(at)
-                    .push_bind(at);
-            },
-        );
-        q.push(
-            " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
-                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
-                 labels = excluded.labels, details = excluded.details, links = excluded.links,
-                 event_count = event_count + excluded.event_count, last_seen_at = excluded.last_seen_at
-             RETURNING service_id, dedup_key, id, event_count",
-        );
-        let returned = q.build().fetch_all(&mut **self).await?;
-        in_row_order(
-            rows,
-            returned.iter().map(|r| {
-                Ok((
-                    r.try_get::<String, _>("service_id")?,
-                    r.try_get::<String, _>("dedup_key")?,
-                    r.try_get::<i64, _>("id")?,
-                    r.try_get::<i64, _>("event_count")?,
-                ))
-            }),
-        )
-    }
-
-    async fn set_status(
-        &mut self,
-        alert_id: i64,
-        status: AlertStatus,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = match status {
-            AlertStatus::Acknowledged => {
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3
-                 WHERE id = ?1"
-            }
-            AlertStatus::Resolved => {
-                "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolved_by = ?3 WHERE id = ?1"
-            }
-            AlertStatus::Triggered => return Ok(()),
-        };
-        sqlx::query(sql)
-            .bind(alert_id)
-            .bind(at.timestamp_millis())
-            .bind(actor)
-            .execute(&mut **self)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
-        // 6 values a row; stay far below SQLite's bound-parameter limit.
-        for chunk in entries.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.alert_id)
-                    .push_bind(e.at.timestamp_millis())
+        for chunk in writes.changes.chunks(apply::CHUNK) {
+            push_update_alerts(&mut q, chunk)?;
+            q.push("; ");
+        }
+        for chunk in writes.escalations.chunks(apply::CHUNK) {
+            q.push("INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state) ");
+            q.push_values(chunk, |mut b, e| {
+                push_alert_ref(&mut b, e.alert, new_count);
+                b.push_bind(e.policy_id)
+                    .push_bind(e.due_at.timestamp_millis())
+                    .push_bind(if e.done { "done" } else { "active" });
+            });
+            q.push("; ");
+        }
+        if !writes.closings.is_empty() {
+            push_close_escalations(&mut q, &writes.closings);
+        }
+        for chunk in writes.timeline.chunks(apply::CHUNK) {
+            q.push("INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ");
+            q.push_values(chunk, |mut b, (alert, e)| {
+                push_alert_ref(&mut b, *alert, new_count);
+                b.push_bind(e.at.timestamp_millis())
                     .push_bind(e.kind.as_str())
-                    .push_bind(e.actor.clone())
-                    .push_bind(e.message.clone())
+                    .push_bind(e.actor.as_str())
+                    .push_bind(e.message.as_str())
                     .push_bind(e.data.as_ref().map(|d| d.to_string()));
             });
-            q.build().execute(&mut **self).await?;
+            q.push("; ");
         }
-        Ok(())
-    }
-
-    async fn open_escalations(
-        &mut self,
-        rows: &[(i64, &str, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(1000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at) ",
-            );
-            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
-                b.push_bind(*alert_id)
-                    .push_bind(*policy_id)
-                    .push_bind(due.timestamp_millis());
-            });
-            q.build().execute(&mut **self).await?;
+        if q.sql().is_empty() {
+            return Ok(Ok(Vec::new()));
         }
-        Ok(())
+        let returned = q.build().fetch_all(&mut **self).await?;
+        // Only the alert inserts return rows, generation by generation.
+        let mut ids = Vec::with_capacity(new_count);
+        let mut returned = returned.iter();
+        for generation in &writes.generations {
+            let rows = writes
+                .new_alerts
+                .get(generation.clone())
+                .unwrap_or_default();
+            let got = in_row_order(
+                rows,
+                returned.by_ref().take(rows.len()).map(|r| {
+                    Ok((
+                        r.try_get::<String, _>("service_id")?,
+                        r.try_get::<String, _>("dedup_key")?,
+                        r.try_get::<i64, _>("id")?,
+                    ))
+                }),
+            )?;
+            for id in got {
+                match id {
+                    Some(id) => ids.push(id),
+                    // Skipped on conflict: another writer opened that key.
+                    None => return Ok(Err(Raced)),
+                }
+            }
+        }
+        let consecutive = ids.windows(2).all(|w| w[1] == w[0] + 1);
+        if !consecutive {
+            // The ids the later statements assumed are wrong: undo, retry.
+            return Ok(Err(Raced));
+        }
+        Ok(Ok(ids))
     }
+}
 
-    async fn close_escalation(
-        &mut self,
-        alert_id: i64,
-        at: DateTime<Utc>,
-        now: AlertStatus,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+async fn insert_timeline(
+    conn: &mut SqliteConnection,
+    entries: &[NewTimelineEntry],
+) -> Result<(), StoreError> {
+    // 6 values a row; stay far below SQLite's bound-parameter limit.
+    for chunk in entries.chunks(apply::CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.alert_id)
+                .push_bind(e.at.timestamp_millis())
+                .push_bind(e.kind.as_str())
+                .push_bind(e.actor.as_str())
+                .push_bind(e.message.as_str())
+                .push_bind(e.data.as_ref().map(|d| d.to_string()));
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A new alert's id as SQL: the `i`th of `n` inserted this transaction.
+fn push_alert_ref(b: &mut Separated<'_, '_, Sqlite, &'static str>, alert: AlertRef, n: usize) {
+    match alert {
+        AlertRef::Id(id) => {
+            b.push_bind(id);
+        }
+        AlertRef::New(i) => {
+            b.push("(SELECT seq FROM sqlite_sequence WHERE name = 'alerts') - ");
+            b.push_bind_unseparated(i64::try_from(n.saturating_sub(i + 1)).unwrap_or(0));
+        }
+    }
+}
+
+fn push_insert_alerts<'a>(
+    q: &mut QueryBuilder<'a, Sqlite>,
+    rows: &'a [NewAlert<'a>],
+) -> Result<(), StoreError> {
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in rows {
+        encoded.push((
+            to_json(&row.event.labels)?,
+            to_json(&row.event.details)?,
+            to_json(&row.event.links)?,
+        ));
+    }
+    q.push(
+        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                             policy_id, labels, details, links, event_count, created_at, last_seen_at,
+                             acknowledged_at, acknowledged_by, resolved_at, resolved_by) ",
+    );
+    q.push_values(
+        rows.iter().zip(encoded),
+        |mut b, (row, (labels, details, links))| {
+            b.push_bind(row.service_id)
+                .push_bind(row.dedup_key)
+                .push_bind(row.status.as_str())
+                .push_bind(row.event.summary.as_str())
+                .push_bind(row.event.severity.as_str())
+                .push_bind(row.event.source.as_str())
+                .push_bind(row.urgency.as_str())
+                .push_bind(row.policy_id)
+                .push_bind(labels)
+                .push_bind(details)
+                .push_bind(links)
+                .push_bind(row.event_count)
+                .push_bind(row.created_at.timestamp_millis())
+                .push_bind(row.last_seen_at.timestamp_millis())
+                .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
+                .push_bind(row.acknowledged.map(|(_, by)| by))
+                .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
+                .push_bind(row.resolved.map(|(_, by)| by));
+        },
+    );
+    q.push(
+        " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
+         RETURNING service_id, dedup_key, id",
+    );
+    Ok(())
+}
+
+fn push_update_alerts<'a>(
+    q: &mut QueryBuilder<'a, Sqlite>,
+    rows: &'a [AlertChange<'a>],
+) -> Result<(), StoreError> {
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in rows {
+        encoded.push(match &row.refreshed {
+            Some((event, _)) => Some((
+                to_json(&event.labels)?,
+                to_json(&event.details)?,
+                to_json(&event.links)?,
+            )),
+            None => None,
+        });
+    }
+    q.push(
+        "UPDATE alerts SET
+             event_count = event_count + v.column2,
+             summary = COALESCE(v.column3, summary), severity = COALESCE(v.column4, severity),
+             source = COALESCE(v.column5, source), labels = COALESCE(v.column6, labels),
+             details = COALESCE(v.column7, details), links = COALESCE(v.column8, links),
+             last_seen_at = COALESCE(v.column9, last_seen_at),
+             status = COALESCE(v.column10, status),
+             acknowledged_at = COALESCE(v.column11, acknowledged_at),
+             acknowledged_by = COALESCE(v.column12, acknowledged_by),
+             resolved_at = COALESCE(v.column13, resolved_at),
+             resolved_by = COALESCE(v.column14, resolved_by)
+         FROM (",
+    );
+    q.push_values(rows.iter().zip(encoded), |mut b, (row, json)| {
+        let event = row.refreshed.as_ref().map(|(e, _)| e);
+        let (labels, details, links) = match json {
+            Some((l, d, k)) => (Some(l), Some(d), Some(k)),
+            None => (None, None, None),
+        };
+        b.push_bind(row.id)
+            .push_bind(row.added_events)
+            .push_bind(event.map(|e| e.summary.as_str()))
+            .push_bind(event.map(|e| e.severity.as_str()))
+            .push_bind(event.map(|e| e.source.as_str()))
+            .push_bind(labels)
+            .push_bind(details)
+            .push_bind(links)
+            .push_bind(row.refreshed.as_ref().map(|(_, at)| at.timestamp_millis()))
+            .push_bind(row.status().map(|s| s.as_str()))
+            .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
+            .push_bind(row.acknowledged.map(|(_, by)| by))
+            .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
+            .push_bind(row.resolved.map(|(_, by)| by));
+    });
+    q.push(") AS v WHERE alerts.id = v.column1");
+    Ok(())
+}
+
+/// Stops each alert's escalation, cancels its unsent pages and queues a
+/// follow-up for every chat message and mail already delivered about it, so
+/// no room keeps showing it as firing. An alert may close twice in a batch
+/// (acknowledged, then resolved): each closing queues its own follow-ups,
+/// and the first has already canceled every page.
+fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closing]) {
+    let mut seen = HashSet::with_capacity(rows.len());
+    let first: Vec<&Closing> = rows.iter().filter(|c| seen.insert(c.alert_id)).collect();
+    for chunk in first.chunks(apply::CHUNK) {
+        q.push(
             "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = ?1",
-        )
-        .bind(alert_id)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "UPDATE notifications SET status = 'canceled', updated_at = ?2
-             WHERE alert_id = ?1 AND status IN ('pending', 'retry') AND follow_up = 0",
-        )
-        .bind(alert_id)
-        .bind(at.timestamp_millis())
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
+              WHERE alert_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for c in chunk {
+            list.push_bind(c.alert_id);
+        }
+        q.push("); UPDATE notifications SET status = 'canceled', updated_at = v.column2 FROM (");
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.alert_id).push_bind(c.at.timestamp_millis());
+        });
+        q.push(
+            ") AS v WHERE notifications.alert_id = v.column1
+                AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0; ",
+        );
+    }
+    for chunk in rows.chunks(apply::CHUNK) {
+        q.push(
             "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
                  recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT alert_id, fired, idempotency_key || '/' || ?3, channel, target, recipient, address,
-                    'pending', ?2, ?2, ?2, 1, provider_id
-               FROM notifications
-              WHERE alert_id = ?1 AND follow_up = 0 AND status = 'delivered'
-                AND channel IN ('chat', 'email')",
-        )
-        .bind(alert_id)
-        .bind(at.timestamp_millis())
-        .bind(now.as_str())
-        .execute(&mut **self)
-        .await?;
-        Ok(())
+             SELECT n.alert_id, n.fired, n.idempotency_key || '/' || v.column3, n.channel, n.target,
+                    n.recipient, n.address, 'pending', v.column2, v.column2, v.column2, 1, n.provider_id
+               FROM (",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.alert_id)
+                .push_bind(c.at.timestamp_millis())
+                .push_bind(c.now.as_str());
+        });
+        q.push(
+            ") AS v JOIN notifications n ON n.alert_id = v.column1
+              WHERE n.follow_up = 0 AND n.status = 'delivered' AND n.channel IN ('chat', 'email'); ",
+        );
     }
 }
 
