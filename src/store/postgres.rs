@@ -19,9 +19,10 @@ use super::apply::{
     Raced, Writes,
 };
 use super::{
-    notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord,
-    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry,
-    NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    fall_throughs, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store,
+    StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
@@ -92,6 +93,14 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM alerts WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_from_row).collect()
     }
 
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -210,59 +219,126 @@ impl Store for PostgresStore {
         &self,
         batch: &[(EscalationClaim, StepRecord)],
     ) -> Result<Vec<bool>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        let mut passes = Vec::with_capacity(batch.len());
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut phases = Vec::with_capacity(batch.len());
+        let mut dues = Vec::with_capacity(batch.len());
+        let mut states = Vec::with_capacity(batch.len());
         for (claim, record) in batch {
             let (state, cursor, due) = match record.next {
                 Some((cursor, due)) => ("active", cursor, due),
                 None => ("done", claim.cursor, record.at),
             };
-            let updated = sqlx::query(
-                "UPDATE escalations
-                    SET pass = $3, step = $4, phase = $5, due_at = $6, state = $7, fired = fired + 1,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE alert_id = $1 AND lease_token = $2 AND state = 'active'",
-            )
-            .bind(claim.alert_id)
-            .bind(claim.token)
-            .bind(i32::try_from(cursor.pass).unwrap_or(i32::MAX))
-            .bind(i32::try_from(cursor.step).unwrap_or(i32::MAX))
-            .bind(cursor.phase.as_str())
-            .bind(due)
-            .bind(state)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            let fired = claim.fired + 1;
-            for chunk in record.deliveries.chunks(1000) {
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                         recipient, address, status, due_at, created_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut b, d| {
-                    b.push_bind(claim.alert_id)
-                        .push_bind(fired)
-                        .push_bind(d.idempotency_key.as_str())
-                        .push_bind(d.channel.as_str())
-                        .push_bind(d.target.as_str())
-                        .push_bind(Json(&d.recipient))
-                        .push_bind(d.recipient.address())
-                        .push_bind("pending")
-                        .push_bind(record.at)
-                        .push_bind(record.at)
-                        .push_bind(record.at);
-                });
-                q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
-            results.push(true);
+            ids.push(claim.alert_id);
+            tokens.push(claim.token);
+            passes.push(i32::try_from(cursor.pass).unwrap_or(i32::MAX));
+            steps.push(i32::try_from(cursor.step).unwrap_or(i32::MAX));
+            phases.push(cursor.phase.as_str());
+            dues.push(due);
+            states.push(state);
         }
+        // Fenced on the token in one statement; RETURNING names the steps that won.
+        let rows = sqlx::query(
+            "UPDATE escalations e
+                SET pass = v.pass, step = v.step, phase = v.phase, due_at = v.due_at,
+                    state = v.state, fired = e.fired + 1, lease_owner = NULL, lease_until = NULL
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[],
+                           $6::timestamptz[], $7::text[])
+                    AS v(alert_id, token, pass, step, phase, due_at, state)
+              WHERE e.alert_id = v.alert_id AND e.lease_token = v.token AND e.state = 'active'
+             RETURNING e.alert_id",
+        )
+        .bind(ids)
+        .bind(tokens)
+        .bind(passes)
+        .bind(steps)
+        .bind(phases)
+        .bind(dues)
+        .bind(states)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut written = HashSet::with_capacity(rows.len());
+        for row in rows {
+            written.insert(row.try_get::<i64, _>("alert_id")?);
+        }
+        // A claim listed twice is written once.
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.alert_id))
+            .collect();
+        let won: Vec<&(EscalationClaim, StepRecord)> = batch
+            .iter()
+            .zip(&results)
+            .filter_map(|(step, ok)| ok.then_some(step))
+            .collect();
+        let deliveries: Vec<(i64, i64, DateTime<Utc>, &NewNotification)> = won
+            .iter()
+            .flat_map(|(claim, record)| {
+                record
+                    .deliveries
+                    .iter()
+                    .map(move |d| (claim.alert_id, claim.fired + 1, record.at, d))
+            })
+            .collect();
+        if !deliveries.is_empty() {
+            let mut recipients = Vec::with_capacity(deliveries.len());
+            for d in &deliveries {
+                recipients.push(
+                    serde_json::to_string(&d.3.recipient)
+                        .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
+                );
+            }
+            sqlx::query(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at)
+                 SELECT alert_id, fired, key, channel, target, recipient::jsonb, address, 'pending',
+                        at, at, at
+                   FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $7::text[], $8::timestamptz[])
+                        AS v(alert_id, fired, key, channel, target, recipient, address, at)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
+            .bind(deliveries.iter().map(|d| d.1).collect::<Vec<_>>())
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.idempotency_key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.channel.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.target.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(recipients)
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.recipient.address())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won
+            .iter()
+            .flat_map(|(claim, record)| notes_to_timeline(claim.alert_id, record.at, &record.notes))
+            .collect();
         insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
@@ -318,64 +394,95 @@ impl Store for PostgresStore {
         &self,
         batch: &[(NotificationClaim, DeliveryRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-            let updated = sqlx::query(
-                "UPDATE notifications
-                    SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
-                        provider_id = COALESCE($6, provider_id), last_error = $7, updated_at = $8,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE id = $1 AND lease_token = $2 AND status IN ('pending', 'retry')",
-            )
-            .bind(claim.id)
-            .bind(claim.token)
-            .bind(record.status.as_str())
-            .bind(i32::from(retry))
-            .bind(record.retry_at)
-            .bind(record.provider_id.as_deref())
-            .bind(record.error.as_deref())
-            .bind(record.at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            if record.fall_through {
-                sqlx::query(
-                    "UPDATE escalations SET due_at = $3
-                      WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
-                )
-                .bind(claim.alert_id)
-                .bind(claim.fired)
-                .bind(record.at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            timeline.extend(notes_to_timeline(
-                claim.alert_id,
-                record.at,
-                &[(TimelineKind::Notified, record.message.clone())],
-            ));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE notifications n
+                SET status = v.status, attempt = n.attempt + v.added, due_at = COALESCE(v.retry_at, n.due_at),
+                    provider_id = COALESCE(v.provider_id, n.provider_id), last_error = v.error,
+                    updated_at = v.at, lease_owner = NULL, lease_until = NULL
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::timestamptz[],
+                           $6::text[], $7::text[], $8::timestamptz[])
+                    AS v(id, token, status, added, retry_at, provider_id, error, at)
+              WHERE n.id = v.id AND n.lease_token = v.token AND n.status IN ('pending', 'retry')
+             RETURNING n.id",
+        )
+        .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.status.as_str()).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
+                .collect::<Vec<_>>(),
+        )
+        .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.provider_id.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.error.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut written = HashSet::with_capacity(rows.len());
+        for row in rows {
+            written.insert(row.try_get::<i64, _>("id")?);
+        }
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.id))
+            .collect();
+        let won = || {
+            batch
+                .iter()
+                .zip(&results)
+                .filter_map(|(delivery, ok)| ok.then_some(delivery))
+        };
+        // A failed send pulls its firing's next step forward to the earliest failure.
+        let falls = fall_throughs(won());
+        if !falls.is_empty() {
+            sqlx::query(
+                "UPDATE escalations e SET due_at = v.at
+                   FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(alert_id, fired, at)
+                  WHERE e.alert_id = v.alert_id AND e.state = 'active' AND e.fired = v.fired
+                    AND e.due_at > v.at",
+            )
+            .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+            .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
+            .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won()
+            .flat_map(|(claim, record)| {
+                notes_to_timeline(
+                    claim.alert_id,
+                    record.at,
+                    &[(TimelineKind::Notified, record.message.clone())],
+                )
+            })
+            .collect();
         insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // A claimed row is not due again until its lease runs out: without
+        // this the engine would spin while a slow send is in flight. Unleased
+        // and leased rows are asked apart so that each part walks an index
+        // (the due index from its start; the partial index of leased rows)
+        // instead of scanning every open alert's escalation.
         let due: Option<DateTime<Utc>> = sqlx::query_scalar(
-            // A claimed row is not due again until its lease runs out: without
-            // this the engine would spin while a slow send is in flight.
             "SELECT LEAST(
-                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations WHERE state = 'active'),
+                 (SELECT due_at FROM escalations WHERE state = 'active' AND lease_until IS NULL
+                   ORDER BY due_at LIMIT 1),
+                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations
+                   WHERE lease_until IS NOT NULL AND state = 'active'),
+                 (SELECT MIN(due_at) FROM notifications
+                   WHERE status IN ('pending', 'retry') AND lease_until IS NULL),
                  (SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications
-                   WHERE status IN ('pending', 'retry')))",
+                   WHERE lease_until IS NOT NULL AND status IN ('pending', 'retry')))",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -21,8 +21,8 @@ use super::apply::{
     Writes,
 };
 use super::{
-    lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    fall_throughs, lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter,
+    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
     NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
@@ -117,6 +117,22 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM alerts WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.reader).await? {
+                alerts.push(alert_from_row(&row)?);
+            }
+        }
+        Ok(alerts)
     }
 
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -237,63 +253,89 @@ impl Store for SqliteStore {
         &self,
         batch: &[(EscalationClaim, StepRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let at = record.at.timestamp_millis();
-            let (state, cursor, due) = match record.next {
-                Some((cursor, due)) => ("active", cursor, due.timestamp_millis()),
-                None => ("done", claim.cursor, at),
-            };
-            let updated = sqlx::query(
-                "UPDATE escalations
-                    SET pass = ?3, step = ?4, phase = ?5, due_at = ?6, state = ?7, fired = fired + 1,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE alert_id = ?1 AND lease_token = ?2 AND state = 'active'",
-            )
-            .bind(claim.alert_id)
-            .bind(claim.token)
-            .bind(i64::from(cursor.pass))
-            .bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
-            .bind(cursor.phase.as_str())
-            .bind(due)
-            .bind(state)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            let fired = claim.fired + 1;
-            for chunk in record.deliveries.chunks(500) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                         recipient, address, status, due_at, created_at, updated_at) ",
-                );
-                let mut encoded = Vec::with_capacity(chunk.len());
-                for d in chunk {
-                    encoded.push(to_json(&d.recipient)?);
-                }
-                q.push_values(chunk.iter().zip(encoded), |mut b, (d, recipient)| {
-                    b.push_bind(claim.alert_id)
-                        .push_bind(fired)
-                        .push_bind(d.idempotency_key.as_str())
-                        .push_bind(d.channel.as_str())
-                        .push_bind(d.target.as_str())
-                        .push_bind(recipient)
-                        .push_bind(d.recipient.address())
-                        .push_bind("pending")
-                        .push_bind(at)
-                        .push_bind(at)
-                        .push_bind(at);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.writer.begin().await?;
+        // Fenced on the token in one statement; RETURNING names the steps that won.
+        let mut written = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE escalations
+                    SET pass = v.column3, step = v.column4, phase = v.column5, due_at = v.column6,
+                        state = v.column7, fired = fired + 1, lease_owner = NULL, lease_until = NULL
+                   FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                let (state, cursor, due) = match record.next {
+                    Some((cursor, due)) => ("active", cursor, due),
+                    None => ("done", claim.cursor, record.at),
+                };
+                b.push_bind(claim.alert_id)
+                    .push_bind(claim.token)
+                    .push_bind(i64::from(cursor.pass))
+                    .push_bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
+                    .push_bind(cursor.phase.as_str())
+                    .push_bind(due.timestamp_millis())
+                    .push_bind(state);
+            });
+            q.push(
+                ") AS v WHERE escalations.alert_id = v.column1 AND escalations.lease_token = v.column2
+                     AND escalations.state = 'active'
+                 RETURNING escalations.alert_id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                written.insert(row.try_get::<i64, _>("alert_id")?);
+            }
+        }
+        // A claim listed twice is written once.
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.alert_id))
+            .collect();
+        let won: Vec<&(EscalationClaim, StepRecord)> = batch
+            .iter()
+            .zip(&results)
+            .filter_map(|(step, ok)| ok.then_some(step))
+            .collect();
+        let mut deliveries = Vec::new();
+        for (claim, record) in &won {
+            for d in &record.deliveries {
+                deliveries.push((
+                    claim.alert_id,
+                    claim.fired + 1,
+                    record.at,
+                    d,
+                    to_json(&d.recipient)?,
+                ));
+            }
+        }
+        // 11 values a row.
+        for chunk in deliveries.chunks(apply::CHUNK / 2) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (alert_id, fired, at, d, recipient)| {
+                let at = at.timestamp_millis();
+                b.push_bind(*alert_id)
+                    .push_bind(*fired)
+                    .push_bind(d.idempotency_key.as_str())
+                    .push_bind(d.channel.as_str())
+                    .push_bind(d.target.as_str())
+                    .push_bind(recipient.as_str())
+                    .push_bind(d.recipient.address())
+                    .push_bind("pending")
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won
+            .iter()
+            .flat_map(|(claim, record)| notes_to_timeline(claim.alert_id, record.at, &record.notes))
+            .collect();
         insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
@@ -350,67 +392,102 @@ impl Store for SqliteStore {
         &self,
         batch: &[(NotificationClaim, DeliveryRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let at = record.at.timestamp_millis();
-            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-            let updated = sqlx::query(
-                "UPDATE notifications
-                    SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
-                        provider_id = COALESCE(?6, provider_id), last_error = ?7, updated_at = ?8,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE id = ?1 AND lease_token = ?2 AND status IN ('pending', 'retry')",
-            )
-            .bind(claim.id)
-            .bind(claim.token)
-            .bind(record.status.as_str())
-            .bind(i64::from(retry))
-            .bind(record.retry_at.map(|t| t.timestamp_millis()))
-            .bind(record.provider_id.as_deref())
-            .bind(record.error.as_deref())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            if record.fall_through {
-                sqlx::query(
-                    "UPDATE escalations SET due_at = ?3
-                      WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
-                )
-                .bind(claim.alert_id)
-                .bind(claim.fired)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            timeline.extend(notes_to_timeline(
-                claim.alert_id,
-                record.at,
-                &[(TimelineKind::Notified, record.message.clone())],
-            ));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.writer.begin().await?;
+        let mut written = HashSet::with_capacity(batch.len());
+        // 8 values a row.
+        for chunk in batch.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE notifications
+                    SET status = v.column3, attempt = attempt + v.column4,
+                        due_at = COALESCE(v.column5, due_at),
+                        provider_id = COALESCE(v.column6, provider_id), last_error = v.column7,
+                        updated_at = v.column8, lease_owner = NULL, lease_until = NULL
+                   FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
+                b.push_bind(claim.id)
+                    .push_bind(claim.token)
+                    .push_bind(record.status.as_str())
+                    .push_bind(i64::from(retry))
+                    .push_bind(record.retry_at.map(|t| t.timestamp_millis()))
+                    .push_bind(record.provider_id.as_deref())
+                    .push_bind(record.error.as_deref())
+                    .push_bind(record.at.timestamp_millis());
+            });
+            q.push(
+                ") AS v WHERE notifications.id = v.column1 AND notifications.lease_token = v.column2
+                     AND notifications.status IN ('pending', 'retry')
+                 RETURNING notifications.id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                written.insert(row.try_get::<i64, _>("id")?);
+            }
+        }
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.id))
+            .collect();
+        let won = || {
+            batch
+                .iter()
+                .zip(&results)
+                .filter_map(|(delivery, ok)| ok.then_some(delivery))
+        };
+        // A failed send pulls its firing's next step forward to the earliest failure.
+        let falls = fall_throughs(won());
+        for chunk in falls.chunks(apply::CHUNK) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("UPDATE escalations SET due_at = v.column3 FROM (");
+            q.push_values(chunk, |mut b, ((alert_id, fired), at)| {
+                b.push_bind(*alert_id)
+                    .push_bind(*fired)
+                    .push_bind(at.timestamp_millis());
+            });
+            q.push(
+                ") AS v WHERE escalations.alert_id = v.column1 AND escalations.state = 'active'
+                     AND escalations.fired = v.column2 AND escalations.due_at > v.column3",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won()
+            .flat_map(|(claim, record)| {
+                notes_to_timeline(
+                    claim.alert_id,
+                    record.at,
+                    &[(TimelineKind::Notified, record.message.clone())],
+                )
+            })
+            .collect();
         insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // A claimed row is not due again until its lease runs out: without
+        // this the engine would spin while a slow send is in flight. Unleased
+        // and leased rows are asked apart so that each part walks an index
+        // (the due index from its start; the partial index of leased rows)
+        // instead of scanning every open alert's escalation. (`+state` keeps
+        // SQLite from choosing the due index, which holds every active row.)
         let ms: Option<i64> = sqlx::query_scalar(
-            // A claimed row is not due again until its lease runs out: without
-            // this the engine would spin while a slow send is in flight.
             "SELECT MIN(t) FROM (
-                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
-                   FROM escalations WHERE state = 'active'
+                 SELECT * FROM (SELECT due_at AS t FROM escalations
+                                 WHERE state = 'active' AND lease_until IS NULL
+                                 ORDER BY due_at LIMIT 1)
                  UNION ALL
-                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
-                   FROM notifications WHERE status IN ('pending', 'retry'))",
+                 SELECT MIN(MAX(due_at, lease_until)) FROM escalations
+                  WHERE lease_until IS NOT NULL AND +state = 'active'
+                 UNION ALL
+                 SELECT MIN(due_at) FROM notifications
+                  WHERE status IN ('pending', 'retry') AND lease_until IS NULL
+                 UNION ALL
+                 SELECT MIN(MAX(due_at, lease_until)) FROM notifications
+                  WHERE lease_until IS NOT NULL AND +status IN ('pending', 'retry'))",
         )
         .fetch_one(&self.reader)
         .await?;
