@@ -29,11 +29,8 @@ pub(crate) trait Writes: Send {
     /// Open alerts per service (services without a row are absent), and the
     /// open alert of each (service, key) that has one. PostgreSQL locks those
     /// alerts until the transaction ends, so a concurrent acknowledge waits.
-    async fn read(
-        &mut self,
-        services: &[&str],
-        keys: &[(&str, &str)],
-    ) -> Result<(HashMap<String, u64>, Vec<FoundAlert>), StoreError>;
+    async fn read(&mut self, services: &[&str], keys: &[(&str, &str)])
+        -> Result<Known, StoreError>;
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError>;
     /// Writes a batch's end state; returns the ids of `writes.new_alerts` in
     /// their order, or [`Raced`] when an open alert with the key of a new one
@@ -42,6 +39,17 @@ pub(crate) trait Writes: Send {
         &mut self,
         writes: &BatchWrites<'_>,
     ) -> Result<Result<Vec<i64>, Raced>, StoreError>;
+}
+
+/// What [`Writes::read`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Open alerts per service; services without any are absent.
+    pub counts: HashMap<String, u64>,
+    pub found: Vec<FoundAlert>,
+    /// The largest alert id ever handed out, where the backend can predict
+    /// the ids of the alerts it inserts next (SQLite, one writer).
+    pub last_alert_id: Option<i64>,
 }
 
 /// An alert a write refers to: stored already, or the batch's `n`th new one.
@@ -76,6 +84,8 @@ pub(crate) struct BatchWrites<'a> {
     pub escalations: Vec<NewEscalation<'a>>,
     pub closings: Vec<Closing>,
     pub timeline: Vec<(AlertRef, NewTimelineEntry)>,
+    /// [`Known::last_alert_id`], passed back.
+    pub last_alert_id: Option<i64>,
 }
 
 /// An open alert as [`Writes::read`] found it.
@@ -203,7 +213,11 @@ pub(crate) async fn ingest<W: Writes>(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let (counts, found) = w.read(&services, &keys).await?;
+    let Known {
+        counts,
+        found,
+        last_alert_id,
+    } = w.read(&services, &keys).await?;
 
     // Replay in order.
     let mut open_count: HashMap<&str, u64> = services
@@ -421,6 +435,7 @@ pub(crate) async fn ingest<W: Writes>(
             })
             .collect(),
         timeline: timeline.into_iter().map(|(s, e)| (new_ref(s), e)).collect(),
+        last_alert_id,
     };
     let new_ids = match w.write(&writes).await? {
         Ok(ids) => ids,

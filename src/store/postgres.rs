@@ -15,8 +15,8 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use super::apply::{
-    self, in_row_order, AlertChange, BatchWrites, Closing, FoundAlert, NewAlert, NewEscalation,
-    Raced, Writes,
+    self, in_row_order, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert,
+    NewEscalation, Raced, Writes,
 };
 use super::{
     fall_throughs, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
@@ -610,10 +610,13 @@ impl Writes for Transaction<'static, Postgres> {
         &mut self,
         services: &[&str],
         keys: &[(&str, &str)],
-    ) -> Result<(HashMap<String, u64>, Vec<FoundAlert>), StoreError> {
-        let counts = open_counts(self, services).await?;
-        let found = find_open(self, keys).await?;
-        Ok((counts, found))
+    ) -> Result<Known, StoreError> {
+        Ok(Known {
+            counts: open_counts(self, services).await?,
+            found: find_open(self, keys).await?,
+            // A sequence shared with other replicas: ids come back from the insert.
+            last_alert_id: None,
+        })
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {

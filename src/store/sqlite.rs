@@ -4,21 +4,19 @@
 //! one connection (no lock contention, no `SQLITE_BUSY` between our own tasks)
 //! while reads use a separate pool that WAL lets run beside the writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::apply::{
-    self, in_row_order, AlertChange, AlertRef, BatchWrites, Closing, FoundAlert, NewAlert, Raced,
-    Writes,
+    self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
 };
 use super::{
     fall_throughs, lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter,
@@ -52,7 +50,11 @@ impl SqliteStore {
             // benches/escalation.rs, page reads were a large share of the
             // engine's time.
             .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // Statement journals (a multi-row statement's undo log) in memory:
+            // as temporary files each large batch created and deleted one.
+            // They only undo a failed statement; durability is the WAL's.
+            .pragma("temp_store", "memory");
         // Group commit sends batches of every size up to MAX_BATCH; cache each
         // size's prepared upsert instead of re-parsing it per commit.
         let writer = SqlitePoolOptions::new()
@@ -624,52 +626,69 @@ impl Writes for Transaction<'static, Sqlite> {
         &mut self,
         services: &[&str],
         keys: &[(&str, &str)],
-    ) -> Result<(HashMap<String, u64>, Vec<FoundAlert>), StoreError> {
-        let mut counts = HashMap::with_capacity(services.len());
-        let mut found = Vec::new();
-        // One statement a chunk: each statement is a round trip to sqlx's
-        // worker thread, and under load those hops were the cost of a batch.
-        // The key join is a join, not `(service_id, dedup_key) IN (VALUES …)`:
+    ) -> Result<Known, StoreError> {
+        // One statement, one row: sqlx's worker thread sends every row (and
+        // every statement's result) over a channel, and under load those
+        // hand-offs, not SQLite, were the cost of a batch. So the open alerts
+        // and counts come back aggregated as JSON.
+        //
+        // The key lookup is a join, not `(service_id, dedup_key) IN (VALUES …)`:
         // SQLite plans the latter as a scan of the whole index.
+        let mut known = Known::default();
         for (i, chunk) in keys.chunks(apply::CHUNK).enumerate() {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT a.id AS n, a.status, a.service_id, a.dedup_key FROM (",
+                "SELECT (SELECT json_group_array(json_array(a.id, a.status, a.service_id, a.dedup_key))
+                           FROM (",
             );
             q.push_values(chunk, |mut b, (service, key)| {
                 b.push_bind(*service).push_bind(*key);
             });
             q.push(
                 ") AS k JOIN alerts a ON a.service_id = k.column1 AND a.dedup_key = k.column2
-                  WHERE a.status <> 'resolved'",
+                  WHERE a.status <> 'resolved') AS found",
             );
-            if i == 0 && !services.is_empty() {
+            let first = i == 0;
+            if first {
                 q.push(
-                    " UNION ALL SELECT open_count, NULL, service_id, NULL FROM service_open_alerts
-                       WHERE service_id IN (",
+                    ", (SELECT json_group_array(json_array(service_id, open_count))
+                          FROM service_open_alerts WHERE service_id IN (",
                 );
                 let mut list = q.separated(", ");
                 for s in services {
                     list.push_bind(*s);
                 }
-                q.push(")");
-            }
-            for row in q.build().fetch_all(&mut **self).await? {
-                let n: i64 = row.try_get("n")?;
-                let service_id: String = row.try_get("service_id")?;
-                match row.try_get::<Option<&str>, _>("status")? {
-                    Some(status) => found.push(FoundAlert {
-                        id: n,
-                        status: parse_status(status)?,
-                        service_id,
-                        dedup_key: row.try_get("dedup_key")?,
-                    }),
-                    None => {
-                        counts.insert(service_id, u64::try_from(n).unwrap_or(0));
-                    }
+                if services.is_empty() {
+                    list.push("NULL");
                 }
+                q.push(
+                    ")) AS counts,
+                     MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0),
+                         COALESCE((SELECT MAX(id) FROM alerts), 0)) AS last_id",
+                );
+            }
+            let row = q.build().fetch_one(&mut **self).await?;
+            let found: Vec<(i64, String, String, String)> =
+                serde_json::from_str(row.try_get("found")?)
+                    .map_err(|e| StoreError::Corrupt(format!("open alerts: {e}")))?;
+            for (id, status, service_id, dedup_key) in found {
+                known.found.push(FoundAlert {
+                    id,
+                    status: parse_status(&status)?,
+                    service_id,
+                    dedup_key,
+                });
+            }
+            if first {
+                let counts: Vec<(String, i64)> = serde_json::from_str(row.try_get("counts")?)
+                    .map_err(|e| StoreError::Corrupt(format!("open counts: {e}")))?;
+                known.counts = counts
+                    .into_iter()
+                    .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+                    .collect();
+                known.last_alert_id = Some(row.try_get("last_id")?);
             }
         }
-        Ok((counts, found))
+        Ok(known)
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
@@ -688,13 +707,26 @@ impl Writes for Transaction<'static, Sqlite> {
         // multi-statement query in one round trip to its worker thread,
         // binding the anonymous parameters statement by statement.
         //
-        // New alerts' ids are not known when the query is built. With one
-        // writer, AUTOINCREMENT hands a transaction's inserts consecutive ids
-        // in insertion order, and `sqlite_sequence` holds the last one; the
-        // later statements compute each new alert's id from it. The ids the
-        // inserts return are checked against that before anything commits.
-        let mut q = QueryBuilder::<Sqlite>::new("");
+        // With one writer, AUTOINCREMENT hands the rows of a transaction's
+        // inserts consecutive ids after the largest ever used, in insertion
+        // order, so the ids of new alerts are known before they are inserted
+        // and the later statements use them directly. A last statement checks
+        // that exactly those ids exist now (a row skipped on a key conflict
+        // still uses up an id); if not, nothing commits and the batch is
+        // applied again.
         let new_count = writes.new_alerts.len();
+        let ids: Vec<i64> = match (new_count, writes.last_alert_id) {
+            (0, _) => Vec::new(),
+            (_, Some(last)) => (1..=new_count)
+                .map(|i| last.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)))
+                .collect(),
+            (_, None) => {
+                return Err(StoreError::Corrupt(
+                    "new alerts without the last alert id".to_owned(),
+                ))
+            }
+        };
+        let mut q = QueryBuilder::<Sqlite>::new("");
         for generation in &writes.generations {
             let rows = writes
                 .new_alerts
@@ -710,10 +742,14 @@ impl Writes for Transaction<'static, Sqlite> {
             q.push("; ");
         }
         for chunk in writes.escalations.chunks(apply::CHUNK) {
+            let mut resolved = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                resolved.push((e.alert.resolve(&ids)?, e));
+            }
             q.push("INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state) ");
-            q.push_values(chunk, |mut b, e| {
-                push_alert_ref(&mut b, e.alert, new_count);
-                b.push_bind(e.policy_id)
+            q.push_values(resolved, |mut b, (alert_id, e)| {
+                b.push_bind(alert_id)
+                    .push_bind(e.policy_id)
                     .push_bind(e.due_at.timestamp_millis())
                     .push_bind(if e.done { "done" } else { "active" });
             });
@@ -723,10 +759,14 @@ impl Writes for Transaction<'static, Sqlite> {
             push_close_escalations(&mut q, &writes.closings);
         }
         for chunk in writes.timeline.chunks(apply::CHUNK) {
+            let mut resolved = Vec::with_capacity(chunk.len());
+            for (alert, e) in chunk {
+                resolved.push((alert.resolve(&ids)?, e));
+            }
             q.push("INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ");
-            q.push_values(chunk, |mut b, (alert, e)| {
-                push_alert_ref(&mut b, *alert, new_count);
-                b.push_bind(e.at.timestamp_millis())
+            q.push_values(resolved, |mut b, (alert_id, e)| {
+                b.push_bind(alert_id)
+                    .push_bind(e.at.timestamp_millis())
                     .push_bind(e.kind.as_str())
                     .push_bind(e.actor.as_str())
                     .push_bind(e.message.as_str())
@@ -734,40 +774,17 @@ impl Writes for Transaction<'static, Sqlite> {
             });
             q.push("; ");
         }
-        if q.sql().is_empty() {
-            return Ok(Ok(Vec::new()));
-        }
-        let returned = q.build().fetch_all(&mut **self).await?;
-        // Only the alert inserts return rows, generation by generation.
-        let mut ids = Vec::with_capacity(new_count);
-        let mut returned = returned.iter();
-        for generation in &writes.generations {
-            let rows = writes
-                .new_alerts
-                .get(generation.clone())
-                .unwrap_or_default();
-            let got = in_row_order(
-                rows,
-                returned.by_ref().take(rows.len()).map(|r| {
-                    Ok((
-                        r.try_get::<String, _>("service_id")?,
-                        r.try_get::<String, _>("dedup_key")?,
-                        r.try_get::<i64, _>("id")?,
-                    ))
-                }),
-            )?;
-            for id in got {
-                match id {
-                    Some(id) => ids.push(id),
-                    // Skipped on conflict: another writer opened that key.
-                    None => return Ok(Err(Raced)),
-                }
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            q.push("SELECT COUNT(*) AS n, MAX(id) AS newest FROM alerts WHERE id >= ")
+                .push_bind(*first);
+            let row = q.build().fetch_one(&mut **self).await?;
+            let inserted: i64 = row.try_get("n")?;
+            let newest: Option<i64> = row.try_get("newest")?;
+            if usize::try_from(inserted).ok() != Some(new_count) || newest != Some(*last) {
+                return Ok(Err(Raced));
             }
-        }
-        let consecutive = ids.windows(2).all(|w| w[1] == w[0] + 1);
-        if !consecutive {
-            // The ids the later statements assumed are wrong: undo, retry.
-            return Ok(Err(Raced));
+        } else if !q.sql().is_empty() {
+            q.build().execute(&mut **self).await?;
         }
         Ok(Ok(ids))
     }
@@ -793,19 +810,6 @@ async fn insert_timeline(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// A new alert's id as SQL: the `i`th of `n` inserted this transaction.
-fn push_alert_ref(b: &mut Separated<'_, '_, Sqlite, &'static str>, alert: AlertRef, n: usize) {
-    match alert {
-        AlertRef::Id(id) => {
-            b.push_bind(id);
-        }
-        AlertRef::New(i) => {
-            b.push("(SELECT seq FROM sqlite_sequence WHERE name = 'alerts') - ");
-            b.push_bind_unseparated(i64::try_from(n.saturating_sub(i + 1)).unwrap_or(0));
-        }
-    }
 }
 
 fn push_insert_alerts<'a>(
@@ -848,10 +852,7 @@ fn push_insert_alerts<'a>(
                 .push_bind(row.resolved.map(|(_, by)| by));
         },
     );
-    q.push(
-        " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
-         RETURNING service_id, dedup_key, id",
-    );
+    q.push(" ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING");
     Ok(())
 }
 
