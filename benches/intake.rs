@@ -100,13 +100,52 @@ fn main() {
 
     let duration = Duration::from_secs(o.seconds);
     let floor = client_rt.block_on(load(floor_addr, o.connections, duration, Body::New));
-    report("floor_bare_axum", &floor, None, &o);
+    report("floor_bare_axum", &floor, None, &o, None);
+    let before = client_rt.block_on(commits(rouse_addr));
     let new = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::New));
-    report("new_alerts_sqlite", &new, Some(&floor), &o);
+    let after = client_rt.block_on(commits(rouse_addr));
+    report(
+        "new_alerts_sqlite",
+        &new,
+        Some(&floor),
+        &o,
+        per_commit(before, after),
+    );
     // Open the alerts the duplicate run will hit, then hammer them.
     client_rt.block_on(load_n(rouse_addr, DUP_KEYS));
+    let before = client_rt.block_on(commits(rouse_addr));
     let dup = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::Duplicate));
-    report("duplicates_sqlite", &dup, Some(&floor), &o);
+    let after = client_rt.block_on(commits(rouse_addr));
+    report(
+        "duplicates_sqlite",
+        &dup,
+        Some(&floor),
+        &o,
+        per_commit(before, after),
+    );
+}
+
+/// (commits, events) of intake's group commit so far, from `/metrics`.
+async fn commits(addr: std::net::SocketAddr) -> Option<(f64, f64)> {
+    let mut conn = Connection::open(addr).await.ok()?;
+    let (_, body) = conn.request("GET", "/metrics", "").await.ok()?;
+    let text = String::from_utf8(body).ok()?;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains("writer=\"ingest\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Some((
+        value("rouse_group_commits_total"),
+        value("rouse_group_commit_items_total"),
+    ))
+}
+
+/// Events per commit between two readings: the batch size group commit reached.
+fn per_commit(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<f64> {
+    let ((c0, e0), (c1, e1)) = (before?, after?);
+    (c1 > c0).then(|| ((e1 - e0) / (c1 - c0) * 10.0).round() / 10.0)
 }
 
 const DUP_KEYS: usize = 1000;
@@ -124,7 +163,7 @@ struct Run {
     latencies_us: Vec<u32>,
 }
 
-fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options) {
+fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: Option<f64>) {
     let rps = run.requests as f64 / run.elapsed.as_secs_f64();
     let mut lat = run.latencies_us.clone();
     lat.sort_unstable();
@@ -148,6 +187,7 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options) {
             "p50_us": pct(0.50),
             "p99_us": pct(0.99),
             "ratio_to_floor": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+            "events_per_commit": per_commit,
         })
     );
 }
@@ -258,7 +298,7 @@ impl Connection {
         method: &str,
         path: &str,
         body: &str,
-    ) -> std::io::Result<(u16, usize)> {
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         self.request.clear();
         self.request.extend_from_slice(
             format!(
@@ -293,7 +333,7 @@ impl Connection {
         }
         let mut body = vec![0u8; length];
         self.reader.read_exact(&mut body).await?;
-        Ok((status, length))
+        Ok((status, body))
     }
 }
 

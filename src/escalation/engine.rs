@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::plan;
-use crate::alert::{AlertStatus, TimelineKind};
+use crate::alert::{Alert, AlertStatus, TimelineKind};
 use crate::catalog::live::LiveCatalog;
 use crate::channel::console::Console;
 use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
@@ -48,6 +48,8 @@ const SEND_DEADLINE: Duration = Duration::from_secs(30);
 const MAX_IN_FLIGHT: usize = 64;
 /// Checked even when nothing is due here, for work other replicas scheduled.
 const POLL: Duration = Duration::from_secs(1);
+/// Pause when work is due but none could be claimed (see [`Engine::run`]).
+const STALLED: Duration = Duration::from_millis(50);
 
 /// The channel for each kind; kinds nobody configured go to the console.
 pub struct Channels {
@@ -186,9 +188,14 @@ impl Engine {
             .store
             .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH)
             .await?;
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        // Every claimed alert in one read, not one query per alert.
+        let alerts = self.alerts_of(claims.iter().map(|c| c.alert_id)).await?;
         let mut records = Vec::with_capacity(claims.len());
         for claim in claims {
-            let record = self.plan_step(&claim, &catalog, now).await?;
+            let record = self.plan_step(&claim, alerts.get(&claim.alert_id), &catalog, now);
             records.push((claim, record));
         }
         // All steps of a round in one transaction: one commit, not one per alert.
@@ -210,20 +217,37 @@ impl Engine {
         Ok(fired)
     }
 
-    async fn plan_step(
+    /// The alerts with these ids, read at once.
+    async fn alerts_of(
+        &self,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, Alert>, StoreError> {
+        let mut ids: Vec<i64> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self
+            .store
+            .alerts_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect())
+    }
+
+    fn plan_step(
         &self,
         claim: &EscalationClaim,
+        alert: Option<&Alert>,
         catalog: &crate::catalog::Catalog,
         now: DateTime<Utc>,
-    ) -> Result<StepRecord, StoreError> {
-        let alert = self.store.alert(claim.alert_id).await?;
+    ) -> StepRecord {
         let Some(alert) = alert.filter(|a| a.status == AlertStatus::Triggered) else {
-            return Ok(StepRecord {
+            return StepRecord {
                 at: now,
                 deliveries: Vec::new(),
                 notes: Vec::new(),
                 next: None,
-            });
+            };
         };
         // A policy renamed or removed since the alert opened: use the service's
         // current one rather than stop paging.
@@ -234,7 +258,7 @@ impl Engine {
         });
         let Some(policy) = policy else {
             tracing::error!(alert = alert.id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
-            return Ok(StepRecord {
+            return StepRecord {
                 at: now,
                 deliveries: Vec::new(),
                 notes: vec![(
@@ -245,7 +269,7 @@ impl Engine {
                     ),
                 )],
                 next: Some((claim.cursor, now + TimeDelta::minutes(1))),
-            });
+            };
         };
         let step_plan = plan::fire(policy, claim.cursor, catalog, now, alert.urgency);
         let fired = claim.fired + 1;
@@ -264,7 +288,7 @@ impl Engine {
                 recipient: d.recipient,
             })
             .collect();
-        Ok(StepRecord {
+        StepRecord {
             at: now,
             deliveries,
             notes: step_plan
@@ -273,7 +297,7 @@ impl Engine {
                 .map(|n| (n.kind, n.message))
                 .collect(),
             next: step_plan.next,
-        })
+        }
     }
 
     /// Claims due notifications and starts sending them; returns how many.
@@ -288,6 +312,11 @@ impl Engine {
             .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH))
             .await?;
         let count = claims.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        // The alerts the pages are about, read once for the whole round.
+        let alerts = Arc::new(self.alerts_of(claims.iter().map(|c| c.alert_id)).await?);
         let mut in_flight = self.in_flight.lock().await;
         // Reap finished sends so the set does not grow without bound.
         while in_flight.try_join_next().is_some() {}
@@ -301,9 +330,17 @@ impl Engine {
             let channel = self.channels.get(group[0].channel);
             let clock = self.clock.clone();
             let caps = self.caps_for(&group[0]);
+            let alerts = alerts.clone();
             in_flight.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = deliver(store, outcomes, channel, clock, group, caps, links).await {
+                let sending = Sending {
+                    store,
+                    outcomes,
+                    channel,
+                    clock,
+                    links,
+                };
+                if let Err(err) = deliver(sending, &alerts, group, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
@@ -318,11 +355,16 @@ impl Engine {
         {
             return Vec::new();
         }
-        let mut caps = vec![Cap {
-            per_hour: self.pages_per_number_per_hour,
-            channels: &[ChannelKind::Sms, ChannelKind::Voice],
-            what: "pages to this number",
-        }];
+        let mut caps = Vec::new();
+        // u32::MAX is "no cap": no count can reach it, so asking the store
+        // how many pages went out (a read per send) would be wasted.
+        if self.pages_per_number_per_hour < u32::MAX {
+            caps.push(Cap {
+                per_hour: self.pages_per_number_per_hour,
+                channels: &[ChannelKind::Sms, ChannelKind::Voice],
+                what: "pages to this number",
+            });
+        }
         if let (ChannelKind::Voice, Recipient::Person { id, .. }) =
             (claim.channel, &claim.recipient)
         {
@@ -359,22 +401,29 @@ impl Engine {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         tracing::info!(channels = %self.channels.describe(), "escalation engine started");
         while !stop.is_cancelled() {
-            let busy = match self.tick().await {
-                Ok((fired, sent)) => fired >= CLAIM_BATCH as usize || sent >= CLAIM_BATCH as usize,
-                Err(err) => {
-                    // The database is down or failing: keep trying, never exit.
-                    tracing::error!(error = %err, "escalation round failed; retrying");
-                    false
-                }
-            };
-            if busy {
-                continue;
-            }
+            // Ask first (one indexed read) and claim only when something is
+            // due: intake wakes the engine after every commit that opened an
+            // alert, and claiming takes the writer that intake commits on.
+            let now = self.clock.now();
             let wait = match self.store.next_due().await {
-                Ok(Some(due)) => (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
-                _ => POLL,
-            }
-            .min(POLL);
+                Ok(None) => POLL,
+                Ok(Some(due)) if due > now => {
+                    (due - now).to_std().unwrap_or(Duration::ZERO).min(POLL)
+                }
+                due => match self.tick().await {
+                    // More may have fallen due meanwhile: ask again at once.
+                    Ok((fired, sent)) if fired + sent > 0 => continue,
+                    // Due, yet nothing to claim: no valid configuration, or
+                    // every send slot busy. Do not spin on it.
+                    Ok(_) if due.is_ok() => STALLED,
+                    Ok(_) => POLL,
+                    Err(err) => {
+                        // The database is down or failing: keep trying, never exit.
+                        tracing::error!(error = %err, "escalation round failed; retrying");
+                        POLL
+                    }
+                },
+            };
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = self.wake.notified() => {}
@@ -441,36 +490,55 @@ async fn held_until(
     Ok(latest)
 }
 
-/// Sends one message for `claims` (one page, or several SMS pages for the
-/// same number bundled) and records the outcome of each. Never panics: every
-/// failure of the channel is an [`Outcome`].
-async fn deliver(
+/// What one send task needs besides its claims.
+struct Sending {
     store: Arc<dyn Store>,
     outcomes: DeliveryCommit,
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
+    links: Option<Arc<AckLinks>>,
+}
+
+/// Sends one message for `claims` (one page, or several SMS pages for the
+/// same number bundled) and records the outcome of each. Never panics: every
+/// failure of the channel is an [`Outcome`].
+async fn deliver(
+    sending: Sending,
+    alerts: &HashMap<i64, Alert>,
     claims: Vec<NotificationClaim>,
     caps: Vec<Cap>,
-    links: Option<Arc<AckLinks>>,
 ) -> Result<(), CommitError> {
+    let Sending {
+        store,
+        outcomes,
+        channel,
+        clock,
+        links,
+    } = sending;
     let via = channel.name().to_owned();
     let mut ready: Vec<(NotificationClaim, Notification)> = Vec::with_capacity(claims.len());
     let mut records: Vec<(NotificationClaim, DeliveryRecord)> = Vec::new();
     for claim in claims {
-        match prepare(
-            store.as_ref(),
-            clock.as_ref(),
-            &via,
-            &claim,
-            links.as_deref(),
-        )
-        .await
-        {
-            Ok(Ok(n)) => ready.push((claim, n)),
-            Ok(Err(canceled)) => records.push((claim, canceled)),
-            // The lease runs out and another round retries it.
-            Err(err) => return Err(CommitError::Store(err.to_string())),
+        let alert = alerts.get(&claim.alert_id);
+        let mut n = match prepare(alert, clock.as_ref(), &via, &claim, links.as_deref()) {
+            Ok(n) => n,
+            Err(canceled) => {
+                records.push((claim, canceled));
+                continue;
+            }
+        };
+        if let Some(alert) = alert {
+            let checked =
+                super::sms::preflight(store.as_ref(), clock.now(), &via, &claim, alert, &mut n)
+                    .await
+                    // The lease runs out and another round retries it.
+                    .map_err(|e| CommitError::Store(e.to_string()))?;
+            if let Err(held) = checked {
+                records.push((claim, held));
+                continue;
+            }
         }
+        ready.push((claim, n));
     }
     let Some((first, first_notification)) = ready.first() else {
         outcomes.submit(records).await?;
@@ -552,16 +620,17 @@ async fn deliver(
 
 /// Builds the notification for a claim, or records why it is not sent (the
 /// alert was closed meanwhile; follow-ups exist precisely because it was).
-async fn prepare(
-    store: &dyn Store,
+/// `alert` was read after the claim, so an acknowledgement that committed
+/// before the claim is seen here.
+fn prepare(
+    alert: Option<&Alert>,
     clock: &dyn Clock,
     via: &str,
     claim: &NotificationClaim,
     links: Option<&AckLinks>,
-) -> Result<Result<Notification, DeliveryRecord>, StoreError> {
+) -> Result<Notification, DeliveryRecord> {
     let who = claim.recipient.label().to_owned();
     let is_follow_up = claim.follow_up.is_some();
-    let alert = store.alert(claim.alert_id).await?;
     let Some(alert) = alert.filter(|a| is_follow_up || a.status == AlertStatus::Triggered) else {
         let record = DeliveryRecord {
             at: clock.now(),
@@ -573,7 +642,7 @@ async fn prepare(
             count_attempt: true,
             message: format!("{via} to {who}: not sent, the alert is no longer open"),
         };
-        return Ok(Err(record));
+        return Err(record);
     };
     // Follow-ups name who acted ("ACKNOWLEDGED by alice"); pages name who is paged.
     let paged = match alert.status {
@@ -581,7 +650,7 @@ async fn prepare(
         AlertStatus::Acknowledged => alert.acknowledged_by.iter().cloned().collect(),
         AlertStatus::Resolved => alert.resolved_by.iter().cloned().collect(),
     };
-    let mut notification = Notification {
+    Ok(Notification {
         idempotency_key: format!("{}/attempt-{}", claim.idempotency_key, claim.attempt),
         alert_id: alert.id,
         service_id: alert.service_id.clone(),
@@ -598,13 +667,7 @@ async fn prepare(
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,
         created_at: alert.created_at,
-    };
-    if let Err(record) =
-        super::sms::preflight(store, clock.now(), via, claim, &alert, &mut notification).await?
-    {
-        return Ok(Err(record));
-    }
-    Ok(Ok(notification))
+    })
 }
 
 /// The person a page is for, bound into its ack link; empty for a room.

@@ -1,303 +1,541 @@
 //! The one place that turns a batch of events into writes, shared by both
 //! stores: each backend supplies only its SQL through [`Writes`].
+//!
+//! A batch is applied in a fixed handful of statements whatever its size:
+//! read what the batch needs (open-alert counts, the open alert of every key),
+//! replay the events in order in memory with [`decide`], then write the end
+//! state — new alerts, changed alerts, escalations, timeline — as multi-row
+//! statements. The replay is what keeps per-event semantics: within one
+//! batch a second trigger of a key refreshes the alert the first opened, a
+//! trigger after a resolve opens a new alert, and storm control counts the
+//! alerts opened earlier in the same batch. Per-statement round trips, not
+//! SQL, were the cost of the event-by-event version (sqlx-sqlite hops to a
+//! worker thread for each).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{
-    act_timeline, storm_event, timeline_for, Act, Ingest, IngestOutcome, NewTimelineEntry,
-    StoreError,
-};
+use super::NewTimelineEntry;
+use super::{act_timeline, storm_event, timeline_for, Act, Ingest, IngestOutcome, StoreError};
 use crate::alert::lifecycle::STORM_DEDUP_KEY;
-use crate::alert::{decide, Action, AlertStatus, Decision, Event, OpenAlert};
+use crate::alert::{decide, AlertStatus, Decision, Event, OpenAlert, Urgency};
 
-/// The statements a backend runs inside one open transaction.
+/// What a backend does inside one open transaction.
 #[async_trait]
 pub(crate) trait Writes: Send {
-    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError>;
-    async fn find_open(
-        &mut self,
-        service_id: &str,
-        dedup_key: &str,
-    ) -> Result<Option<OpenAlert>, StoreError>;
+    /// Open alerts per service (services without a row are absent), and the
+    /// open alert of each (service, key) that has one. PostgreSQL locks those
+    /// alerts until the transaction ends, so a concurrent acknowledge waits.
+    async fn read(&mut self, services: &[&str], keys: &[(&str, &str)])
+        -> Result<Known, StoreError>;
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError>;
-    /// Opens each row's alert or refreshes the open one, in one statement;
-    /// returns (id, event_count) per row, in the order of `rows`. No two rows
-    /// may share a (service, key).
-    async fn upsert_triggers(&mut self, rows: &[Upsert<'_>])
-        -> Result<Vec<(i64, i64)>, StoreError>;
-    async fn set_status(
+    /// Writes a batch's end state; returns the ids of `writes.new_alerts` in
+    /// their order, or [`Raced`] when an open alert with the key of a new one
+    /// appeared since [`Writes::read`] (another replica's commit).
+    async fn write(
         &mut self,
-        alert_id: i64,
-        status: AlertStatus,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError>;
-    /// Starts escalations for newly opened alerts: (alert, policy, first step due).
-    async fn open_escalations(
-        &mut self,
-        rows: &[(i64, &str, DateTime<Utc>)],
-    ) -> Result<(), StoreError>;
-    /// Stops an alert's escalation, cancels its unsent pages and queues a
-    /// follow-up for every chat message and mail already delivered about it,
-    /// so no room keeps showing it as firing.
-    async fn close_escalation(
-        &mut self,
-        alert_id: i64,
-        at: DateTime<Utc>,
-        now: AlertStatus,
-    ) -> Result<(), StoreError>;
+        writes: &BatchWrites<'_>,
+    ) -> Result<Result<Vec<i64>, Raced>, StoreError>;
 }
 
-/// The escalation to start for an opened alert, if its event asks for one.
-fn escalation_of(item: &Ingest, alert_id: i64) -> Option<(i64, &str, DateTime<Utc>)> {
-    Some((alert_id, item.policy_id.as_deref()?, item.first_step_due?))
+/// What [`Writes::read`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Open alerts per service; services without any are absent.
+    pub counts: HashMap<String, u64>,
+    pub found: Vec<FoundAlert>,
+    /// The largest alert id ever handed out, where the backend can predict
+    /// the ids of the alerts it inserts next (SQLite, one writer).
+    pub last_alert_id: Option<i64>,
 }
 
-/// One alert to open or refresh: `count` events with the same key, `event` the latest.
-pub(crate) struct Upsert<'a> {
-    pub item: &'a Ingest,
+/// An alert a write refers to: stored already, or the batch's `n`th new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AlertRef {
+    Id(i64),
+    New(usize),
+}
+
+impl AlertRef {
+    pub fn resolve(self, new_ids: &[i64]) -> Result<i64, StoreError> {
+        match self {
+            AlertRef::Id(id) => Ok(id),
+            AlertRef::New(i) => new_ids
+                .get(i)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("a new alert got no id".to_owned())),
+        }
+    }
+}
+
+/// Everything one batch writes.
+#[derive(Debug, Default)]
+pub(crate) struct BatchWrites<'a> {
+    /// In insertion order, one generation after another; within a
+    /// generation no two share a (service, key), so the ids a multi-row
+    /// insert returns can be matched back by key.
+    pub new_alerts: Vec<NewAlert<'a>>,
+    /// `new_alerts[generations[g]]` is generation `g`.
+    pub generations: Vec<std::ops::Range<usize>>,
+    pub changes: Vec<AlertChange<'a>>,
+    pub escalations: Vec<NewEscalation<'a>>,
+    pub closings: Vec<Closing>,
+    pub timeline: Vec<(AlertRef, NewTimelineEntry)>,
+    /// [`Known::last_alert_id`], passed back.
+    pub last_alert_id: Option<i64>,
+}
+
+/// An open alert as [`Writes::read`] found it.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundAlert {
+    pub id: i64,
+    pub status: AlertStatus,
+    pub service_id: String,
+    pub dedup_key: String,
+}
+
+/// An alert to insert, in the state the whole batch left it in.
+#[derive(Debug, Clone)]
+pub(crate) struct NewAlert<'a> {
+    pub service_id: &'a str,
     pub dedup_key: &'a str,
-    pub event: &'a Event,
-    pub count: i64,
+    pub urgency: Urgency,
+    pub policy_id: Option<&'a str>,
+    /// The latest trigger: its summary, labels and details are the alert's.
+    pub event: Cow<'a, Event>,
+    pub event_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub status: AlertStatus,
+    pub acknowledged: Option<(DateTime<Utc>, &'a str)>,
+    pub resolved: Option<(DateTime<Utc>, &'a str)>,
 }
 
-/// Rows per statement: 11 bound values each, well within both databases' limits.
-pub(crate) const UPSERT_CHUNK: usize = 1000;
+/// What a batch changes on an alert that was already open.
+#[derive(Debug, Clone)]
+pub(crate) struct AlertChange<'a> {
+    pub id: i64,
+    pub added_events: i64,
+    /// The latest trigger and when it came, if any trigger refreshed the alert.
+    pub refreshed: Option<(Cow<'a, Event>, DateTime<Utc>)>,
+    pub acknowledged: Option<(DateTime<Utc>, &'a str)>,
+    pub resolved: Option<(DateTime<Utc>, &'a str)>,
+}
+
+impl AlertChange<'_> {
+    /// The status to write, if the batch changed it.
+    pub fn status(&self) -> Option<AlertStatus> {
+        if self.resolved.is_some() {
+            Some(AlertStatus::Resolved)
+        } else if self.acknowledged.is_some() {
+            Some(AlertStatus::Acknowledged)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NewEscalation<'a> {
+    pub alert: AlertRef,
+    pub policy_id: &'a str,
+    pub due_at: DateTime<Utc>,
+    /// Acknowledged or resolved in the batch that opened it: stored as done.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closing {
+    pub alert_id: i64,
+    pub at: DateTime<Utc>,
+    /// Acknowledged or resolved: names the follow-ups.
+    pub now: AlertStatus,
+}
+
+/// Rows per multi-row statement: at most 16 bound values each, well within
+/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+pub(crate) const CHUNK: usize = 1000;
+
+/// How often a batch is applied again after [`Raced`] before giving up.
+pub(crate) const RACE_ATTEMPTS: usize = 3;
+
+/// Another writer opened an alert for a key this batch meant to open; the
+/// transaction must be rolled back and the batch applied again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Raced;
+
+/// Which alert an event landed on while the batch is replayed in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Index into the alerts that were open before the batch.
+    Existing(usize),
+    /// Index into the alerts the batch opens.
+    New(usize),
+}
+
+struct Existing<'a> {
+    status: AlertStatus,
+    change: AlertChange<'a>,
+}
+
+struct Opened<'a> {
+    alert: NewAlert<'a>,
+    escalation: Option<(&'a str, DateTime<Utc>)>,
+}
+
+/// The decision with the alert id still to be filled in.
+#[derive(Clone, Copy)]
+enum Kind {
+    Open,
+    Refresh,
+    Acknowledge,
+    AlreadyAcknowledged,
+    Resolve,
+    NothingOpen,
+    FoldIntoStorm,
+}
 
 pub(crate) async fn ingest<W: Writes>(
     w: &mut W,
     batch: &[Ingest],
-) -> Result<Vec<IngestOutcome>, StoreError> {
-    if let Some(outcomes) = ingest_triggers_in_bulk(w, batch).await? {
-        return Ok(outcomes);
-    }
-    let mut open_counts: HashMap<&str, u64> = HashMap::new();
-    let mut timeline = Vec::with_capacity(batch.len());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for item in batch {
-        let open_count = match open_counts.get(item.service_id.as_str()) {
-            Some(n) => *n,
-            None => w.count_open(&item.service_id).await?,
-        };
-        let (outcome, open_count) = apply_one(w, item, open_count, &mut timeline).await?;
-        open_counts.insert(&item.service_id, open_count);
-        outcomes.push(outcome);
-    }
-    w.insert_timeline(&timeline).await?;
-    Ok(outcomes)
-}
+) -> Result<Result<Vec<IngestOutcome>, Raced>, StoreError> {
+    // Read everything the replay needs in one go.
+    let mut services: Vec<&str> = batch.iter().map(|i| i.service_id.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let mut keys: Vec<(&str, &str)> = batch
+        .iter()
+        .map(|i| (i.service_id.as_str(), i.dedup_key.as_str()))
+        .chain(services.iter().map(|s| (*s, STORM_DEDUP_KEY)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let Known {
+        counts,
+        found,
+        last_alert_id,
+    } = w.read(&services, &keys).await?;
 
-/// The hot path under load: a batch of only triggers, all below the storm
-/// threshold even if every new key opens an alert. Events with the same key
-/// are merged into one row and the whole batch is a single upsert statement,
-/// instead of one statement per event. Returns `None` when the batch needs the
-/// event-by-event rules (an acknowledge/resolve whose order matters, or a
-/// possible storm).
-async fn ingest_triggers_in_bulk<W: Writes>(
-    w: &mut W,
-    batch: &[Ingest],
-) -> Result<Option<Vec<IngestOutcome>>, StoreError> {
-    if batch.iter().any(|i| i.event.action != Action::Trigger) {
-        return Ok(None);
-    }
-    // Group by (service, key), keeping first-seen order; the latest event wins.
-    let mut group_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
-    let mut rows: Vec<Upsert<'_>> = Vec::with_capacity(batch.len());
-    let mut item_group = Vec::with_capacity(batch.len());
-    for item in batch {
-        let key = (item.service_id.as_str(), item.dedup_key.as_str());
-        let g = *group_of.entry(key).or_insert_with(|| {
-            rows.push(Upsert {
-                item,
-                dedup_key: &item.dedup_key,
-                event: &item.event,
-                count: 0,
-            });
-            rows.len() - 1
+    // Replay in order.
+    let mut open_count: HashMap<&str, u64> = services
+        .iter()
+        .map(|s| (*s, counts.get(*s).copied().unwrap_or(0)))
+        .collect();
+    let mut existing: Vec<Existing<'_>> = Vec::with_capacity(found.len());
+    let mut current: HashMap<(&str, &str), Slot> = HashMap::with_capacity(keys.len());
+    for alert in &found {
+        let key = keys
+            .binary_search(&(alert.service_id.as_str(), alert.dedup_key.as_str()))
+            .ok()
+            .and_then(|i| keys.get(i).copied());
+        let Some(key) = key else {
+            return Err(StoreError::Corrupt(format!(
+                "lookup returned an alert for a key not asked: {}",
+                alert.dedup_key
+            )));
+        };
+        current.insert(key, Slot::Existing(existing.len()));
+        existing.push(Existing {
+            status: alert.status,
+            change: AlertChange {
+                id: alert.id,
+                added_events: 0,
+                refreshed: None,
+                acknowledged: None,
+                resolved: None,
+            },
         });
-        if let Some(row) = rows.get_mut(g) {
-            row.item = item;
-            row.event = &item.event;
-            row.count += 1;
+    }
+    let mut opened: Vec<Opened<'_>> = Vec::new();
+    let mut closings: Vec<(usize, DateTime<Utc>, AlertStatus)> = Vec::new();
+    let mut timeline: Vec<(Slot, NewTimelineEntry)> = Vec::with_capacity(batch.len());
+    let mut kinds: Vec<(Kind, Option<Slot>)> = Vec::with_capacity(batch.len());
+
+    for item in batch {
+        let service = item.service_id.as_str();
+        let key = (service, item.dedup_key.as_str());
+        let slot = current.get(&key).copied();
+        let open = slot.map(|s| OpenAlert {
+            // Ids are filled in after the inserts; `decide` only passes them through.
+            id: 0,
+            status: match s {
+                Slot::Existing(i) => existing[i].status,
+                Slot::New(i) => opened[i].alert.status,
+            },
+        });
+        let count = open_count.entry(service).or_insert(0);
+        let decision = decide(item.event.action, open, *count, item.storm_threshold);
+        let (kind, landed) = match (decision, slot) {
+            (Decision::Open, _) => {
+                let s = Slot::New(opened.len());
+                opened.push(Opened {
+                    alert: new_alert(item, &item.dedup_key, Cow::Borrowed(&item.event)),
+                    escalation: item.policy_id.as_deref().zip(item.first_step_due),
+                });
+                current.insert(key, s);
+                *count += 1;
+                (Kind::Open, Some(s))
+            }
+            (Decision::Refresh { .. }, Some(s)) => {
+                refresh(
+                    &mut existing,
+                    &mut opened,
+                    s,
+                    item,
+                    Cow::Borrowed(&item.event),
+                );
+                (Kind::Refresh, Some(s))
+            }
+            (Decision::FoldIntoStorm, _) => {
+                let storm_key = (service, STORM_DEDUP_KEY);
+                let storm = Ingest {
+                    event: storm_event(item),
+                    ..item.clone()
+                };
+                let s = match current.get(&storm_key).copied() {
+                    Some(s) => {
+                        refresh(&mut existing, &mut opened, s, item, Cow::Owned(storm.event));
+                        s
+                    }
+                    None => {
+                        let s = Slot::New(opened.len());
+                        if let Some(entry) = timeline_for(&storm, Decision::Open, 0) {
+                            timeline.push((s, entry));
+                        }
+                        opened.push(Opened {
+                            alert: new_alert(item, STORM_DEDUP_KEY, Cow::Owned(storm.event)),
+                            escalation: item.policy_id.as_deref().zip(item.first_step_due),
+                        });
+                        current.insert(storm_key, s);
+                        *count += 1;
+                        s
+                    }
+                };
+                (Kind::FoldIntoStorm, Some(s))
+            }
+            (Decision::Acknowledge { .. }, Some(s)) => {
+                let by = (item.received_at, item.actor.as_str());
+                match s {
+                    Slot::Existing(i) => {
+                        existing[i].status = AlertStatus::Acknowledged;
+                        existing[i].change.acknowledged = Some(by);
+                        closings.push((i, item.received_at, AlertStatus::Acknowledged));
+                    }
+                    Slot::New(i) => {
+                        opened[i].alert.status = AlertStatus::Acknowledged;
+                        opened[i].alert.acknowledged = Some(by);
+                    }
+                }
+                (Kind::Acknowledge, Some(s))
+            }
+            (Decision::AlreadyAcknowledged { .. }, Some(s)) => (Kind::AlreadyAcknowledged, Some(s)),
+            (Decision::Resolve { .. }, Some(s)) => {
+                let by = (item.received_at, item.actor.as_str());
+                match s {
+                    Slot::Existing(i) => {
+                        existing[i].status = AlertStatus::Resolved;
+                        existing[i].change.resolved = Some(by);
+                        closings.push((i, item.received_at, AlertStatus::Resolved));
+                    }
+                    Slot::New(i) => {
+                        opened[i].alert.status = AlertStatus::Resolved;
+                        opened[i].alert.resolved = Some(by);
+                    }
+                }
+                current.remove(&key);
+                *count = count.saturating_sub(1);
+                (Kind::Resolve, Some(s))
+            }
+            (Decision::NothingOpen, _) => (Kind::NothingOpen, None),
+            // `decide` only names an alert it was given.
+            (
+                Decision::Refresh { .. }
+                | Decision::Acknowledge { .. }
+                | Decision::AlreadyAcknowledged { .. }
+                | Decision::Resolve { .. },
+                None,
+            ) => {
+                return Err(StoreError::Corrupt(
+                    "a decision named an alert that is not open".to_owned(),
+                ))
+            }
+        };
+        if let Some(s) = landed {
+            if let Some(entry) = timeline_for(item, placeholder(kind), 0) {
+                timeline.push((s, entry));
+            }
         }
-        item_group.push(g);
+        kinds.push((kind, landed));
     }
-    let mut new_keys: HashMap<&str, u64> = HashMap::new();
-    for row in &rows {
-        *new_keys.entry(row.item.service_id.as_str()).or_default() += 1;
+
+    // Write the end state: new alerts in generations (see `BatchWrites`).
+    let mut generation_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut generations: Vec<Vec<usize>> = Vec::new();
+    for (i, o) in opened.iter().enumerate() {
+        let g = generation_of
+            .entry((o.alert.service_id, o.alert.dedup_key))
+            .or_insert(0);
+        if generations.len() <= *g {
+            generations.push(Vec::new());
+        }
+        if let Some(members) = generations.get_mut(*g) {
+            members.push(i);
+        }
+        *g += 1;
     }
-    for (service, keys) in &new_keys {
-        let threshold = batch
+    // position[i]: where opened[i] is inserted.
+    let mut position = vec![0usize; opened.len()];
+    let mut order = Vec::with_capacity(opened.len());
+    let mut ranges = Vec::with_capacity(generations.len());
+    for members in &generations {
+        let start = order.len();
+        for &i in members {
+            position[i] = order.len();
+            order.push(i);
+        }
+        ranges.push(start..order.len());
+    }
+    let new_ref = |s: Slot| match s {
+        Slot::Existing(i) => AlertRef::Id(existing[i].change.id),
+        Slot::New(i) => AlertRef::New(position[i]),
+    };
+    let writes = BatchWrites {
+        escalations: order
             .iter()
-            .filter(|i| i.service_id == *service)
-            .map(|i| i.storm_threshold)
-            .min()
-            .unwrap_or(u64::MAX);
-        if w.count_open(service).await?.saturating_add(*keys) >= threshold {
-            return Ok(None);
-        }
-    }
-    let mut results = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(UPSERT_CHUNK) {
-        results.extend(w.upsert_triggers(chunk).await?);
-    }
-    // Inserted iff the stored count equals this batch's count for the key.
-    let mut seen = vec![false; rows.len()];
-    let mut escalations = Vec::new();
-    let mut timeline = Vec::with_capacity(batch.len());
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (item, g) in batch.iter().zip(item_group) {
-        let (Some(row), Some(&(id, count))) = (rows.get(g), results.get(g)) else {
-            return Err(StoreError::Corrupt(
-                "upsert returned fewer rows than sent".to_owned(),
-            ));
-        };
-        let first = !std::mem::replace(&mut seen[g], true);
-        let decision = if first && count == row.count {
-            Decision::Open
-        } else {
-            Decision::Refresh { id }
-        };
-        timeline.extend(timeline_for(item, decision, id));
-        if decision == Decision::Open {
-            escalations.extend(escalation_of(item, id));
-        }
-        outcomes.push(IngestOutcome {
-            alert_id: Some(id),
-            decision,
-        });
-    }
-    w.open_escalations(&escalations).await?;
-    w.insert_timeline(&timeline).await?;
-    Ok(Some(outcomes))
+            .filter_map(|&i| {
+                let o = &opened[i];
+                let (policy_id, due_at) = o.escalation?;
+                Some(NewEscalation {
+                    alert: AlertRef::New(position[i]),
+                    policy_id,
+                    due_at,
+                    done: o.alert.status != AlertStatus::Triggered,
+                })
+            })
+            .collect(),
+        new_alerts: order.iter().map(|&i| opened[i].alert.clone()).collect(),
+        generations: ranges,
+        changes: existing
+            .iter()
+            .filter(|e| {
+                let c = &e.change;
+                c.added_events > 0 || c.acknowledged.is_some() || c.resolved.is_some()
+            })
+            .map(|e| e.change.clone())
+            .collect(),
+        closings: closings
+            .into_iter()
+            .map(|(i, at, now)| Closing {
+                alert_id: existing[i].change.id,
+                at,
+                now,
+            })
+            .collect(),
+        timeline: timeline.into_iter().map(|(s, e)| (new_ref(s), e)).collect(),
+        last_alert_id,
+    };
+    let new_ids = match w.write(&writes).await? {
+        Ok(ids) => ids,
+        Err(Raced) => return Ok(Err(Raced)),
+    };
+    let id_of = |s: Slot| new_ref(s).resolve(&new_ids);
+    let outcomes = kinds
+        .into_iter()
+        .map(|(kind, slot)| {
+            let alert_id = slot.map(id_of).transpose()?;
+            let id = alert_id.unwrap_or(0);
+            let decision = match kind {
+                Kind::Open => Decision::Open,
+                Kind::Refresh => Decision::Refresh { id },
+                Kind::Acknowledge => Decision::Acknowledge { id },
+                Kind::AlreadyAcknowledged => Decision::AlreadyAcknowledged { id },
+                Kind::Resolve => Decision::Resolve { id },
+                Kind::NothingOpen => Decision::NothingOpen,
+                Kind::FoldIntoStorm => Decision::FoldIntoStorm,
+            };
+            Ok(IngestOutcome { alert_id, decision })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Ok(outcomes))
 }
 
-/// RETURNING gives no order guarantee: match the returned rows back to the
-/// rows sent by (service, key), which an upsert batch never repeats.
+/// A new alert opened by `item`: its own, or the storm alert it folds into.
+fn new_alert<'a>(item: &'a Ingest, dedup_key: &'a str, event: Cow<'a, Event>) -> NewAlert<'a> {
+    NewAlert {
+        service_id: &item.service_id,
+        dedup_key,
+        urgency: item.urgency,
+        policy_id: item.policy_id.as_deref(),
+        event,
+        event_count: 1,
+        created_at: item.received_at,
+        last_seen_at: item.received_at,
+        status: AlertStatus::Triggered,
+        acknowledged: None,
+        resolved: None,
+    }
+}
+
+/// One more event on an open alert: counted, and its content is the alert's now.
+fn refresh<'a>(
+    existing: &mut [Existing<'a>],
+    opened: &mut [Opened<'a>],
+    slot: Slot,
+    item: &'a Ingest,
+    event: Cow<'a, Event>,
+) {
+    match slot {
+        Slot::Existing(i) => {
+            if let Some(e) = existing.get_mut(i) {
+                e.change.added_events += 1;
+                e.change.refreshed = Some((event, item.received_at));
+            }
+        }
+        Slot::New(i) => {
+            if let Some(o) = opened.get_mut(i) {
+                o.alert.event_count += 1;
+                o.alert.event = event;
+                o.alert.last_seen_at = item.received_at;
+            }
+        }
+    }
+}
+
+/// A decision of `kind` for the timeline's wording (which ignores the id).
+fn placeholder(kind: Kind) -> Decision {
+    match kind {
+        Kind::Open => Decision::Open,
+        Kind::Refresh => Decision::Refresh { id: 0 },
+        Kind::Acknowledge => Decision::Acknowledge { id: 0 },
+        Kind::AlreadyAcknowledged => Decision::AlreadyAcknowledged { id: 0 },
+        Kind::Resolve => Decision::Resolve { id: 0 },
+        Kind::NothingOpen => Decision::NothingOpen,
+        Kind::FoldIntoStorm => Decision::FoldIntoStorm,
+    }
+}
+
+/// Matches ids returned by a multi-row insert (RETURNING has no order
+/// guarantee) back to the rows sent, by (service, key), unique per statement.
 pub(crate) fn in_row_order(
-    rows: &[Upsert<'_>],
-    returned: impl Iterator<Item = Result<(String, String, i64, i64), sqlx::Error>>,
-) -> Result<Vec<(i64, i64)>, StoreError> {
+    rows: &[NewAlert<'_>],
+    returned: impl Iterator<Item = Result<(String, String, i64), sqlx::Error>>,
+) -> Result<Vec<Option<i64>>, StoreError> {
     let mut by_key = HashMap::with_capacity(rows.len());
     for r in returned {
-        let (service, key, id, count) = r?;
-        by_key.insert((service, key), (id, count));
+        let (service, key, id) = r?;
+        by_key.insert((service, key), id);
     }
-    rows.iter()
+    Ok(rows
+        .iter()
         .map(|row| {
             by_key
-                .get(&(row.item.service_id.clone(), row.dedup_key.to_owned()))
+                .get(&(row.service_id.to_owned(), row.dedup_key.to_owned()))
                 .copied()
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("upsert returned no row for {}", row.dedup_key))
-                })
         })
-        .collect()
-}
-
-/// Opens or refreshes one alert; returns (id, event_count).
-async fn upsert_one<W: Writes>(
-    w: &mut W,
-    item: &Ingest,
-    dedup_key: &str,
-    event: &Event,
-) -> Result<(i64, i64), StoreError> {
-    let row = Upsert {
-        item,
-        dedup_key,
-        event,
-        count: 1,
-    };
-    w.upsert_triggers(std::slice::from_ref(&row))
-        .await?
-        .pop()
-        .ok_or_else(|| StoreError::Corrupt("upsert returned no row".to_owned()))
-}
-
-/// Applies one event; returns its outcome and the service's new open-alert count.
-async fn apply_one<W: Writes>(
-    w: &mut W,
-    item: &Ingest,
-    open_count: u64,
-    timeline: &mut Vec<NewTimelineEntry>,
-) -> Result<(IngestOutcome, u64), StoreError> {
-    // Below the storm threshold a trigger is one upsert: an insert means it was
-    // new (Open), an update means it was open already (Refresh) — exactly what
-    // `decide` would say, in one statement instead of a lookup and a write.
-    if item.event.action == Action::Trigger && open_count < item.storm_threshold {
-        let (id, count) = upsert_one(w, item, &item.dedup_key, &item.event).await?;
-        let decision = if count == 1 {
-            Decision::Open
-        } else {
-            Decision::Refresh { id }
-        };
-        timeline.extend(timeline_for(item, decision, id));
-        if decision == Decision::Open {
-            if let Some(row) = escalation_of(item, id) {
-                w.open_escalations(&[row]).await?;
-            }
-        }
-        let open_count = open_count + u64::from(decision == Decision::Open);
-        let outcome = IngestOutcome {
-            alert_id: Some(id),
-            decision,
-        };
-        return Ok((outcome, open_count));
-    }
-    let open = w.find_open(&item.service_id, &item.dedup_key).await?;
-    let decision = decide(item.event.action, open, open_count, item.storm_threshold);
-    let mut open_count = open_count;
-    let alert_id = match decision {
-        Decision::Open | Decision::Refresh { .. } => {
-            let (id, count) = upsert_one(w, item, &item.dedup_key, &item.event).await?;
-            if count == 1 {
-                if let Some(row) = escalation_of(item, id) {
-                    w.open_escalations(&[row]).await?;
-                }
-            }
-            Some(id)
-        }
-        Decision::FoldIntoStorm => {
-            let storm = Ingest {
-                event: storm_event(item),
-                ..item.clone()
-            };
-            let (id, count) = upsert_one(w, &storm, STORM_DEDUP_KEY, &storm.event).await?;
-            if count == 1 {
-                open_count += 1;
-                timeline.extend(timeline_for(&storm, Decision::Open, id));
-                if let Some(row) = escalation_of(&storm, id) {
-                    w.open_escalations(&[row]).await?;
-                }
-            }
-            Some(id)
-        }
-        Decision::Acknowledge { id } => {
-            w.set_status(id, AlertStatus::Acknowledged, &item.actor, item.received_at)
-                .await?;
-            w.close_escalation(id, item.received_at, AlertStatus::Acknowledged)
-                .await?;
-            Some(id)
-        }
-        Decision::Resolve { id } => {
-            open_count = open_count.saturating_sub(1);
-            w.set_status(id, AlertStatus::Resolved, &item.actor, item.received_at)
-                .await?;
-            w.close_escalation(id, item.received_at, AlertStatus::Resolved)
-                .await?;
-            Some(id)
-        }
-        Decision::AlreadyAcknowledged { id } => Some(id),
-        Decision::NothingOpen => None,
-    };
-    if let Some(id) = alert_id {
-        timeline.extend(timeline_for(item, decision, id));
-    }
-    Ok((IngestOutcome { alert_id, decision }, open_count))
+        .collect())
 }
 
 pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -309,22 +547,41 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
         status,
     });
     let decision = decide(act.action, open, 0, u64::MAX);
-    match decision {
-        Decision::Acknowledge { id } => {
-            w.set_status(id, AlertStatus::Acknowledged, &act.actor, act.at)
-                .await?;
-            w.close_escalation(id, act.at, AlertStatus::Acknowledged)
-                .await?;
+    let by = Some((act.at, act.actor.as_str()));
+    let mut change = AlertChange {
+        id: act.alert_id,
+        added_events: 0,
+        refreshed: None,
+        acknowledged: None,
+        resolved: None,
+    };
+    let now = match decision {
+        Decision::Acknowledge { .. } => {
+            change.acknowledged = by;
+            Some(AlertStatus::Acknowledged)
         }
-        Decision::Resolve { id } => {
-            w.set_status(id, AlertStatus::Resolved, &act.actor, act.at)
-                .await?;
-            w.close_escalation(id, act.at, AlertStatus::Resolved)
-                .await?;
+        Decision::Resolve { .. } => {
+            change.resolved = by;
+            Some(AlertStatus::Resolved)
         }
-        _ => {}
+        _ => None,
+    };
+    let mut writes = BatchWrites::default();
+    if let Some(now) = now {
+        writes.changes.push(change);
+        writes.closings.push(Closing {
+            alert_id: act.alert_id,
+            at: act.at,
+            now,
+        });
     }
-    let entries: Vec<_> = act_timeline(act, decision).into_iter().collect();
-    w.insert_timeline(&entries).await?;
+    writes.timeline = act_timeline(act, decision)
+        .into_iter()
+        .map(|e| (AlertRef::Id(act.alert_id), e))
+        .collect();
+    if w.write(&writes).await?.is_err() {
+        // Nothing new is inserted, so nothing can race.
+        return Err(StoreError::Corrupt("acting on an alert raced".to_owned()));
+    }
     Ok(Some(decision))
 }

@@ -60,20 +60,24 @@ pub type DeliveryCommit = Batcher<(NotificationClaim, DeliveryRecord), bool>;
 
 impl GroupCommit {
     pub fn start(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
-        Batcher::with_writer(store, |s, batch| s.ingest(batch))
+        Batcher::with_writer(store, "ingest", |s, batch| s.ingest(batch))
     }
 }
 
 impl DeliveryCommit {
     pub fn start(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
-        Batcher::with_writer(store, |s, batch| s.record_deliveries(batch))
+        Batcher::with_writer(store, "deliveries", |s, batch| s.record_deliveries(batch))
     }
 }
 
 impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
-    fn with_writer(store: Arc<dyn Store>, write: Write<T, R>) -> (Self, JoinHandle<()>) {
+    fn with_writer(
+        store: Arc<dyn Store>,
+        name: &'static str,
+        write: Write<T, R>,
+    ) -> (Self, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 8);
-        let writer = tokio::spawn(write_loop(store, rx, write));
+        let writer = tokio::spawn(write_loop(store, name, rx, write));
         (Self { jobs }, writer)
     }
 
@@ -91,6 +95,7 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
 
 async fn write_loop<T: Send + Sync, R: Send>(
     store: Arc<dyn Store>,
+    name: &'static str,
     mut rx: mpsc::Receiver<Job<T, R>>,
     write: Write<T, R>,
 ) {
@@ -103,6 +108,10 @@ async fn write_loop<T: Send + Sync, R: Send>(
             owners.push((job.items.len(), job.reply));
             batch.extend(job.items);
         }
+        // Items per commit is what group commit buys: watch it under load.
+        metrics::counter!("rouse_group_commits_total", "writer" => name).increment(1);
+        metrics::counter!("rouse_group_commit_items_total", "writer" => name)
+            .increment(batch.len() as u64);
         match write(store.as_ref(), &batch).await {
             Ok(results) => {
                 let mut results = results.into_iter();

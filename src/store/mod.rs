@@ -39,6 +39,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// Other writers kept opening alerts for the keys of a batch while it was
+    /// being applied (PostgreSQL with several replicas); the batch was rolled back.
+    #[error("concurrent writers kept conflicting with this batch")]
+    Contended,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -259,6 +263,15 @@ pub trait Store: SmsBook + Send + Sync + 'static {
     /// Acknowledges or resolves one alert; `None` if no alert has that id.
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError>;
     async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
+    /// Several alerts in one read (the engine's round); ids with no alert are
+    /// left out, the order is unspecified.
+    async fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts = Vec::with_capacity(ids.len());
+        for id in ids {
+            alerts.extend(self.alert(*id).await?);
+        }
+        Ok(alerts)
+    }
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
     async fn record_heartbeat(
@@ -474,6 +487,21 @@ pub(crate) fn notes_to_timeline(
             data: None,
         })
         .collect()
+}
+
+/// The earliest failure per firing (alert, fired) among recorded sends that
+/// fall through: each pulls that firing's next step forward to its instant.
+pub(crate) fn fall_throughs<'a>(
+    recorded: impl Iterator<Item = &'a (NotificationClaim, DeliveryRecord)>,
+) -> Vec<((i64, i64), DateTime<Utc>)> {
+    let mut earliest: BTreeMap<(i64, i64), DateTime<Utc>> = BTreeMap::new();
+    for (claim, record) in recorded.filter(|(_, r)| r.fall_through) {
+        earliest
+            .entry((claim.alert_id, claim.fired))
+            .and_modify(|at| *at = (*at).min(record.at))
+            .or_insert(record.at);
+    }
+    earliest.into_iter().collect()
 }
 
 pub(crate) fn parse_channel(s: &str) -> Result<ChannelKind, StoreError> {

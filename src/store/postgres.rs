@@ -4,6 +4,7 @@
 //! query them directly. Concurrent writers are safe: the partial unique index
 //! on open alerts makes the trigger upsert race-free across replicas.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,16 +12,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
-use super::apply::{self, in_row_order, Upsert, Writes};
+use super::apply::{
+    self, in_row_order, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert,
+    NewEscalation, Raced, Writes,
+};
 use super::{
-    notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord,
-    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry,
-    NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    fall_throughs, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store,
+    StoreError,
 };
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry};
+use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
@@ -66,10 +71,15 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let outcomes = apply::ingest(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        for _ in 0..apply::RACE_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            tx.rollback().await?;
+        }
+        Err(StoreError::Contended)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -85,6 +95,14 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM alerts WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_from_row).collect()
     }
 
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -203,60 +221,127 @@ impl Store for PostgresStore {
         &self,
         batch: &[(EscalationClaim, StepRecord)],
     ) -> Result<Vec<bool>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        let mut passes = Vec::with_capacity(batch.len());
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut phases = Vec::with_capacity(batch.len());
+        let mut dues = Vec::with_capacity(batch.len());
+        let mut states = Vec::with_capacity(batch.len());
         for (claim, record) in batch {
             let (state, cursor, due) = match record.next {
                 Some((cursor, due)) => ("active", cursor, due),
                 None => ("done", claim.cursor, record.at),
             };
-            let updated = sqlx::query(
-                "UPDATE escalations
-                    SET pass = $3, step = $4, phase = $5, due_at = $6, state = $7, fired = fired + 1,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE alert_id = $1 AND lease_token = $2 AND state = 'active'",
-            )
-            .bind(claim.alert_id)
-            .bind(claim.token)
-            .bind(i32::try_from(cursor.pass).unwrap_or(i32::MAX))
-            .bind(i32::try_from(cursor.step).unwrap_or(i32::MAX))
-            .bind(cursor.phase.as_str())
-            .bind(due)
-            .bind(state)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            let fired = claim.fired + 1;
-            for chunk in record.deliveries.chunks(1000) {
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                         recipient, address, status, due_at, created_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut b, d| {
-                    b.push_bind(claim.alert_id)
-                        .push_bind(fired)
-                        .push_bind(d.idempotency_key.as_str())
-                        .push_bind(d.channel.as_str())
-                        .push_bind(d.target.as_str())
-                        .push_bind(Json(&d.recipient))
-                        .push_bind(d.recipient.address())
-                        .push_bind("pending")
-                        .push_bind(record.at)
-                        .push_bind(record.at)
-                        .push_bind(record.at);
-                });
-                q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
-            results.push(true);
+            ids.push(claim.alert_id);
+            tokens.push(claim.token);
+            passes.push(i32::try_from(cursor.pass).unwrap_or(i32::MAX));
+            steps.push(i32::try_from(cursor.step).unwrap_or(i32::MAX));
+            phases.push(cursor.phase.as_str());
+            dues.push(due);
+            states.push(state);
         }
-        tx.insert_timeline(&timeline).await?;
+        // Fenced on the token in one statement; RETURNING names the steps that won.
+        let rows = sqlx::query(
+            "UPDATE escalations e
+                SET pass = v.pass, step = v.step, phase = v.phase, due_at = v.due_at,
+                    state = v.state, fired = e.fired + 1, lease_owner = NULL, lease_until = NULL
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[],
+                           $6::timestamptz[], $7::text[])
+                    AS v(alert_id, token, pass, step, phase, due_at, state)
+              WHERE e.alert_id = v.alert_id AND e.lease_token = v.token AND e.state = 'active'
+             RETURNING e.alert_id",
+        )
+        .bind(ids)
+        .bind(tokens)
+        .bind(passes)
+        .bind(steps)
+        .bind(phases)
+        .bind(dues)
+        .bind(states)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut written = HashSet::with_capacity(rows.len());
+        for row in rows {
+            written.insert(row.try_get::<i64, _>("alert_id")?);
+        }
+        // A claim listed twice is written once.
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.alert_id))
+            .collect();
+        let won: Vec<&(EscalationClaim, StepRecord)> = batch
+            .iter()
+            .zip(&results)
+            .filter_map(|(step, ok)| ok.then_some(step))
+            .collect();
+        let deliveries: Vec<(i64, i64, DateTime<Utc>, &NewNotification)> = won
+            .iter()
+            .flat_map(|(claim, record)| {
+                record
+                    .deliveries
+                    .iter()
+                    .map(move |d| (claim.alert_id, claim.fired + 1, record.at, d))
+            })
+            .collect();
+        if !deliveries.is_empty() {
+            let mut recipients = Vec::with_capacity(deliveries.len());
+            for d in &deliveries {
+                recipients.push(
+                    serde_json::to_string(&d.3.recipient)
+                        .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
+                );
+            }
+            sqlx::query(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at)
+                 SELECT alert_id, fired, key, channel, target, recipient::jsonb, address, 'pending',
+                        at, at, at
+                   FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $7::text[], $8::timestamptz[])
+                        AS v(alert_id, fired, key, channel, target, recipient, address, at)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
+            .bind(deliveries.iter().map(|d| d.1).collect::<Vec<_>>())
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.idempotency_key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.channel.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.target.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(recipients)
+            .bind(
+                deliveries
+                    .iter()
+                    .map(|d| d.3.recipient.address())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won
+            .iter()
+            .flat_map(|(claim, record)| notes_to_timeline(claim.alert_id, record.at, &record.notes))
+            .collect();
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -311,64 +396,95 @@ impl Store for PostgresStore {
         &self,
         batch: &[(NotificationClaim, DeliveryRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-            let updated = sqlx::query(
-                "UPDATE notifications
-                    SET status = $3, attempt = attempt + $4, due_at = COALESCE($5, due_at),
-                        provider_id = COALESCE($6, provider_id), last_error = $7, updated_at = $8,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE id = $1 AND lease_token = $2 AND status IN ('pending', 'retry')",
-            )
-            .bind(claim.id)
-            .bind(claim.token)
-            .bind(record.status.as_str())
-            .bind(i32::from(retry))
-            .bind(record.retry_at)
-            .bind(record.provider_id.as_deref())
-            .bind(record.error.as_deref())
-            .bind(record.at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            if record.fall_through {
-                sqlx::query(
-                    "UPDATE escalations SET due_at = $3
-                      WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
-                )
-                .bind(claim.alert_id)
-                .bind(claim.fired)
-                .bind(record.at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            timeline.extend(notes_to_timeline(
-                claim.alert_id,
-                record.at,
-                &[(TimelineKind::Notified, record.message.clone())],
-            ));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.insert_timeline(&timeline).await?;
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE notifications n
+                SET status = v.status, attempt = n.attempt + v.added, due_at = COALESCE(v.retry_at, n.due_at),
+                    provider_id = COALESCE(v.provider_id, n.provider_id), last_error = v.error,
+                    updated_at = v.at, lease_owner = NULL, lease_until = NULL
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::timestamptz[],
+                           $6::text[], $7::text[], $8::timestamptz[])
+                    AS v(id, token, status, added, retry_at, provider_id, error, at)
+              WHERE n.id = v.id AND n.lease_token = v.token AND n.status IN ('pending', 'retry')
+             RETURNING n.id",
+        )
+        .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.status.as_str()).collect::<Vec<_>>())
+        .bind(
+            batch
+                .iter()
+                .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
+                .collect::<Vec<_>>(),
+        )
+        .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.provider_id.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.error.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut written = HashSet::with_capacity(rows.len());
+        for row in rows {
+            written.insert(row.try_get::<i64, _>("id")?);
+        }
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.id))
+            .collect();
+        let won = || {
+            batch
+                .iter()
+                .zip(&results)
+                .filter_map(|(delivery, ok)| ok.then_some(delivery))
+        };
+        // A failed send pulls its firing's next step forward to the earliest failure.
+        let falls = fall_throughs(won());
+        if !falls.is_empty() {
+            sqlx::query(
+                "UPDATE escalations e SET due_at = v.at
+                   FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(alert_id, fired, at)
+                  WHERE e.alert_id = v.alert_id AND e.state = 'active' AND e.fired = v.fired
+                    AND e.due_at > v.at",
+            )
+            .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+            .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
+            .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won()
+            .flat_map(|(claim, record)| {
+                notes_to_timeline(
+                    claim.alert_id,
+                    record.at,
+                    &[(TimelineKind::Notified, record.message.clone())],
+                )
+            })
+            .collect();
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // A claimed row is not due again until its lease runs out: without
+        // this the engine would spin while a slow send is in flight. Unleased
+        // and leased rows are asked apart so that each part walks an index
+        // (the due index from its start; the partial index of leased rows)
+        // instead of scanning every open alert's escalation.
         let due: Option<DateTime<Utc>> = sqlx::query_scalar(
-            // A claimed row is not due again until its lease runs out: without
-            // this the engine would spin while a slow send is in flight.
             "SELECT LEAST(
-                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations WHERE state = 'active'),
+                 (SELECT due_at FROM escalations WHERE state = 'active' AND lease_until IS NULL
+                   ORDER BY due_at LIMIT 1),
+                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations
+                   WHERE lease_until IS NOT NULL AND state = 'active'),
+                 (SELECT MIN(due_at) FROM notifications
+                   WHERE status IN ('pending', 'retry') AND lease_until IS NULL),
                  (SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications
-                   WHERE status IN ('pending', 'retry')))",
+                   WHERE lease_until IS NOT NULL AND status IN ('pending', 'retry')))",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -432,7 +548,7 @@ impl Store for PostgresStore {
             at,
             &[(TimelineKind::Notified, message.to_owned())],
         );
-        tx.insert_timeline(&entries).await?;
+        insert_timeline(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(Some(alert_id))
     }
@@ -492,193 +608,403 @@ impl Store for PostgresStore {
 
 #[async_trait]
 impl Writes for Transaction<'static, Postgres> {
-    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT open_count FROM service_open_alerts WHERE service_id = $1")
-                .bind(service_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-    }
-
-    async fn find_open(
+    async fn read(
         &mut self,
-        service_id: &str,
-        dedup_key: &str,
-    ) -> Result<Option<OpenAlert>, StoreError> {
-        // FOR UPDATE: a concurrent acknowledge on another replica waits for us.
-        let row = sqlx::query(
-            "SELECT id, status FROM alerts
-             WHERE service_id = $1 AND dedup_key = $2 AND status <> 'resolved' FOR UPDATE",
-        )
-        .bind(service_id)
-        .bind(dedup_key)
-        .fetch_optional(&mut **self)
-        .await?;
-        row.map(|row| {
-            Ok(OpenAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-            })
+        services: &[&str],
+        keys: &[(&str, &str)],
+    ) -> Result<Known, StoreError> {
+        Ok(Known {
+            counts: open_counts(self, services).await?,
+            found: find_open(self, keys).await?,
+            // A sequence shared with other replicas: ids come back from the insert.
+            last_alert_id: None,
         })
-        .transpose()
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
-                .bind(alert_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        status.as_deref().map(parse_status).transpose()
+        status_of_locked(self, alert_id).await
     }
 
-    async fn upsert_triggers(
+    async fn write(
         &mut self,
-        rows: &[Upsert<'_>],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                                 policy_id, labels, details, links, event_count, created_at, last_seen_at) ",
-        );
-        q.push_values(rows, |mut b, row| {
-            b.push_bind(row.item.service_id.as_str())
-                .push_bind(row.dedup_key)
-                .push_bind("triggered")
-                .push_bind(row.event.summary.as_str())
-                .push_bind(row.event.severity.as_str())
-                .push_bind(row.event.source.as_str())
-                .push_bind(row.item.urgency.as_str())
-                .push_bind(row.item.policy_id.as_deref())
-                .push_bind(Json(&row.event.labels))
-                .push_bind(Json(&row.event.details))
-                .push_bind(Json(&row.event.links))
-                .push_bind(row.count)
-                .push_bind(row.item.received_at)
-                .push_bind(row.item.received_at);
-        });
-        q.push(
-            " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
-                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
-                 labels = excluded.labels, details = excluded.details, links = excluded.links,
-                 event_count = alerts.event_count + excluded.event_count,
-                 last_seen_at = excluded.last_seen_at
-             RETURNING service_id, dedup_key, id, event_count",
-        );
-        let returned = q.build().fetch_all(&mut **self).await?;
-        in_row_order(
-            rows,
-            returned.iter().map(|r| {
-                Ok((
-                    r.try_get::<String, _>("service_id")?,
-                    r.try_get::<String, _>("dedup_key")?,
-                    r.try_get::<i64, _>("id")?,
-                    r.try_get::<i64, _>("event_count")?,
-                ))
-            }),
-        )
+        writes: &BatchWrites<'_>,
+    ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
+        let mut ids = Vec::with_capacity(writes.new_alerts.len());
+        for generation in &writes.generations {
+            let rows = writes
+                .new_alerts
+                .get(generation.clone())
+                .unwrap_or_default();
+            for id in insert_alerts(self, rows).await? {
+                match id {
+                    Some(id) => ids.push(id),
+                    // Skipped on conflict: another replica opened that key.
+                    None => return Ok(Err(Raced)),
+                }
+            }
+        }
+        if !writes.changes.is_empty() {
+            update_alerts(self, &writes.changes).await?;
+        }
+        let mut escalations = Vec::with_capacity(writes.escalations.len());
+        for e in &writes.escalations {
+            escalations.push((e.alert.resolve(&ids)?, e));
+        }
+        open_escalations(self, &escalations).await?;
+        close_escalations(self, &writes.closings).await?;
+        let mut timeline = Vec::with_capacity(writes.timeline.len());
+        for (alert, entry) in &writes.timeline {
+            let mut entry = entry.clone();
+            entry.alert_id = alert.resolve(&ids)?;
+            timeline.push(entry);
+        }
+        insert_timeline(self, &timeline).await?;
+        Ok(Ok(ids))
     }
+}
 
-    async fn set_status(
-        &mut self,
-        alert_id: i64,
-        status: AlertStatus,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = match status {
-            AlertStatus::Acknowledged => {
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $2, acknowledged_by = $3
-                 WHERE id = $1"
-            }
-            AlertStatus::Resolved => {
-                "UPDATE alerts SET status = 'resolved', resolved_at = $2, resolved_by = $3 WHERE id = $1"
-            }
-            AlertStatus::Triggered => return Ok(()),
-        };
-        sqlx::query(sql)
+async fn open_counts(
+    conn: &mut PgConnection,
+    services: &[&str],
+) -> Result<HashMap<String, u64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT service_id, open_count FROM service_open_alerts WHERE service_id = ANY($1)",
+    )
+    .bind(services)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let n: i64 = row.try_get("open_count")?;
+            Ok((row.try_get("service_id")?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
+async fn find_open(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str)],
+) -> Result<Vec<FoundAlert>, StoreError> {
+    let services: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let dedup_keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    // FOR UPDATE: a concurrent acknowledge on another replica waits for
+    // us. In id order, so two replicas locking overlapping alerts queue
+    // instead of deadlocking.
+    let rows = sqlx::query(
+        "SELECT a.id, a.status, a.service_id, a.dedup_key
+           FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
+           JOIN alerts a ON a.service_id = k.service_id AND a.dedup_key = k.dedup_key
+          WHERE a.status <> 'resolved'
+          ORDER BY a.id
+            FOR UPDATE OF a",
+    )
+    .bind(services)
+    .bind(dedup_keys)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FoundAlert {
+                id: row.try_get("id")?,
+                status: parse_status(row.try_get("status")?)?,
+                service_id: row.try_get("service_id")?,
+                dedup_key: row.try_get("dedup_key")?,
+            })
+        })
+        .collect()
+}
+
+async fn status_of_locked(
+    conn: &mut PgConnection,
+    alert_id: i64,
+) -> Result<Option<AlertStatus>, StoreError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
             .bind(alert_id)
-            .bind(at)
-            .bind(actor)
-            .execute(&mut **self)
+            .fetch_optional(&mut *conn)
             .await?;
-        Ok(())
-    }
+    status.as_deref().map(parse_status).transpose()
+}
 
-    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
-        // 6 values a row; PostgreSQL allows 65535 bind parameters a statement.
-        for chunk in entries.chunks(1000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.alert_id)
-                    .push_bind(e.at)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.actor.clone())
-                    .push_bind(e.message.clone())
-                    .push_bind(e.data.clone().map(Json));
-            });
-            q.build().execute(&mut **self).await?;
+async fn insert_alerts(
+    conn: &mut PgConnection,
+    rows: &[NewAlert<'_>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut c = AlertColumns::with_capacity(rows.len());
+    for row in rows {
+        c.push(Some(&row.event), row.status)?;
+    }
+    let returned = sqlx::query(
+        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                             policy_id, labels, details, links, event_count, created_at,
+                             last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by)
+         SELECT s, k, st, su, sev, src, urg, pol, lab::jsonb, det::jsonb, lnk::jsonb, n, ca, ls,
+                aa, ab, ra, rb
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
+                       $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
+                       $17::timestamptz[], $18::text[])
+                AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb)
+         ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
+         RETURNING service_id, dedup_key, id",
+    )
+    .bind(rows.iter().map(|r| r.service_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.dedup_key).collect::<Vec<_>>())
+    .bind(c.status)
+    .bind(c.summary)
+    .bind(c.severity)
+    .bind(c.source)
+    .bind(rows.iter().map(|r| r.urgency.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.policy_id).collect::<Vec<_>>())
+    .bind(c.labels)
+    .bind(c.details)
+    .bind(c.links)
+    .bind(rows.iter().map(|r| r.event_count).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.last_seen_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.0)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.1)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.resolved.map(|a| a.0)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.resolved.map(|a| a.1)).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    in_row_order(
+        rows,
+        returned.iter().map(|r| {
+            Ok((
+                r.try_get::<String, _>("service_id")?,
+                r.try_get::<String, _>("dedup_key")?,
+                r.try_get::<i64, _>("id")?,
+            ))
+        }),
+    )
+}
+
+async fn update_alerts(
+    conn: &mut PgConnection,
+    rows: &[AlertChange<'_>],
+) -> Result<(), StoreError> {
+    let mut c = AlertColumns::with_capacity(rows.len());
+    for row in rows {
+        let status = row.status();
+        c.push(
+            row.refreshed.as_ref().map(|(e, _)| e.as_ref()),
+            status.unwrap_or(AlertStatus::Triggered),
+        )?;
+        if status.is_none() {
+            // Unchanged: COALESCE keeps the stored status.
+            if let Some(last) = c.status.last_mut() {
+                *last = None;
+            }
         }
-        Ok(())
     }
+    sqlx::query(
+        "UPDATE alerts a SET
+             event_count = a.event_count + v.n,
+             summary = COALESCE(v.su, a.summary), severity = COALESCE(v.sev, a.severity),
+             source = COALESCE(v.src, a.source), labels = COALESCE(v.lab::jsonb, a.labels),
+             details = COALESCE(v.det::jsonb, a.details), links = COALESCE(v.lnk::jsonb, a.links),
+             last_seen_at = COALESCE(v.ls, a.last_seen_at),
+             status = COALESCE(v.st, a.status),
+             acknowledged_at = COALESCE(v.aa, a.acknowledged_at),
+             acknowledged_by = COALESCE(v.ab, a.acknowledged_by),
+             resolved_at = COALESCE(v.ra, a.resolved_at),
+             resolved_by = COALESCE(v.rb, a.resolved_by)
+           FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[],
+                       $12::text[], $13::timestamptz[], $14::text[])
+                AS v(id, n, su, sev, src, lab, det, lnk, ls, st, aa, ab, ra, rb)
+          WHERE a.id = v.id",
+    )
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.added_events).collect::<Vec<_>>())
+    .bind(c.summary)
+    .bind(c.severity)
+    .bind(c.source)
+    .bind(c.labels)
+    .bind(c.details)
+    .bind(c.links)
+    .bind(
+        rows.iter()
+            .map(|r| r.refreshed.as_ref().map(|(_, at)| *at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(c.status)
+    .bind(
+        rows.iter()
+            .map(|r| r.acknowledged.map(|a| a.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.acknowledged.map(|a| a.1))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.resolved.map(|a| a.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.resolved.map(|a| a.1))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
-    async fn open_escalations(
-        &mut self,
-        rows: &[(i64, &str, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(1000) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO escalations (alert_id, policy_id, due_at) ",
-            );
-            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
-                b.push_bind(*alert_id).push_bind(*policy_id).push_bind(*due);
-            });
-            q.push(" ON CONFLICT (alert_id) DO NOTHING");
-            q.build().execute(&mut **self).await?;
+async fn insert_timeline(
+    conn: &mut PgConnection,
+    entries: &[NewTimelineEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // WITH ORDINALITY + ORDER BY: ids follow the batch's order, which is
+    // the order the timeline is read back in.
+    sqlx::query(
+        "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data)
+         SELECT alert_id, at, kind, actor, message, data::jsonb
+           FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                       $6::text[]) WITH ORDINALITY
+                AS v(alert_id, at, kind, actor, message, data, i)
+          ORDER BY i",
+    )
+    .bind(entries.iter().map(|e| e.alert_id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.data.as_ref().map(|d| d.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn open_escalations(
+    conn: &mut PgConnection,
+    rows: &[(i64, &NewEscalation<'_>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO escalations (alert_id, policy_id, due_at, state)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::text[])
+         ON CONFLICT (alert_id) DO NOTHING",
+    )
+    .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.policy_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.due_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|(_, e)| if e.done { "done" } else { "active" })
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn close_escalations(conn: &mut PgConnection, rows: &[Closing]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // The first closing of an alert cancels its pages; a second finds none left.
+    let mut seen = HashSet::with_capacity(rows.len());
+    let first: Vec<Closing> = rows
+        .iter()
+        .filter(|c| seen.insert(c.alert_id))
+        .copied()
+        .collect();
+    let first_ids: Vec<i64> = first.iter().map(|c| c.alert_id).collect();
+    sqlx::query(
+        "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
+          WHERE alert_id = ANY($1)",
+    )
+    .bind(&first_ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE notifications n SET status = 'canceled', updated_at = v.at
+           FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(alert_id, at)
+          WHERE n.alert_id = v.alert_id AND n.status IN ('pending', 'retry') AND NOT n.follow_up",
+    )
+    .bind(&first_ids)
+    .bind(first.iter().map(|c| c.at).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+             recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
+         SELECT n.alert_id, n.fired, n.idempotency_key || '/' || v.now, n.channel, n.target,
+                n.recipient, n.address, 'pending', v.at, v.at, v.at, TRUE, n.provider_id
+           FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(alert_id, at, now)
+           JOIN notifications n ON n.alert_id = v.alert_id
+          WHERE NOT n.follow_up AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms')
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(rows.iter().map(|c| c.alert_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.now.as_str()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An alert's event-derived columns as arrays, one element a row, for UNNEST.
+struct AlertColumns {
+    status: Vec<Option<&'static str>>,
+    summary: Vec<Option<String>>,
+    severity: Vec<Option<&'static str>>,
+    source: Vec<Option<String>>,
+    labels: Vec<Option<String>>,
+    details: Vec<Option<String>>,
+    links: Vec<Option<String>>,
+}
+
+impl AlertColumns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            status: Vec::with_capacity(n),
+            summary: Vec::with_capacity(n),
+            severity: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            details: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
         }
-        Ok(())
     }
 
-    async fn close_escalation(
-        &mut self,
-        alert_id: i64,
-        at: DateTime<Utc>,
-        now: AlertStatus,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = $1",
-        )
-        .bind(alert_id)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "UPDATE notifications SET status = 'canceled', updated_at = $2
-             WHERE alert_id = $1 AND status IN ('pending', 'retry') AND NOT follow_up",
-        )
-        .bind(alert_id)
-        .bind(at)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                 recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT alert_id, fired, idempotency_key || '/' || $3, channel, target, recipient, address,
-                    'pending', $2, $2, $2, TRUE, provider_id
-               FROM notifications
-              WHERE alert_id = $1 AND NOT follow_up AND status = 'delivered'
-                AND channel IN ('chat', 'email', 'sms')
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(alert_id)
-        .bind(at)
-        .bind(now.as_str())
-        .execute(&mut **self)
-        .await?;
+    fn push(&mut self, event: Option<&Event>, status: AlertStatus) -> Result<(), StoreError> {
+        self.status.push(Some(status.as_str()));
+        self.summary.push(event.map(|e| e.summary.clone()));
+        self.severity.push(event.map(|e| e.severity.as_str()));
+        self.source.push(event.map(|e| e.source.clone()));
+        self.labels
+            .push(event.map(|e| to_json(&e.labels)).transpose()?);
+        self.details
+            .push(event.map(|e| to_json(&e.details)).transpose()?);
+        self.links
+            .push(event.map(|e| to_json(&e.links)).transpose()?);
         Ok(())
     }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
 }
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {

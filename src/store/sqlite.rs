@@ -4,6 +4,7 @@
 //! one connection (no lock contention, no `SQLITE_BUSY` between our own tasks)
 //! while reads use a separate pool that WAL lets run beside the writer.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,16 +13,18 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use super::apply::{self, in_row_order, Upsert, Writes};
+use super::apply::{
+    self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
+};
 use super::{
-    lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    fall_throughs, lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter,
+    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
     NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, OpenAlert, TimelineEntry, Urgency};
+use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
@@ -49,7 +52,11 @@ impl SqliteStore {
             // benches/escalation.rs, page reads were a large share of the
             // engine's time.
             .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // Statement journals (a multi-row statement's undo log) in memory:
+            // as temporary files each large batch created and deleted one.
+            // They only undo a failed statement; durability is the WAL's.
+            .pragma("temp_store", "memory");
         // Group commit sends batches of every size up to MAX_BATCH; cache each
         // size's prepared upsert instead of re-parsing it per commit.
         let writer = SqlitePoolOptions::new()
@@ -90,10 +97,15 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let outcomes = apply::ingest(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        for _ in 0..apply::RACE_ATTEMPTS {
+            let mut tx = self.writer.begin().await?;
+            if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            tx.rollback().await?;
+        }
+        Err(StoreError::Contended)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -109,6 +121,22 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(alert_from_row).transpose()
+    }
+
+    async fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM alerts WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.reader).await? {
+                alerts.push(alert_from_row(&row)?);
+            }
+        }
+        Ok(alerts)
     }
 
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -229,64 +257,90 @@ impl Store for SqliteStore {
         &self,
         batch: &[(EscalationClaim, StepRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let at = record.at.timestamp_millis();
-            let (state, cursor, due) = match record.next {
-                Some((cursor, due)) => ("active", cursor, due.timestamp_millis()),
-                None => ("done", claim.cursor, at),
-            };
-            let updated = sqlx::query(
-                "UPDATE escalations
-                    SET pass = ?3, step = ?4, phase = ?5, due_at = ?6, state = ?7, fired = fired + 1,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE alert_id = ?1 AND lease_token = ?2 AND state = 'active'",
-            )
-            .bind(claim.alert_id)
-            .bind(claim.token)
-            .bind(i64::from(cursor.pass))
-            .bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
-            .bind(cursor.phase.as_str())
-            .bind(due)
-            .bind(state)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            let fired = claim.fired + 1;
-            for chunk in record.deliveries.chunks(500) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                         recipient, address, status, due_at, created_at, updated_at) ",
-                );
-                let mut encoded = Vec::with_capacity(chunk.len());
-                for d in chunk {
-                    encoded.push(to_json(&d.recipient)?);
-                }
-                q.push_values(chunk.iter().zip(encoded), |mut b, (d, recipient)| {
-                    b.push_bind(claim.alert_id)
-                        .push_bind(fired)
-                        .push_bind(d.idempotency_key.as_str())
-                        .push_bind(d.channel.as_str())
-                        .push_bind(d.target.as_str())
-                        .push_bind(recipient)
-                        .push_bind(d.recipient.address())
-                        .push_bind("pending")
-                        .push_bind(at)
-                        .push_bind(at)
-                        .push_bind(at);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            timeline.extend(notes_to_timeline(claim.alert_id, record.at, &record.notes));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.insert_timeline(&timeline).await?;
+        let mut tx = self.writer.begin().await?;
+        // Fenced on the token in one statement; RETURNING names the steps that won.
+        let mut written = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE escalations
+                    SET pass = v.column3, step = v.column4, phase = v.column5, due_at = v.column6,
+                        state = v.column7, fired = fired + 1, lease_owner = NULL, lease_until = NULL
+                   FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                let (state, cursor, due) = match record.next {
+                    Some((cursor, due)) => ("active", cursor, due),
+                    None => ("done", claim.cursor, record.at),
+                };
+                b.push_bind(claim.alert_id)
+                    .push_bind(claim.token)
+                    .push_bind(i64::from(cursor.pass))
+                    .push_bind(i64::try_from(cursor.step).unwrap_or(i64::MAX))
+                    .push_bind(cursor.phase.as_str())
+                    .push_bind(due.timestamp_millis())
+                    .push_bind(state);
+            });
+            q.push(
+                ") AS v WHERE escalations.alert_id = v.column1 AND escalations.lease_token = v.column2
+                     AND escalations.state = 'active'
+                 RETURNING escalations.alert_id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                written.insert(row.try_get::<i64, _>("alert_id")?);
+            }
+        }
+        // A claim listed twice is written once.
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.alert_id))
+            .collect();
+        let won: Vec<&(EscalationClaim, StepRecord)> = batch
+            .iter()
+            .zip(&results)
+            .filter_map(|(step, ok)| ok.then_some(step))
+            .collect();
+        let mut deliveries = Vec::new();
+        for (claim, record) in &won {
+            for d in &record.deliveries {
+                deliveries.push((
+                    claim.alert_id,
+                    claim.fired + 1,
+                    record.at,
+                    d,
+                    to_json(&d.recipient)?,
+                ));
+            }
+        }
+        // 11 values a row.
+        for chunk in deliveries.chunks(apply::CHUNK / 2) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (alert_id, fired, at, d, recipient)| {
+                let at = at.timestamp_millis();
+                b.push_bind(*alert_id)
+                    .push_bind(*fired)
+                    .push_bind(d.idempotency_key.as_str())
+                    .push_bind(d.channel.as_str())
+                    .push_bind(d.target.as_str())
+                    .push_bind(recipient.as_str())
+                    .push_bind(d.recipient.address())
+                    .push_bind("pending")
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won
+            .iter()
+            .flat_map(|(claim, record)| notes_to_timeline(claim.alert_id, record.at, &record.notes))
+            .collect();
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -342,67 +396,102 @@ impl Store for SqliteStore {
         &self,
         batch: &[(NotificationClaim, DeliveryRecord)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut timeline = Vec::new();
-        for (claim, record) in batch {
-            let at = record.at.timestamp_millis();
-            let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
-            let updated = sqlx::query(
-                "UPDATE notifications
-                    SET status = ?3, attempt = attempt + ?4, due_at = COALESCE(?5, due_at),
-                        provider_id = COALESCE(?6, provider_id), last_error = ?7, updated_at = ?8,
-                        lease_owner = NULL, lease_until = NULL
-                  WHERE id = ?1 AND lease_token = ?2 AND status IN ('pending', 'retry')",
-            )
-            .bind(claim.id)
-            .bind(claim.token)
-            .bind(record.status.as_str())
-            .bind(i64::from(retry))
-            .bind(record.retry_at.map(|t| t.timestamp_millis()))
-            .bind(record.provider_id.as_deref())
-            .bind(record.error.as_deref())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != 1 {
-                results.push(false);
-                continue;
-            }
-            if record.fall_through {
-                sqlx::query(
-                    "UPDATE escalations SET due_at = ?3
-                      WHERE alert_id = ?1 AND state = 'active' AND fired = ?2 AND due_at > ?3",
-                )
-                .bind(claim.alert_id)
-                .bind(claim.fired)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            timeline.extend(notes_to_timeline(
-                claim.alert_id,
-                record.at,
-                &[(TimelineKind::Notified, record.message.clone())],
-            ));
-            results.push(true);
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.insert_timeline(&timeline).await?;
+        let mut tx = self.writer.begin().await?;
+        let mut written = HashSet::with_capacity(batch.len());
+        // 8 values a row.
+        for chunk in batch.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE notifications
+                    SET status = v.column3, attempt = attempt + v.column4,
+                        due_at = COALESCE(v.column5, due_at),
+                        provider_id = COALESCE(v.column6, provider_id), last_error = v.column7,
+                        updated_at = v.column8, lease_owner = NULL, lease_until = NULL
+                   FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                let retry = record.status == DeliveryStatus::Retry && record.count_attempt;
+                b.push_bind(claim.id)
+                    .push_bind(claim.token)
+                    .push_bind(record.status.as_str())
+                    .push_bind(i64::from(retry))
+                    .push_bind(record.retry_at.map(|t| t.timestamp_millis()))
+                    .push_bind(record.provider_id.as_deref())
+                    .push_bind(record.error.as_deref())
+                    .push_bind(record.at.timestamp_millis());
+            });
+            q.push(
+                ") AS v WHERE notifications.id = v.column1 AND notifications.lease_token = v.column2
+                     AND notifications.status IN ('pending', 'retry')
+                 RETURNING notifications.id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                written.insert(row.try_get::<i64, _>("id")?);
+            }
+        }
+        let results: Vec<bool> = batch
+            .iter()
+            .map(|(claim, _)| written.remove(&claim.id))
+            .collect();
+        let won = || {
+            batch
+                .iter()
+                .zip(&results)
+                .filter_map(|(delivery, ok)| ok.then_some(delivery))
+        };
+        // A failed send pulls its firing's next step forward to the earliest failure.
+        let falls = fall_throughs(won());
+        for chunk in falls.chunks(apply::CHUNK) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("UPDATE escalations SET due_at = v.column3 FROM (");
+            q.push_values(chunk, |mut b, ((alert_id, fired), at)| {
+                b.push_bind(*alert_id)
+                    .push_bind(*fired)
+                    .push_bind(at.timestamp_millis());
+            });
+            q.push(
+                ") AS v WHERE escalations.alert_id = v.column1 AND escalations.state = 'active'
+                     AND escalations.fired = v.column2 AND escalations.due_at > v.column3",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        let timeline: Vec<NewTimelineEntry> = won()
+            .flat_map(|(claim, record)| {
+                notes_to_timeline(
+                    claim.alert_id,
+                    record.at,
+                    &[(TimelineKind::Notified, record.message.clone())],
+                )
+            })
+            .collect();
+        insert_timeline(&mut tx, &timeline).await?;
         tx.commit().await?;
         Ok(results)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // A claimed row is not due again until its lease runs out: without
+        // this the engine would spin while a slow send is in flight. Unleased
+        // and leased rows are asked apart so that each part walks an index
+        // (the due index from its start; the partial index of leased rows)
+        // instead of scanning every open alert's escalation. (`+state` keeps
+        // SQLite from choosing the due index, which holds every active row.)
         let ms: Option<i64> = sqlx::query_scalar(
-            // A claimed row is not due again until its lease runs out: without
-            // this the engine would spin while a slow send is in flight.
             "SELECT MIN(t) FROM (
-                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
-                   FROM escalations WHERE state = 'active'
+                 SELECT * FROM (SELECT due_at AS t FROM escalations
+                                 WHERE state = 'active' AND lease_until IS NULL
+                                 ORDER BY due_at LIMIT 1)
                  UNION ALL
-                 SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS t
-                   FROM notifications WHERE status IN ('pending', 'retry'))",
+                 SELECT MIN(MAX(due_at, lease_until)) FROM escalations
+                  WHERE lease_until IS NOT NULL AND +state = 'active'
+                 UNION ALL
+                 SELECT MIN(due_at) FROM notifications
+                  WHERE status IN ('pending', 'retry') AND lease_until IS NULL
+                 UNION ALL
+                 SELECT MIN(MAX(due_at, lease_until)) FROM notifications
+                  WHERE lease_until IS NOT NULL AND +status IN ('pending', 'retry'))",
         )
         .fetch_one(&self.reader)
         .await?;
@@ -467,7 +556,7 @@ impl Store for SqliteStore {
             at,
             &[(TimelineKind::Notified, message.to_owned())],
         );
-        tx.insert_timeline(&entries).await?;
+        insert_timeline(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(Some(alert_id))
     }
@@ -535,35 +624,73 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl Writes for Transaction<'static, Sqlite> {
-    async fn count_open(&mut self, service_id: &str) -> Result<u64, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT open_count FROM service_open_alerts WHERE service_id = ?1")
-                .bind(service_id)
-                .fetch_optional(&mut **self)
-                .await?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-    }
-
-    async fn find_open(
+    async fn read(
         &mut self,
-        service_id: &str,
-        dedup_key: &str,
-    ) -> Result<Option<OpenAlert>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, status FROM alerts
-             WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'",
-        )
-        .bind(service_id)
-        .bind(dedup_key)
-        .fetch_optional(&mut **self)
-        .await?;
-        row.map(|row| {
-            Ok(OpenAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-            })
-        })
-        .transpose()
+        services: &[&str],
+        keys: &[(&str, &str)],
+    ) -> Result<Known, StoreError> {
+        // One statement, one row: sqlx's worker thread sends every row (and
+        // every statement's result) over a channel, and under load those
+        // hand-offs, not SQLite, were the cost of a batch. So the open alerts
+        // and counts come back aggregated as JSON.
+        //
+        // The key lookup is a join, not `(service_id, dedup_key) IN (VALUES …)`:
+        // SQLite plans the latter as a scan of the whole index.
+        let mut known = Known::default();
+        for (i, chunk) in keys.chunks(apply::CHUNK).enumerate() {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT (SELECT json_group_array(json_array(a.id, a.status, a.service_id, a.dedup_key))
+                           FROM (",
+            );
+            q.push_values(chunk, |mut b, (service, key)| {
+                b.push_bind(*service).push_bind(*key);
+            });
+            q.push(
+                ") AS k JOIN alerts a ON a.service_id = k.column1 AND a.dedup_key = k.column2
+                  WHERE a.status <> 'resolved') AS found",
+            );
+            let first = i == 0;
+            if first {
+                q.push(
+                    ", (SELECT json_group_array(json_array(service_id, open_count))
+                          FROM service_open_alerts WHERE service_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for s in services {
+                    list.push_bind(*s);
+                }
+                if services.is_empty() {
+                    list.push("NULL");
+                }
+                q.push(
+                    ")) AS counts,
+                     MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0),
+                         COALESCE((SELECT MAX(id) FROM alerts), 0)) AS last_id",
+                );
+            }
+            let row = q.build().fetch_one(&mut **self).await?;
+            let found: Vec<(i64, String, String, String)> =
+                serde_json::from_str(row.try_get("found")?)
+                    .map_err(|e| StoreError::Corrupt(format!("open alerts: {e}")))?;
+            for (id, status, service_id, dedup_key) in found {
+                known.found.push(FoundAlert {
+                    id,
+                    status: parse_status(&status)?,
+                    service_id,
+                    dedup_key,
+                });
+            }
+            if first {
+                let counts: Vec<(String, i64)> = serde_json::from_str(row.try_get("counts")?)
+                    .map_err(|e| StoreError::Corrupt(format!("open counts: {e}")))?;
+                known.counts = counts
+                    .into_iter()
+                    .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+                    .collect();
+                known.last_alert_id = Some(row.try_get("last_id")?);
+            }
+        }
+        Ok(known)
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
@@ -574,162 +701,260 @@ impl Writes for Transaction<'static, Sqlite> {
         status.as_deref().map(parse_status).transpose()
     }
 
-    async fn upsert_triggers(
+    async fn write(
         &mut self,
-        rows: &[Upsert<'_>],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                                 policy_id, labels, details, links, event_count, created_at, last_seen_at) ",
-        );
-        let mut encoded = Vec::with_capacity(rows.len());
-        for row in rows {
-            encoded.push((
-                to_json(&row.event.labels)?,
-                to_json(&row.event.details)?,
-                to_json(&row.event.links)?,
-            ));
-        }
-        q.push_values(
-            rows.iter().zip(encoded),
-            |mut b, (row, (labels, details, links))| {
-                let at = row.item.received_at.timestamp_millis();
-                b.push_bind(row.item.service_id.as_str())
-                    .push_bind(row.dedup_key)
-                    .push_bind("triggered")
-                    .push_bind(row.event.summary.as_str())
-                    .push_bind(row.event.severity.as_str())
-                    .push_bind(row.event.source.as_str())
-                    .push_bind(row.item.urgency.as_str())
-                    .push_bind(row.item.policy_id.as_deref())
-                    .push_bind(labels)
-                    .push_bind(details)
-                    .push_bind(links)
-                    .push_bind(row.count)
-                    .push_bind(at)
-                    .push_bind(at);
-            },
-        );
-        q.push(
-            " ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO UPDATE SET
-                 summary = excluded.summary, severity = excluded.severity, source = excluded.source,
-                 labels = excluded.labels, details = excluded.details, links = excluded.links,
-                 event_count = event_count + excluded.event_count, last_seen_at = excluded.last_seen_at
-             RETURNING service_id, dedup_key, id, event_count",
-        );
-        let returned = q.build().fetch_all(&mut **self).await?;
-        in_row_order(
-            rows,
-            returned.iter().map(|r| {
-                Ok((
-                    r.try_get::<String, _>("service_id")?,
-                    r.try_get::<String, _>("dedup_key")?,
-                    r.try_get::<i64, _>("id")?,
-                    r.try_get::<i64, _>("event_count")?,
+        writes: &BatchWrites<'_>,
+    ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
+        // Every statement of the batch goes in one query: sqlx runs a
+        // multi-statement query in one round trip to its worker thread,
+        // binding the anonymous parameters statement by statement.
+        //
+        // With one writer, AUTOINCREMENT hands the rows of a transaction's
+        // inserts consecutive ids after the largest ever used, in insertion
+        // order, so the ids of new alerts are known before they are inserted
+        // and the later statements use them directly. A last statement checks
+        // that exactly those ids exist now (a row skipped on a key conflict
+        // still uses up an id); if not, nothing commits and the batch is
+        // applied again.
+        let new_count = writes.new_alerts.len();
+        let ids: Vec<i64> = match (new_count, writes.last_alert_id) {
+            (0, _) => Vec::new(),
+            (_, Some(last)) => (1..=new_count)
+                .map(|i| last.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)))
+                .collect(),
+            (_, None) => {
+                return Err(StoreError::Corrupt(
+                    "new alerts without the last alert id".to_owned(),
                 ))
-            }),
-        )
-    }
-
-    async fn set_status(
-        &mut self,
-        alert_id: i64,
-        status: AlertStatus,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = match status {
-            AlertStatus::Acknowledged => {
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3
-                 WHERE id = ?1"
             }
-            AlertStatus::Resolved => {
-                "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolved_by = ?3 WHERE id = ?1"
-            }
-            AlertStatus::Triggered => return Ok(()),
         };
-        sqlx::query(sql)
-            .bind(alert_id)
-            .bind(at.timestamp_millis())
-            .bind(actor)
-            .execute(&mut **self)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_timeline(&mut self, entries: &[NewTimelineEntry]) -> Result<(), StoreError> {
-        // 6 values a row; stay far below SQLite's bound-parameter limit.
-        for chunk in entries.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.alert_id)
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        for generation in &writes.generations {
+            let rows = writes
+                .new_alerts
+                .get(generation.clone())
+                .unwrap_or_default();
+            for chunk in rows.chunks(apply::CHUNK) {
+                push_insert_alerts(&mut q, chunk)?;
+                q.push("; ");
+            }
+        }
+        for chunk in writes.changes.chunks(apply::CHUNK) {
+            push_update_alerts(&mut q, chunk)?;
+            q.push("; ");
+        }
+        for chunk in writes.escalations.chunks(apply::CHUNK) {
+            let mut resolved = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                resolved.push((e.alert.resolve(&ids)?, e));
+            }
+            q.push("INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state) ");
+            q.push_values(resolved, |mut b, (alert_id, e)| {
+                b.push_bind(alert_id)
+                    .push_bind(e.policy_id)
+                    .push_bind(e.due_at.timestamp_millis())
+                    .push_bind(if e.done { "done" } else { "active" });
+            });
+            q.push("; ");
+        }
+        if !writes.closings.is_empty() {
+            push_close_escalations(&mut q, &writes.closings);
+        }
+        for chunk in writes.timeline.chunks(apply::CHUNK) {
+            let mut resolved = Vec::with_capacity(chunk.len());
+            for (alert, e) in chunk {
+                resolved.push((alert.resolve(&ids)?, e));
+            }
+            q.push("INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ");
+            q.push_values(resolved, |mut b, (alert_id, e)| {
+                b.push_bind(alert_id)
                     .push_bind(e.at.timestamp_millis())
                     .push_bind(e.kind.as_str())
-                    .push_bind(e.actor.clone())
-                    .push_bind(e.message.clone())
+                    .push_bind(e.actor.as_str())
+                    .push_bind(e.message.as_str())
                     .push_bind(e.data.as_ref().map(|d| d.to_string()));
             });
+            q.push("; ");
+        }
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            q.push("SELECT COUNT(*) AS n, MAX(id) AS newest FROM alerts WHERE id >= ")
+                .push_bind(*first);
+            let row = q.build().fetch_one(&mut **self).await?;
+            let inserted: i64 = row.try_get("n")?;
+            let newest: Option<i64> = row.try_get("newest")?;
+            if usize::try_from(inserted).ok() != Some(new_count) || newest != Some(*last) {
+                return Ok(Err(Raced));
+            }
+        } else if !q.sql().is_empty() {
             q.build().execute(&mut **self).await?;
         }
-        Ok(())
+        Ok(Ok(ids))
     }
+}
 
-    async fn open_escalations(
-        &mut self,
-        rows: &[(i64, &str, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(1000) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at) ",
-            );
-            q.push_values(chunk, |mut b, (alert_id, policy_id, due)| {
-                b.push_bind(*alert_id)
-                    .push_bind(*policy_id)
-                    .push_bind(due.timestamp_millis());
-            });
-            q.build().execute(&mut **self).await?;
-        }
-        Ok(())
+async fn insert_timeline(
+    conn: &mut SqliteConnection,
+    entries: &[NewTimelineEntry],
+) -> Result<(), StoreError> {
+    // 6 values a row; stay far below SQLite's bound-parameter limit.
+    for chunk in entries.chunks(apply::CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.alert_id)
+                .push_bind(e.at.timestamp_millis())
+                .push_bind(e.kind.as_str())
+                .push_bind(e.actor.as_str())
+                .push_bind(e.message.as_str())
+                .push_bind(e.data.as_ref().map(|d| d.to_string()));
+        });
+        q.build().execute(&mut *conn).await?;
     }
+    Ok(())
+}
 
-    async fn close_escalation(
-        &mut self,
-        alert_id: i64,
-        at: DateTime<Utc>,
-        now: AlertStatus,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+fn push_insert_alerts<'a>(
+    q: &mut QueryBuilder<'a, Sqlite>,
+    rows: &'a [NewAlert<'a>],
+) -> Result<(), StoreError> {
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in rows {
+        encoded.push((
+            to_json(&row.event.labels)?,
+            to_json(&row.event.details)?,
+            to_json(&row.event.links)?,
+        ));
+    }
+    q.push(
+        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
+                             policy_id, labels, details, links, event_count, created_at, last_seen_at,
+                             acknowledged_at, acknowledged_by, resolved_at, resolved_by) ",
+    );
+    q.push_values(
+        rows.iter().zip(encoded),
+        |mut b, (row, (labels, details, links))| {
+            b.push_bind(row.service_id)
+                .push_bind(row.dedup_key)
+                .push_bind(row.status.as_str())
+                .push_bind(row.event.summary.as_str())
+                .push_bind(row.event.severity.as_str())
+                .push_bind(row.event.source.as_str())
+                .push_bind(row.urgency.as_str())
+                .push_bind(row.policy_id)
+                .push_bind(labels)
+                .push_bind(details)
+                .push_bind(links)
+                .push_bind(row.event_count)
+                .push_bind(row.created_at.timestamp_millis())
+                .push_bind(row.last_seen_at.timestamp_millis())
+                .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
+                .push_bind(row.acknowledged.map(|(_, by)| by))
+                .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
+                .push_bind(row.resolved.map(|(_, by)| by));
+        },
+    );
+    q.push(" ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING");
+    Ok(())
+}
+
+fn push_update_alerts<'a>(
+    q: &mut QueryBuilder<'a, Sqlite>,
+    rows: &'a [AlertChange<'a>],
+) -> Result<(), StoreError> {
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in rows {
+        encoded.push(match &row.refreshed {
+            Some((event, _)) => Some((
+                to_json(&event.labels)?,
+                to_json(&event.details)?,
+                to_json(&event.links)?,
+            )),
+            None => None,
+        });
+    }
+    q.push(
+        "UPDATE alerts SET
+             event_count = event_count + v.column2,
+             summary = COALESCE(v.column3, summary), severity = COALESCE(v.column4, severity),
+             source = COALESCE(v.column5, source), labels = COALESCE(v.column6, labels),
+             details = COALESCE(v.column7, details), links = COALESCE(v.column8, links),
+             last_seen_at = COALESCE(v.column9, last_seen_at),
+             status = COALESCE(v.column10, status),
+             acknowledged_at = COALESCE(v.column11, acknowledged_at),
+             acknowledged_by = COALESCE(v.column12, acknowledged_by),
+             resolved_at = COALESCE(v.column13, resolved_at),
+             resolved_by = COALESCE(v.column14, resolved_by)
+         FROM (",
+    );
+    q.push_values(rows.iter().zip(encoded), |mut b, (row, json)| {
+        let event = row.refreshed.as_ref().map(|(e, _)| e);
+        let (labels, details, links) = match json {
+            Some((l, d, k)) => (Some(l), Some(d), Some(k)),
+            None => (None, None, None),
+        };
+        b.push_bind(row.id)
+            .push_bind(row.added_events)
+            .push_bind(event.map(|e| e.summary.as_str()))
+            .push_bind(event.map(|e| e.severity.as_str()))
+            .push_bind(event.map(|e| e.source.as_str()))
+            .push_bind(labels)
+            .push_bind(details)
+            .push_bind(links)
+            .push_bind(row.refreshed.as_ref().map(|(_, at)| at.timestamp_millis()))
+            .push_bind(row.status().map(|s| s.as_str()))
+            .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
+            .push_bind(row.acknowledged.map(|(_, by)| by))
+            .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
+            .push_bind(row.resolved.map(|(_, by)| by));
+    });
+    q.push(") AS v WHERE alerts.id = v.column1");
+    Ok(())
+}
+
+/// Stops each alert's escalation, cancels its unsent pages and queues a
+/// follow-up for every chat message and mail already delivered about it, so
+/// no room keeps showing it as firing. An alert may close twice in a batch
+/// (acknowledged, then resolved): each closing queues its own follow-ups,
+/// and the first has already canceled every page.
+fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closing]) {
+    let mut seen = HashSet::with_capacity(rows.len());
+    let first: Vec<&Closing> = rows.iter().filter(|c| seen.insert(c.alert_id)).collect();
+    for chunk in first.chunks(apply::CHUNK) {
+        q.push(
             "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
-              WHERE alert_id = ?1",
-        )
-        .bind(alert_id)
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
-            "UPDATE notifications SET status = 'canceled', updated_at = ?2
-             WHERE alert_id = ?1 AND status IN ('pending', 'retry') AND follow_up = 0",
-        )
-        .bind(alert_id)
-        .bind(at.timestamp_millis())
-        .execute(&mut **self)
-        .await?;
-        sqlx::query(
+              WHERE alert_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for c in chunk {
+            list.push_bind(c.alert_id);
+        }
+        q.push("); UPDATE notifications SET status = 'canceled', updated_at = v.column2 FROM (");
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.alert_id).push_bind(c.at.timestamp_millis());
+        });
+        q.push(
+            ") AS v WHERE notifications.alert_id = v.column1
+                AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0; ",
+        );
+    }
+    for chunk in rows.chunks(apply::CHUNK) {
+        q.push(
             "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
                  recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT alert_id, fired, idempotency_key || '/' || ?3, channel, target, recipient, address,
-                    'pending', ?2, ?2, ?2, 1, provider_id
-               FROM notifications
-              WHERE alert_id = ?1 AND follow_up = 0 AND status = 'delivered'
-                AND channel IN ('chat', 'email', 'sms')",
-        )
-        .bind(alert_id)
-        .bind(at.timestamp_millis())
-        .bind(now.as_str())
-        .execute(&mut **self)
-        .await?;
-        Ok(())
+             SELECT n.alert_id, n.fired, n.idempotency_key || '/' || v.column3, n.channel, n.target,
+                    n.recipient, n.address, 'pending', v.column2, v.column2, v.column2, 1, n.provider_id
+               FROM (",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.alert_id)
+                .push_bind(c.at.timestamp_millis())
+                .push_bind(c.now.as_str());
+        });
+        q.push(
+            ") AS v JOIN notifications n ON n.alert_id = v.column1
+              WHERE n.follow_up = 0 AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms'); ",
+        );
     }
 }
 

@@ -380,3 +380,260 @@ async fn a_batch_of_triggers_with_repeated_keys(db: &TestDb) {
     store.close().await;
 }
 both_backends!(a_batch_of_triggers_with_repeated_keys);
+
+/// The decisions of a batch, with ids, in order.
+fn decisions(out: &[rouse::store::IngestOutcome]) -> Vec<Decision> {
+    out.iter().map(|o| o.decision).collect()
+}
+
+async fn kinds_of(store: &std::sync::Arc<dyn rouse::store::Store>, id: i64) -> Vec<TimelineKind> {
+    store
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn trigger_resolve_trigger_in_one_batch(db: &TestDb) {
+    let store = db.open().await;
+    let mut resolve = item("payments", "disk", Action::Resolve, "");
+    resolve.actor = "native:resolver".to_owned();
+    resolve.received_at = t0() + Duration::seconds(1);
+    let mut again = item("payments", "disk", Action::Trigger, "disk full again");
+    again.received_at = t0() + Duration::seconds(2);
+    let out = store
+        .ingest(&[
+            item("payments", "disk", Action::Trigger, "disk full"),
+            resolve,
+            again,
+            item("payments", "disk", Action::Resolve, ""),
+            item("payments", "disk", Action::Resolve, ""),
+        ])
+        .await
+        .unwrap();
+    let first = out[0].alert_id.unwrap();
+    let second = out[2].alert_id.unwrap();
+    assert_ne!(first, second, "a trigger after a resolve opens a new alert");
+    assert_eq!(
+        decisions(&out),
+        [
+            Decision::Open,
+            Decision::Resolve { id: first },
+            Decision::Open,
+            Decision::Resolve { id: second },
+            Decision::NothingOpen,
+        ]
+    );
+    assert_eq!(out[4].alert_id, None);
+    let a = store.alert(first).await.unwrap().unwrap();
+    assert_eq!(a.status, AlertStatus::Resolved);
+    assert_eq!(a.resolved_by.as_deref(), Some("native:resolver"));
+    assert_eq!(a.resolved_at, Some(t0() + Duration::seconds(1)));
+    assert_eq!(a.summary, "disk full");
+    let b = store.alert(second).await.unwrap().unwrap();
+    assert_eq!(b.status, AlertStatus::Resolved);
+    assert_eq!(b.summary, "disk full again");
+    assert_eq!(b.created_at, t0() + Duration::seconds(2));
+    assert_eq!(
+        kinds_of(&store, first).await,
+        [TimelineKind::Received, TimelineKind::Resolved]
+    );
+    assert_eq!(
+        kinds_of(&store, second).await,
+        [TimelineKind::Received, TimelineKind::Resolved]
+    );
+    // Neither escalates: both were closed in the batch that opened them.
+    assert_eq!(store.next_due().await.unwrap(), None);
+    // And nothing is left open for the key.
+    let out = store
+        .ingest(&[item("payments", "disk", Action::Trigger, "third time")])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, Decision::Open);
+    store.close().await;
+}
+both_backends!(trigger_resolve_trigger_in_one_batch);
+
+async fn acknowledge_then_trigger_then_resolve_in_one_batch(db: &TestDb) {
+    let store = db.open().await;
+    let before = store
+        .ingest(&[item("payments", "old", Action::Trigger, "open before")])
+        .await
+        .unwrap();
+    let old = before[0].alert_id.unwrap();
+    let mut ack = item("payments", "old", Action::Acknowledge, "");
+    ack.actor = "native:acker".to_owned();
+    ack.received_at = t0() + Duration::seconds(5);
+    let mut dup = item("payments", "old", Action::Trigger, "old, worse");
+    dup.received_at = t0() + Duration::seconds(6);
+    let out = store
+        .ingest(&[
+            item("payments", "new", Action::Trigger, "new"),
+            ack.clone(),
+            item("payments", "new", Action::Acknowledge, ""),
+            ack,
+            dup,
+            item("payments", "new", Action::Trigger, "new again"),
+            item("payments", "new", Action::Resolve, ""),
+        ])
+        .await
+        .unwrap();
+    let new = out[0].alert_id.unwrap();
+    assert_eq!(
+        decisions(&out),
+        [
+            Decision::Open,
+            Decision::Acknowledge { id: old },
+            Decision::Acknowledge { id: new },
+            Decision::AlreadyAcknowledged { id: old },
+            Decision::Refresh { id: old },
+            Decision::Refresh { id: new },
+            Decision::Resolve { id: new },
+        ]
+    );
+    let o = store.alert(old).await.unwrap().unwrap();
+    assert_eq!(
+        o.status,
+        AlertStatus::Acknowledged,
+        "a trigger does not un-acknowledge"
+    );
+    assert_eq!(o.acknowledged_by.as_deref(), Some("native:acker"));
+    assert_eq!(o.acknowledged_at, Some(t0() + Duration::seconds(5)));
+    assert_eq!(o.event_count, 2);
+    assert_eq!(o.summary, "old, worse");
+    assert_eq!(o.last_seen_at, t0() + Duration::seconds(6));
+    let n = store.alert(new).await.unwrap().unwrap();
+    assert_eq!(n.status, AlertStatus::Resolved);
+    assert_eq!(n.event_count, 2);
+    assert_eq!(n.summary, "new again");
+    assert!(n.acknowledged_at.is_some() && n.resolved_at.is_some());
+    assert_eq!(
+        kinds_of(&store, old).await,
+        [
+            TimelineKind::Received,
+            TimelineKind::Acknowledged,
+            TimelineKind::Acknowledged,
+            TimelineKind::Deduplicated,
+        ]
+    );
+    assert_eq!(
+        kinds_of(&store, new).await,
+        [
+            TimelineKind::Received,
+            TimelineKind::Acknowledged,
+            TimelineKind::Deduplicated,
+            TimelineKind::Resolved,
+        ]
+    );
+    // Acknowledged and resolved alerts stop escalating.
+    assert_eq!(store.next_due().await.unwrap(), None);
+    store.close().await;
+}
+both_backends!(acknowledge_then_trigger_then_resolve_in_one_batch);
+
+async fn the_storm_threshold_is_reached_mid_batch(db: &TestDb) {
+    let store = db.open().await;
+    let with_threshold = |key: &str, action| {
+        let mut it = item("payments", key, action, key);
+        it.storm_threshold = 4;
+        it
+    };
+    let before = store
+        .ingest(&[
+            with_threshold("a", Action::Trigger),
+            with_threshold("b", Action::Trigger),
+        ])
+        .await
+        .unwrap();
+    let a = before[0].alert_id.unwrap();
+    // Two open; the threshold is four: the batch's own openings count.
+    let out = store
+        .ingest(&[
+            with_threshold("k1", Action::Trigger), // 3 open
+            with_threshold("k2", Action::Trigger), // 4 open
+            with_threshold("k3", Action::Trigger), // folded; the storm alert makes 5
+            with_threshold("k1", Action::Trigger), // a duplicate is never folded
+            with_threshold("a", Action::Resolve),  // 4
+            with_threshold("k2", Action::Resolve), // 3
+            with_threshold("k4", Action::Trigger), // below again: opens, 4
+            with_threshold("k5", Action::Trigger), // folded into the same storm alert
+            with_threshold("other", Action::Acknowledge),
+        ])
+        .await
+        .unwrap();
+    let k1 = out[0].alert_id.unwrap();
+    let k2 = out[1].alert_id.unwrap();
+    let storm = out[2].alert_id.unwrap();
+    assert_eq!(
+        decisions(&out),
+        [
+            Decision::Open,
+            Decision::Open,
+            Decision::FoldIntoStorm,
+            Decision::Refresh { id: k1 },
+            Decision::Resolve { id: a },
+            Decision::Resolve { id: k2 },
+            Decision::Open,
+            Decision::FoldIntoStorm,
+            Decision::NothingOpen,
+        ]
+    );
+    assert_eq!(out[7].alert_id, Some(storm));
+    let s = store.alert(storm).await.unwrap().unwrap();
+    assert_eq!(s.dedup_key, "rouse:storm");
+    assert_eq!(s.event_count, 2);
+    assert_eq!(
+        kinds_of(&store, storm).await,
+        [
+            TimelineKind::Received,
+            TimelineKind::StormFolded,
+            TimelineKind::StormFolded
+        ]
+    );
+    // The count the next batch starts from is the one this batch ended with:
+    // b, k1, storm, k4 are open, so a new key folds.
+    let out = store
+        .ingest(&[with_threshold("k6", Action::Trigger)])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, Decision::FoldIntoStorm);
+    assert_eq!(out[0].alert_id, Some(storm));
+    store.close().await;
+}
+both_backends!(the_storm_threshold_is_reached_mid_batch);
+
+async fn a_large_batch_is_chunked(db: &TestDb) {
+    let store = db.open().await;
+    // More rows than one statement carries, with every key twice.
+    let batch: Vec<Ingest> = (0..2_600)
+        .map(|i| {
+            let mut it = item("payments", &format!("k{}", i % 1_300), Action::Trigger, "x");
+            it.storm_threshold = 1_000_000;
+            it
+        })
+        .collect();
+    let out = store.ingest(&batch).await.unwrap();
+    for (i, o) in out.iter().enumerate() {
+        if i < 1_300 {
+            assert_eq!(o.decision, Decision::Open, "event {i}");
+        } else {
+            assert_eq!(
+                o.decision,
+                Decision::Refresh {
+                    id: out[i - 1_300].alert_id.unwrap()
+                },
+                "event {i}"
+            );
+        }
+    }
+    let alert = store
+        .alert(out[5].alert_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alert.event_count, 2);
+    store.close().await;
+}
+both_backends!(a_large_batch_is_chunked);
