@@ -467,6 +467,24 @@ pub(crate) fn storm_event(item: &Ingest) -> Event {
     }
 }
 
+/// Pages just recorded as delivered on a channel that gets follow-ups: their
+/// notification ids and when. The store queues a follow-up for those whose
+/// alert is no longer firing.
+pub(crate) fn late_follow_up_candidates<'a>(
+    won: impl Iterator<Item = &'a (NotificationClaim, DeliveryRecord)>,
+) -> Vec<(i64, DateTime<Utc>)> {
+    won.filter(|(claim, record)| {
+        claim.follow_up.is_none()
+            && record.status == DeliveryStatus::Delivered
+            && matches!(
+                claim.channel,
+                ChannelKind::Chat | ChannelKind::Email | ChannelKind::Sms
+            )
+    })
+    .map(|(claim, record)| (claim.id, record.at))
+    .collect()
+}
+
 pub(crate) fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }

@@ -19,10 +19,10 @@ use super::apply::{
     NewEscalation, Raced, Writes,
 };
 use super::{
-    fall_throughs, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
-    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store,
-    StoreError,
+    fall_throughs, late_follow_up_candidates, notes_to_timeline, parse_channel, parse_delivery,
+    Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest,
+    IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
+    StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
@@ -465,6 +465,26 @@ impl Store for PostgresStore {
             })
             .collect();
         insert_timeline(&mut tx, &timeline).await?;
+        // A page delivered after its alert was acknowledged or resolved (the
+        // ack raced the send) missed close_escalation's follow-ups: queue its
+        // own, or that room keeps showing the alert as firing.
+        let late = late_follow_up_candidates(won());
+        if let Some(at) = late.iter().map(|(_, at)| *at).max() {
+            sqlx::query(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
+                 SELECT n.alert_id, n.fired, n.idempotency_key || '/' || a.status, n.channel,
+                        n.target, n.recipient, n.address, 'pending', $2, $2, $2, TRUE, n.provider_id
+                   FROM notifications n JOIN alerts a ON a.id = n.alert_id
+                  WHERE a.status <> 'triggered' AND n.status = 'delivered' AND NOT n.follow_up
+                    AND n.id = ANY($1)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(late.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(results)
     }
@@ -937,10 +957,14 @@ async fn close_escalations(conn: &mut PgConnection, rows: &[Closing]) -> Result<
     .bind(&first_ids)
     .execute(&mut *conn)
     .await?;
+    // Sends in flight (leased) are left to finish: they are recorded as they
+    // turn out, and a page delivered after the ack gets its own follow-up
+    // (record_deliveries), so its room does not stay "firing".
     sqlx::query(
         "UPDATE notifications n SET status = 'canceled', updated_at = v.at
            FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(alert_id, at)
-          WHERE n.alert_id = v.alert_id AND n.status IN ('pending', 'retry') AND NOT n.follow_up",
+          WHERE n.alert_id = v.alert_id AND n.status IN ('pending', 'retry') AND NOT n.follow_up
+            AND (n.lease_until IS NULL OR n.lease_until <= v.at)",
     )
     .bind(&first_ids)
     .bind(first.iter().map(|c| c.at).collect::<Vec<_>>())

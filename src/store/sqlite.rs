@@ -19,9 +19,10 @@ use super::apply::{
     self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
 };
 use super::{
-    fall_throughs, lease_ms, notes_to_timeline, parse_channel, parse_delivery, Act, AlertFilter,
-    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
-    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    fall_throughs, late_follow_up_candidates, lease_ms, notes_to_timeline, parse_channel,
+    parse_delivery, Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim,
+    Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, NotificationClaim, NotificationRow,
+    StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
@@ -467,6 +468,38 @@ impl Store for SqliteStore {
             })
             .collect();
         insert_timeline(&mut tx, &timeline).await?;
+        // A page delivered after its alert was acknowledged or resolved (the
+        // ack raced the send) missed close_escalation's follow-ups: queue its
+        // own, or that room keeps showing the alert as firing.
+        let late = late_follow_up_candidates(won());
+        if let Some(at) = late.iter().map(|(_, at)| *at).max() {
+            for chunk in late.chunks(apply::CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel,
+                         target, recipient, address, status, due_at, created_at, updated_at,
+                         follow_up, follows)
+                     SELECT n.alert_id, n.fired, n.idempotency_key || '/' || a.status, n.channel,
+                            n.target, n.recipient, n.address, 'pending', ",
+                );
+                q.push_bind(at.timestamp_millis())
+                    .push(", ")
+                    .push_bind(at.timestamp_millis())
+                    .push(", ")
+                    .push_bind(at.timestamp_millis())
+                    .push(
+                        ", 1, n.provider_id
+                       FROM notifications n JOIN alerts a ON a.id = n.alert_id
+                      WHERE a.status <> 'triggered' AND n.status = 'delivered'
+                        AND n.follow_up = 0 AND n.id IN (",
+                    );
+                let mut ids = q.separated(", ");
+                for (id, _) in chunk {
+                    ids.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
         Ok(results)
     }
@@ -929,13 +962,17 @@ fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closi
         for c in chunk {
             list.push_bind(c.alert_id);
         }
+        // Sends in flight (leased) are left to finish: they are recorded as
+        // they turn out, and a page delivered after the ack gets its own
+        // follow-up (record_deliveries), so its room does not stay "firing".
         q.push("); UPDATE notifications SET status = 'canceled', updated_at = v.column2 FROM (");
         q.push_values(chunk, |mut b, c| {
             b.push_bind(c.alert_id).push_bind(c.at.timestamp_millis());
         });
         q.push(
             ") AS v WHERE notifications.alert_id = v.column1
-                AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0; ",
+                AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0
+                AND (notifications.lease_until IS NULL OR notifications.lease_until <= v.column2); ",
         );
     }
     for chunk in rows.chunks(apply::CHUNK) {

@@ -9,7 +9,7 @@ use rouse::alert::{Action, AlertStatus, Event, IntakeKind, Severity, TimelineKin
 use rouse::catalog::live::LiveCatalog;
 use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice};
 use rouse::channel::webhook::Webhook;
-use rouse::channel::Channel;
+use rouse::channel::{Channel, ChannelKind, Recipient};
 use rouse::clock::{Clock, ManualClock};
 use rouse::config::Secret;
 use rouse::escalation::engine::{Channels, Engine};
@@ -552,3 +552,74 @@ impl WrongNameServer {
         self.handshakes.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// An acknowledgement that lands while a page is being sent: the send is
+/// recorded as what it was (delivered), and because the room now shows a
+/// firing alert that is already acknowledged, a follow-up is queued for it.
+async fn an_ack_racing_a_send_still_updates_the_room(db: &TestDb) {
+    let chat = Capture::start(vec![Canned::new(200, "ok")]).await;
+    let rig = Rig::new(db, webhook(chat.url("/hook"))).await;
+    let alert = rig.open("race").await;
+    let lease = Duration::from_secs(60);
+    let steps = rig
+        .store
+        .claim_escalations(t0(), "replica-a", lease, 10)
+        .await
+        .unwrap();
+    let page = rouse::store::NewNotification {
+        idempotency_key: "race/0/ops/chat".to_owned(),
+        channel: ChannelKind::Chat,
+        target: "#ops".to_owned(),
+        recipient: Recipient::Room {
+            address: "#ops".to_owned(),
+        },
+    };
+    let record = rouse::store::StepRecord {
+        at: t0(),
+        deliveries: vec![page],
+        notes: vec![(TimelineKind::StepFired, "test".to_owned())],
+        next: None,
+    };
+    assert!(rig.store.record_step(&steps[0], &record).await.unwrap());
+    let sending = rig
+        .store
+        .claim_notifications(t0(), "replica-a", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(sending.len(), 1);
+    // The ack commits while the send is in flight.
+    rig.store
+        .act(&Act {
+            alert_id: alert,
+            action: Action::Acknowledge,
+            actor: "alice".to_owned(),
+            via: rouse::store::Via::Api,
+            at: t0() + TimeDelta::seconds(1),
+        })
+        .await
+        .unwrap();
+    let delivered = rouse::store::DeliveryRecord {
+        at: t0() + TimeDelta::seconds(2),
+        status: DeliveryStatus::Delivered,
+        provider_id: Some("msg-1".to_owned()),
+        error: None,
+        retry_at: None,
+        fall_through: false,
+        count_attempt: true,
+        message: "chat to #ops: delivered".to_owned(),
+    };
+    assert!(
+        rig.store
+            .record_delivery(&sending[0], &delivered)
+            .await
+            .unwrap(),
+        "the send that went out is recorded as delivered"
+    );
+    let rows = rig.store.notifications(alert).await.unwrap();
+    let follow_up = rows
+        .iter()
+        .find(|r| r.idempotency_key == "race/0/ops/chat/acknowledged")
+        .unwrap_or_else(|| panic!("no follow-up queued: {rows:#?}"));
+    assert_eq!(follow_up.status, DeliveryStatus::Pending);
+}
+both_backends!(an_ack_racing_a_send_still_updates_the_room);
