@@ -18,6 +18,8 @@ use super::{DeliveryRecord, Ingest, IngestOutcome, NotificationClaim, Store, Sto
 
 /// Most requests committed in one transaction; bounds latency of the last in a batch.
 pub const MAX_BATCH: usize = 512;
+/// Yields to let concurrent requests join a commit (see `write_loop`).
+const COALESCE_ROUNDS: usize = 4;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
@@ -101,6 +103,28 @@ async fn write_loop<T: Send + Sync, R: Send>(
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        // Under load, requests come in two cohorts that take turns on the
+        // writer: the ones answered by the last commit are being parsed again
+        // while the others commit. A yield lets the runtime poll its sockets
+        // and run those handlers, so they can join this commit instead of
+        // waiting for the next one. Idle, the first yield brings nothing and
+        // costs microseconds; the rounds are bounded either way.
+        for _ in 0..COALESCE_ROUNDS {
+            let before = jobs.len();
+            if before >= MAX_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            if jobs.len() == before {
+                break;
+            }
+        }
         // Move the items into one batch (no copies) and remember whose they are.
         let mut batch: Vec<T> = Vec::with_capacity(jobs.iter().map(|j| j.items.len()).sum());
         let mut owners = Vec::with_capacity(jobs.len());
