@@ -317,6 +317,9 @@ impl Engine {
         }
         // The alerts the pages are about, read once for the whole round.
         let alerts = Arc::new(self.alerts_of(claims.iter().map(|c| c.alert_id)).await?);
+        let texts = Arc::new(
+            super::sms::SmsRound::prepare(self.store.as_ref(), now, &claims, &alerts).await?,
+        );
         let mut in_flight = self.in_flight.lock().await;
         // Reap finished sends so the set does not grow without bound.
         while in_flight.try_join_next().is_some() {}
@@ -331,6 +334,7 @@ impl Engine {
             let clock = self.clock.clone();
             let caps = self.caps_for(&group[0]);
             let alerts = alerts.clone();
+            let texts = texts.clone();
             in_flight.spawn(async move {
                 let _permit = permit;
                 let sending = Sending {
@@ -340,7 +344,7 @@ impl Engine {
                     clock,
                     links,
                 };
-                if let Err(err) = deliver(sending, &alerts, group, caps).await {
+                if let Err(err) = deliver(sending, &alerts, &texts, group, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
                 }
             });
@@ -505,6 +509,7 @@ struct Sending {
 async fn deliver(
     sending: Sending,
     alerts: &HashMap<i64, Alert>,
+    texts: &super::sms::SmsRound,
     claims: Vec<NotificationClaim>,
     caps: Vec<Cap>,
 ) -> Result<(), CommitError> {
@@ -528,11 +533,18 @@ async fn deliver(
             }
         };
         if let Some(alert) = alert {
-            let checked =
-                super::sms::preflight(store.as_ref(), clock.now(), &via, &claim, alert, &mut n)
-                    .await
-                    // The lease runs out and another round retries it.
-                    .map_err(|e| CommitError::Store(e.to_string()))?;
+            let checked = super::sms::preflight(
+                store.as_ref(),
+                texts,
+                clock.now(),
+                &via,
+                &claim,
+                alert,
+                &mut n,
+            )
+            .await
+            // The lease runs out and another round retries it.
+            .map_err(|e| CommitError::Store(e.to_string()))?;
             if let Err(held) = checked {
                 records.push((claim, held));
                 continue;

@@ -7,6 +7,8 @@
 //!   texts to one number are limited (an alert storm resolving at once must
 //!   not send two hundred texts).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::alert::{Alert, AlertStatus};
@@ -18,10 +20,62 @@ use crate::store::{DeliveryRecord, DeliveryStatus, NotificationClaim, Store, Sto
 pub const MAX_FOLLOW_UPS: u32 = 3;
 pub const FOLLOW_UP_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
+/// What one engine round knows about its texts, read and written once for
+/// the whole round (a store round trip per text would cap paging at the
+/// database's commit rate).
+#[derive(Debug, Default)]
+pub(super) struct SmsRound {
+    opted_out: HashMap<String, DateTime<Utc>>,
+    codes: HashMap<(String, i64), u32>,
+}
+
+impl SmsRound {
+    /// Opt-outs of every number texted this round, and reply codes for the
+    /// pages among them.
+    pub(super) async fn prepare(
+        store: &dyn Store,
+        now: DateTime<Utc>,
+        claims: &[NotificationClaim],
+        alerts: &HashMap<i64, Alert>,
+    ) -> Result<SmsRound, StoreError> {
+        let texts: Vec<&NotificationClaim> = claims
+            .iter()
+            .filter(|c| c.channel == ChannelKind::Sms)
+            .collect();
+        if texts.is_empty() {
+            return Ok(SmsRound::default());
+        }
+        let mut addresses: Vec<String> = texts
+            .iter()
+            .map(|c| c.recipient.address().to_owned())
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let opted_out = store.sms_opted_out(&addresses).await?;
+        let pairs: Vec<(String, i64)> = texts
+            .iter()
+            .filter(|c| c.follow_up.is_none())
+            .filter(|c| !opted_out.contains_key(c.recipient.address()))
+            .filter(|c| {
+                alerts
+                    .get(&c.alert_id)
+                    .is_some_and(|a| a.status == AlertStatus::Triggered)
+            })
+            .map(|c| (c.recipient.address().to_owned(), c.alert_id))
+            .collect();
+        let codes = store.sms_codes(&pairs, now).await?;
+        Ok(SmsRound {
+            opted_out,
+            codes: pairs.into_iter().zip(codes).collect(),
+        })
+    }
+}
+
 /// `Ok(())` to send `n` (now carrying its reply code), or the record that
 /// says why not.
 pub(super) async fn preflight(
     store: &dyn Store,
+    round: &SmsRound,
     now: DateTime<Utc>,
     via: &str,
     claim: &NotificationClaim,
@@ -43,7 +97,7 @@ pub(super) async fn preflight(
         count_attempt: true,
         message,
     };
-    if let Some(since) = store.sms_opted_out(address).await? {
+    if let Some(since) = round.opted_out.get(address) {
         let is_page = claim.follow_up.is_none();
         let message = format!(
             "{via} to {who}: not sent, {address} replied STOP at {}; texts to it are off until it replies START{}",
@@ -81,6 +135,6 @@ pub(super) async fn preflight(
         }
         return Ok(Ok(()));
     }
-    n.reply_code = Some(store.sms_code(address, alert.id, now).await?);
+    n.reply_code = round.codes.get(&(address.to_owned(), alert.id)).copied();
     Ok(Ok(()))
 }

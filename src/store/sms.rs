@@ -6,6 +6,8 @@
 //! many alerts the whole installation has open, and a number never sees two
 //! open alerts with the same code. A code is reused once its alert resolves.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -14,14 +16,14 @@ use crate::alert::TimelineKind;
 
 #[async_trait]
 pub trait SmsBook: Send + Sync {
-    /// The code `alert_id` has at `address`: the one it was given before, else
-    /// the smallest not held by another open alert paged to that number.
-    async fn sms_code(
+    /// The codes `(address, alert)` pairs have: the one each was given
+    /// before, else the smallest not held by another open alert paged to
+    /// that number. One transaction for the whole list (an engine round).
+    async fn sms_codes(
         &self,
-        address: &str,
-        alert_id: i64,
+        pairs: &[(String, i64)],
         at: DateTime<Utc>,
-    ) -> Result<u32, StoreError>;
+    ) -> Result<Vec<u32>, StoreError>;
 
     /// The alert `code` stands for at `address`, if any.
     async fn sms_code_alert(&self, address: &str, code: u32) -> Result<Option<i64>, StoreError>;
@@ -34,8 +36,11 @@ pub trait SmsBook: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// When `address` replied STOP, if it has not replied START since.
-    async fn sms_opted_out(&self, address: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Of `addresses`, those that replied STOP (and not START since), with when.
+    async fn sms_opted_out(
+        &self,
+        addresses: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
 
     /// Takes one of `max` slots for a status text ("ACKNOWLEDGED by alice")
     /// to `address` in the `window` before `at`; `false` when they are used
@@ -60,6 +65,44 @@ pub trait SmsBook: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// What one number's codes look like before assignment: its code rows as
+/// `(code, alert, alert still open)`.
+pub type CodeRows = Vec<(u32, i64, bool)>;
+
+/// Assigns codes to `pairs` given each number's existing rows; returns the
+/// codes in the order of `pairs` and the rows to upsert `(address, code,
+/// alert)`. Pure, so both stores share it.
+pub fn assign_codes(
+    pairs: &[(String, i64)],
+    existing: &HashMap<String, CodeRows>,
+) -> (Vec<u32>, Vec<(String, u32, i64)>) {
+    let mut taken: HashMap<&str, HashSet<u32>> = HashMap::new();
+    let mut given: HashMap<(&str, i64), u32> = HashMap::new();
+    for (address, rows) in existing {
+        for &(code, alert, open) in rows {
+            given.insert((address.as_str(), alert), code);
+            if open {
+                taken.entry(address.as_str()).or_default().insert(code);
+            }
+        }
+    }
+    let mut codes = Vec::with_capacity(pairs.len());
+    let mut upserts = Vec::new();
+    for (address, alert) in pairs {
+        if let Some(&code) = given.get(&(address.as_str(), *alert)) {
+            codes.push(code);
+            continue;
+        }
+        let used = taken.entry(address.as_str()).or_default();
+        let code = lowest_free(&used.iter().copied().collect::<Vec<_>>());
+        used.insert(code);
+        given.insert((address.as_str(), *alert), code);
+        upserts.push((address.clone(), code, *alert));
+        codes.push(code);
+    }
+    (codes, upserts)
+}
+
 /// The smallest positive code not in `taken`.
 pub fn lowest_free(taken: &[u32]) -> u32 {
     let mut code = 1;
@@ -77,7 +120,33 @@ pub fn lowest_free(taken: &[u32]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::lowest_free;
+    use super::{assign_codes, lowest_free};
+    use std::collections::HashMap;
+
+    #[test]
+    fn codes_are_kept_reused_once_resolved_and_unique_per_number() {
+        let existing = HashMap::from([(
+            "+1".to_owned(),
+            vec![(1, 10, true), (2, 11, false), (3, 12, true)],
+        )]);
+        let pairs = vec![
+            ("+1".to_owned(), 12), // keeps its code
+            ("+1".to_owned(), 20), // takes 2, freed by resolved #11
+            ("+1".to_owned(), 21), // then 4
+            ("+2".to_owned(), 20), // another number starts at 1
+            ("+1".to_owned(), 20), // asked twice: the same code
+        ];
+        let (codes, upserts) = assign_codes(&pairs, &existing);
+        assert_eq!(codes, vec![3, 2, 4, 1, 2]);
+        assert_eq!(
+            upserts,
+            vec![
+                ("+1".to_owned(), 2, 20),
+                ("+1".to_owned(), 4, 21),
+                ("+2".to_owned(), 1, 20)
+            ]
+        );
+    }
 
     #[test]
     fn the_lowest_free_code_fills_gaps_first() {

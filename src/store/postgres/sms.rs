@@ -1,62 +1,79 @@
 //! [`SmsBook`] on PostgreSQL. Replicas may assign codes for the same number
-//! at once, so assignment holds a transaction-scoped advisory lock on it.
+//! at once, so assignment holds a transaction-scoped advisory lock.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::PostgresStore;
 use crate::alert::TimelineKind;
-use crate::store::sms::{lowest_free, SmsBook};
+use crate::store::sms::{assign_codes, CodeRows, SmsBook};
 use crate::store::StoreError;
 
 #[async_trait]
 impl SmsBook for PostgresStore {
-    async fn sms_code(
+    async fn sms_codes(
         &self,
-        address: &str,
-        alert_id: i64,
+        pairs: &[(String, i64)],
         at: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<Vec<u32>, StoreError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut addresses: Vec<String> = pairs.iter().map(|(a, _)| a.clone()).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('sms_code:' || $1, 0))")
-            .bind(address)
+        // One lock for all assignment: a round's transaction is short, and
+        // one key cannot deadlock against another replica's round.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('rouse:sms_codes', 0))")
             .execute(&mut *tx)
             .await?;
-        let existing: Option<i32> =
-            sqlx::query_scalar("SELECT code FROM sms_codes WHERE address = $1 AND alert_id = $2")
-                .bind(address)
-                .bind(alert_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(code) = existing {
-            tx.commit().await?;
-            return Ok(u32::try_from(code).unwrap_or(0));
-        }
-        let taken: Vec<i32> = sqlx::query_scalar(
-            "SELECT c.code FROM sms_codes c JOIN alerts a ON a.id = c.alert_id
-              WHERE c.address = $1 AND a.status <> 'resolved'",
+        let rows: Vec<(String, i32, i64, bool)> = sqlx::query_as(
+            "SELECT c.address, c.code, c.alert_id, a.status <> 'resolved'
+               FROM sms_codes c JOIN alerts a ON a.id = c.alert_id
+              WHERE c.address = ANY($1)",
         )
-        .bind(address)
+        .bind(&addresses)
         .fetch_all(&mut *tx)
         .await?;
-        let taken: Vec<u32> = taken
-            .into_iter()
-            .filter_map(|c| u32::try_from(c).ok())
-            .collect();
-        let code = lowest_free(&taken);
-        sqlx::query(
-            "INSERT INTO sms_codes (address, code, alert_id, assigned_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (address, code) DO UPDATE
-                SET alert_id = excluded.alert_id, assigned_at = excluded.assigned_at",
-        )
-        .bind(address)
-        .bind(i32::try_from(code).unwrap_or(i32::MAX))
-        .bind(alert_id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        let mut existing: HashMap<String, CodeRows> = HashMap::new();
+        for (address, code, alert, open) in rows {
+            existing.entry(address).or_default().push((
+                u32::try_from(code).unwrap_or(0),
+                alert,
+                open,
+            ));
+        }
+        let (codes, upserts) = assign_codes(pairs, &existing);
+        if !upserts.is_empty() {
+            sqlx::query(
+                "INSERT INTO sms_codes (address, code, alert_id, assigned_at)
+                 SELECT address, code, alert_id, $4
+                   FROM UNNEST($1::text[], $2::int[], $3::bigint[]) AS v(address, code, alert_id)
+                 ON CONFLICT (address, code) DO UPDATE
+                    SET alert_id = excluded.alert_id, assigned_at = excluded.assigned_at",
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|(a, _, _)| a.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|(_, c, _)| i32::try_from(*c).unwrap_or(i32::MAX))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(upserts.iter().map(|(_, _, id)| *id).collect::<Vec<_>>())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(code)
+        Ok(codes)
     }
 
     async fn sms_code_alert(&self, address: &str, code: u32) -> Result<Option<i64>, StoreError> {
@@ -96,13 +113,20 @@ impl SmsBook for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn sms_opted_out(&self, address: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT opted_out_at FROM sms_opt_outs WHERE address = $1")
-                .bind(address)
-                .fetch_optional(&self.pool)
-                .await?,
+    async fn sms_opted_out(
+        &self,
+        addresses: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT address, opted_out_at FROM sms_opt_outs WHERE address = ANY($1)",
         )
+        .bind(addresses)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn take_status_text_slot(

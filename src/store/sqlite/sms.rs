@@ -1,58 +1,69 @@
-//! [`SmsBook`] on SQLite. One writer connection serialises code assignment.
+//! [`SmsBook`] on SQLite. The one writer connection serialises code
+//! assignment; a round's codes are read and written in one transaction.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{instant, SqliteStore};
 use crate::alert::TimelineKind;
-use crate::store::sms::{lowest_free, SmsBook};
+use crate::store::sms::{assign_codes, CodeRows, SmsBook};
 use crate::store::StoreError;
 
 #[async_trait]
 impl SmsBook for SqliteStore {
-    async fn sms_code(
+    async fn sms_codes(
         &self,
-        address: &str,
-        alert_id: i64,
+        pairs: &[(String, i64)],
         at: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT code FROM sms_codes WHERE address = ?1 AND alert_id = ?2")
-                .bind(address)
-                .bind(alert_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(code) = existing {
-            tx.commit().await?;
-            return Ok(u32::try_from(code).unwrap_or(0));
+    ) -> Result<Vec<u32>, StoreError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
         }
-        let taken: Vec<i64> = sqlx::query_scalar(
-            "SELECT c.code FROM sms_codes c JOIN alerts a ON a.id = c.alert_id
-              WHERE c.address = ?1 AND a.status <> 'resolved'",
-        )
-        .bind(address)
-        .fetch_all(&mut *tx)
-        .await?;
-        let taken: Vec<u32> = taken
-            .into_iter()
-            .filter_map(|c| u32::try_from(c).ok())
-            .collect();
-        let code = lowest_free(&taken);
-        sqlx::query(
-            "INSERT INTO sms_codes (address, code, alert_id, assigned_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (address, code) DO UPDATE
-                SET alert_id = excluded.alert_id, assigned_at = excluded.assigned_at",
-        )
-        .bind(address)
-        .bind(i64::from(code))
-        .bind(alert_id)
-        .bind(at.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
+        let mut addresses: Vec<&str> = pairs.iter().map(|(a, _)| a.as_str()).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let mut tx = self.writer.begin().await?;
+        let mut existing: HashMap<String, CodeRows> = HashMap::new();
+        for chunk in addresses.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT c.address, c.code, c.alert_id, a.status <> 'resolved' AS open
+                   FROM sms_codes c JOIN alerts a ON a.id = c.alert_id WHERE c.address IN (",
+            );
+            let mut list = q.separated(", ");
+            for a in chunk {
+                list.push_bind(*a);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                existing.entry(row.try_get("address")?).or_default().push((
+                    u32::try_from(row.try_get::<i64, _>("code")?).unwrap_or(0),
+                    row.try_get("alert_id")?,
+                    row.try_get("open")?,
+                ));
+            }
+        }
+        let (codes, upserts) = assign_codes(pairs, &existing);
+        for chunk in upserts.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO sms_codes (address, code, alert_id, assigned_at) ",
+            );
+            q.push_values(chunk, |mut b, (address, code, alert)| {
+                b.push_bind(address.as_str())
+                    .push_bind(i64::from(*code))
+                    .push_bind(*alert)
+                    .push_bind(at.timestamp_millis());
+            });
+            q.push(
+                " ON CONFLICT (address, code) DO UPDATE
+                    SET alert_id = excluded.alert_id, assigned_at = excluded.assigned_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(code)
+        Ok(codes)
     }
 
     async fn sms_code_alert(&self, address: &str, code: u32) -> Result<Option<i64>, StoreError> {
@@ -89,12 +100,28 @@ impl SmsBook for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn sms_opted_out(&self, address: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query("SELECT opted_out_at FROM sms_opt_outs WHERE address = ?1")
-            .bind(address)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| instant(r.try_get("opted_out_at")?)).transpose()
+    async fn sms_opted_out(
+        &self,
+        addresses: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in addresses.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT address, opted_out_at FROM sms_opt_outs WHERE address IN (",
+            );
+            let mut list = q.separated(", ");
+            for a in chunk {
+                list.push_bind(a.as_str());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.reader).await? {
+                out.insert(
+                    row.try_get("address")?,
+                    instant(row.try_get("opted_out_at")?)?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     async fn take_status_text_slot(
