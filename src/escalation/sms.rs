@@ -26,7 +26,7 @@ pub const FOLLOW_UP_WINDOW: TimeDelta = TimeDelta::minutes(15);
 #[derive(Debug, Default)]
 pub(super) struct SmsRound {
     opted_out: HashMap<String, DateTime<Utc>>,
-    codes: HashMap<(String, i64), u32>,
+    codes: HashMap<(String, i64), Option<u32>>,
 }
 
 impl SmsRound {
@@ -135,6 +135,10 @@ pub(super) async fn preflight(
         }
         return Ok(Ok(()));
     }
-    n.reply_code = round.codes.get(&(address.to_owned(), alert.id)).copied();
+    n.reply_code = round
+        .codes
+        .get(&(address.to_owned(), alert.id))
+        .copied()
+        .flatten();
     Ok(Ok(()))
 }

@@ -18,12 +18,13 @@ use crate::alert::TimelineKind;
 pub trait SmsBook: Send + Sync {
     /// The codes `(address, alert)` pairs have: the one each was given
     /// before, else the smallest not held by another open alert paged to
-    /// that number. One transaction for the whole list (an engine round).
+    /// that number; `None` when all [`MAX_CODE`] are held. One transaction
+    /// for the whole list (an engine round).
     async fn sms_codes(
         &self,
         pairs: &[(String, i64)],
         at: DateTime<Utc>,
-    ) -> Result<Vec<u32>, StoreError>;
+    ) -> Result<Vec<Option<u32>>, StoreError>;
 
     /// The alert `code` stands for at `address`, if any.
     async fn sms_code_alert(&self, address: &str, code: u32) -> Result<Option<i64>, StoreError>;
@@ -65,6 +66,11 @@ pub trait SmsBook: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Codes stay one or two digits: with 99 alerts open at one number, the next
+/// gets no code (its text says "Reply A to ack", which acts on the newest),
+/// and a number's stored codes never grow past 99 rows.
+pub const MAX_CODE: u32 = 99;
+
 /// What one number's codes look like before assignment: its code rows as
 /// `(code, alert, alert still open)`.
 pub type CodeRows = Vec<(u32, i64, bool)>;
@@ -75,7 +81,7 @@ pub type CodeRows = Vec<(u32, i64, bool)>;
 pub fn assign_codes(
     pairs: &[(String, i64)],
     existing: &HashMap<String, CodeRows>,
-) -> (Vec<u32>, Vec<(String, u32, i64)>) {
+) -> (Vec<Option<u32>>, Vec<(String, u32, i64)>) {
     let mut taken: HashMap<&str, HashSet<u32>> = HashMap::new();
     let mut given: HashMap<(&str, i64), u32> = HashMap::new();
     for (address, rows) in existing {
@@ -90,15 +96,19 @@ pub fn assign_codes(
     let mut upserts = Vec::new();
     for (address, alert) in pairs {
         if let Some(&code) = given.get(&(address.as_str(), *alert)) {
-            codes.push(code);
+            codes.push(Some(code));
             continue;
         }
         let used = taken.entry(address.as_str()).or_default();
         let code = lowest_free(&used.iter().copied().collect::<Vec<_>>());
+        if code > MAX_CODE {
+            codes.push(None);
+            continue;
+        }
         used.insert(code);
         given.insert((address.as_str(), *alert), code);
         upserts.push((address.clone(), code, *alert));
-        codes.push(code);
+        codes.push(Some(code));
     }
     (codes, upserts)
 }
@@ -137,7 +147,7 @@ mod tests {
             ("+1".to_owned(), 20), // asked twice: the same code
         ];
         let (codes, upserts) = assign_codes(&pairs, &existing);
-        assert_eq!(codes, vec![3, 2, 4, 1, 2]);
+        assert_eq!(codes, vec![Some(3), Some(2), Some(4), Some(1), Some(2)]);
         assert_eq!(
             upserts,
             vec![
@@ -146,6 +156,15 @@ mod tests {
                 ("+2".to_owned(), 1, 20)
             ]
         );
+    }
+
+    #[test]
+    fn a_number_with_every_code_held_gets_none() {
+        let full: Vec<(u32, i64, bool)> = (1..=99).map(|c| (c, i64::from(c), true)).collect();
+        let existing = HashMap::from([("+1".to_owned(), full)]);
+        let (codes, upserts) = assign_codes(&[("+1".to_owned(), 500)], &existing);
+        assert_eq!(codes, vec![None]);
+        assert!(upserts.is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@ impl SmsBook for SqliteStore {
         &self,
         pairs: &[(String, i64)],
         at: DateTime<Utc>,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Vec<Option<u32>>, StoreError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
