@@ -75,13 +75,16 @@ pub const MAX_CODE: u32 = 99;
 /// `(code, alert, alert still open)`.
 pub type CodeRows = Vec<(u32, i64, bool)>;
 
+/// A code row to write: `(address, code, alert)`.
+pub type CodeUpsert = (String, u32, i64);
+
 /// Assigns codes to `pairs` given each number's existing rows; returns the
-/// codes in the order of `pairs` and the rows to upsert `(address, code,
-/// alert)`. Pure, so both stores share it.
+/// codes in the order of `pairs` and the rows to upsert. Pure, so both
+/// stores share it.
 pub fn assign_codes(
     pairs: &[(String, i64)],
     existing: &HashMap<String, CodeRows>,
-) -> (Vec<Option<u32>>, Vec<(String, u32, i64)>) {
+) -> (Vec<Option<u32>>, Vec<CodeUpsert>) {
     let mut taken: HashMap<&str, HashSet<u32>> = HashMap::new();
     let mut given: HashMap<(&str, i64), u32> = HashMap::new();
     for (address, rows) in existing {
