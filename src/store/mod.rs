@@ -467,6 +467,20 @@ pub(crate) fn storm_event(item: &Ingest) -> Event {
     }
 }
 
+/// The timeline entries of sends whose outcome was recorded.
+pub(crate) fn delivery_timeline<'a>(
+    won: impl Iterator<Item = &'a (NotificationClaim, DeliveryRecord)>,
+) -> Vec<NewTimelineEntry> {
+    won.flat_map(|(claim, record)| {
+        notes_to_timeline(
+            claim.alert_id,
+            record.at,
+            &[(TimelineKind::Notified, record.message.clone())],
+        )
+    })
+    .collect()
+}
+
 /// Pages just recorded as delivered on a channel that gets follow-ups: their
 /// notification ids and when. The store queues a follow-up for those whose
 /// alert is no longer firing.

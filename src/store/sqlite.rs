@@ -19,10 +19,10 @@ use super::apply::{
     self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
 };
 use super::{
-    fall_throughs, late_follow_up_candidates, lease_ms, notes_to_timeline, parse_channel,
-    parse_delivery, Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim,
-    Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, NotificationClaim, NotificationRow,
-    StepRecord, Store, StoreError,
+    delivery_timeline, fall_throughs, late_follow_up_candidates, lease_ms, notes_to_timeline,
+    parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus,
+    EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, NotificationClaim,
+    NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
@@ -458,16 +458,7 @@ impl Store for SqliteStore {
             );
             q.build().execute(&mut *tx).await?;
         }
-        let timeline: Vec<NewTimelineEntry> = won()
-            .flat_map(|(claim, record)| {
-                notes_to_timeline(
-                    claim.alert_id,
-                    record.at,
-                    &[(TimelineKind::Notified, record.message.clone())],
-                )
-            })
-            .collect();
-        insert_timeline(&mut tx, &timeline).await?;
+        insert_timeline(&mut tx, &delivery_timeline(won())).await?;
         // A page delivered after its alert was acknowledged or resolved (the
         // ack raced the send) missed close_escalation's follow-ups: queue its
         // own, or that room keeps showing the alert as firing.
