@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-const KEY: &str = "bench-key-0123456789abcdef";
+mod common;
+
+use common::{event, wait_ready, Connection};
 
 struct Options {
     seconds: u64,
@@ -192,20 +193,6 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: O
     );
 }
 
-async fn wait_ready(addr: std::net::SocketAddr) {
-    for _ in 0..400 {
-        if let Ok(mut conn) = Connection::open(addr).await {
-            if let Ok((status, _)) = conn.request("GET", "/readyz", "").await {
-                if status == 200 {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("rouse did not become ready");
-}
-
 async fn load_n(addr: std::net::SocketAddr, n: usize) {
     let mut conn = Connection::open(addr).await.expect("connect");
     for i in 0..n {
@@ -266,75 +253,6 @@ async fn load(
     }
     run.elapsed = started.elapsed();
     run
-}
-
-fn event(key: &str) -> String {
-    format!(
-        r#"{{"action":"trigger","dedup_key":"{key}","summary":"CPU over 90% on web-1","severity":"critical","source":"web-1","labels":{{"alertname":"HighCpu","instance":"web-1:9100"}}}}"#
-    )
-}
-
-/// A minimal HTTP/1.1 keep-alive client: one request at a time per
-/// connection, like wrk, with as little client overhead as possible.
-struct Connection {
-    reader: BufReader<TcpStream>,
-    request: Vec<u8>,
-    line: String,
-}
-
-impl Connection {
-    async fn open(addr: std::net::SocketAddr) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            reader: BufReader::new(stream),
-            request: Vec::with_capacity(1024),
-            line: String::new(),
-        })
-    }
-
-    async fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        self.request.clear();
-        self.request.extend_from_slice(
-            format!(
-                "{method} {path} HTTP/1.1\r\nHost: bench\r\nX-Rouse-Key: {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        self.request.extend_from_slice(body.as_bytes());
-        self.reader.get_mut().write_all(&self.request).await?;
-        self.line.clear();
-        self.reader.read_line(&mut self.line).await?;
-        let status: u16 = self
-            .line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other("bad status line"))?;
-        let mut length = 0usize;
-        loop {
-            self.line.clear();
-            self.reader.read_line(&mut self.line).await?;
-            let line = self.line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).await?;
-        Ok((status, body))
-    }
 }
 
 const CATALOG: &str = r#"
