@@ -281,27 +281,23 @@ pub async fn inbound_sms(
         return Ok(sms_reply(None));
     };
     let command = parse_sms_reply(form_get(&form, "Body").unwrap_or(""));
-    let outcome = match command {
-        Some(SmsCommand::Act { verb, code }) => act_on(&state, from, &person, verb, code).await?,
-        Some(SmsCommand::AckAll) => ack_all(&state, from, &person).await?,
-        Some(SmsCommand::Stop) => opt(&state, from, &person, true).await?,
-        Some(SmsCommand::Start) => opt(&state, from, &person, false).await?,
-        Some(SmsCommand::Help) | None => {
-            // Rate-limited: an auto-responder answering our help with its own
-            // text must not start an endless exchange.
-            if state.sms_help.check_key(&from.to_owned()).is_ok() {
-                Some(HELP.to_owned())
-            } else {
-                None
-            }
+    let (label, outcome) = match command {
+        Some(SmsCommand::Act { verb, code }) => {
+            ("act", act_on(&state, from, &person, verb, code).await?)
         }
-    };
-    let label = match command {
-        Some(SmsCommand::Act { .. }) => "act",
-        Some(SmsCommand::AckAll) => "ack_all",
-        Some(SmsCommand::Stop) => "stop",
-        Some(SmsCommand::Start) => "start",
-        Some(SmsCommand::Help) | None => "help",
+        Some(SmsCommand::AckAll) => ("ack_all", ack_all(&state, from, &person).await?),
+        Some(SmsCommand::Stop) => ("stop", opt(&state, from, &person, true).await?),
+        Some(SmsCommand::Start) => ("start", opt(&state, from, &person, false).await?),
+        // Rate-limited: an auto-responder answering our help with its own
+        // text must not start an endless exchange.
+        Some(SmsCommand::Help) | None => (
+            "help",
+            state
+                .sms_help
+                .check_key(&from.to_owned())
+                .is_ok()
+                .then(|| HELP.to_owned()),
+        ),
     };
     metrics::counter!("rouse_sms_replies_total", "outcome" => label).increment(1);
     Ok(sms_reply(outcome.as_deref()))

@@ -6,12 +6,12 @@
 //! many alerts the whole installation has open, and a number never sees two
 //! open alerts with the same code. A code is reused once its alert resolves.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::StoreError;
+use super::{NewTimelineEntry, StoreError};
 use crate::alert::TimelineKind;
 
 #[async_trait]
@@ -66,6 +66,27 @@ pub trait SmsBook: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// The entries [`SmsBook::note`] appends: one per alert.
+pub(crate) fn note_entries(
+    alert_ids: &[i64],
+    at: DateTime<Utc>,
+    kind: TimelineKind,
+    actor: &str,
+    message: &str,
+) -> Vec<NewTimelineEntry> {
+    alert_ids
+        .iter()
+        .map(|&alert_id| NewTimelineEntry {
+            alert_id,
+            at,
+            kind,
+            actor: actor.to_owned(),
+            message: message.to_owned(),
+            data: None,
+        })
+        .collect()
+}
+
 /// Codes stay one or two digits: with 99 alerts open at one number, the next
 /// gets no code (its text says "Reply A to ack", which acts on the newest),
 /// and a number's stored codes never grow past 99 rows.
@@ -85,13 +106,13 @@ pub fn assign_codes(
     pairs: &[(String, i64)],
     existing: &HashMap<String, CodeRows>,
 ) -> (Vec<Option<u32>>, Vec<CodeUpsert>) {
-    let mut taken: HashMap<&str, HashSet<u32>> = HashMap::new();
+    let mut taken: HashMap<&str, Vec<u32>> = HashMap::new();
     let mut given: HashMap<(&str, i64), u32> = HashMap::new();
     for (address, rows) in existing {
         for &(code, alert, open) in rows {
             given.insert((address.as_str(), alert), code);
             if open {
-                taken.entry(address.as_str()).or_default().insert(code);
+                taken.entry(address.as_str()).or_default().push(code);
             }
         }
     }
@@ -103,12 +124,12 @@ pub fn assign_codes(
             continue;
         }
         let used = taken.entry(address.as_str()).or_default();
-        let code = lowest_free(&used.iter().copied().collect::<Vec<_>>());
+        let code = lowest_free(used);
         if code > MAX_CODE {
             codes.push(None);
             continue;
         }
-        used.insert(code);
+        used.push(code);
         given.insert((address.as_str(), *alert), code);
         upserts.push((address.clone(), code, *alert));
         codes.push(Some(code));
@@ -118,17 +139,8 @@ pub fn assign_codes(
 
 /// The smallest positive code not in `taken`.
 pub fn lowest_free(taken: &[u32]) -> u32 {
-    let mut code = 1;
-    let mut sorted = taken.to_vec();
-    sorted.sort_unstable();
-    for t in sorted {
-        if t == code {
-            code += 1;
-        } else if t > code {
-            break;
-        }
-    }
-    code
+    // At most MAX_CODE codes are ever held, so a linear scan is the cheap way.
+    (1..).find(|c| !taken.contains(c)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::PostgresStore;
+use super::{insert_timeline, PostgresStore};
 use crate::alert::TimelineKind;
-use crate::store::sms::{assign_codes, CodeRows, SmsBook};
+use crate::store::sms::{assign_codes, note_entries, CodeRows, SmsBook};
 use crate::store::StoreError;
 
 #[async_trait]
@@ -172,19 +172,11 @@ impl SmsBook for PostgresStore {
         actor: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        if alert_ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO alert_timeline (alert_id, at, kind, actor, message)
-             SELECT id, $2, $3, $4, $5 FROM UNNEST($1::BIGINT[]) AS t(id)",
+        let mut conn = self.pool.acquire().await?;
+        insert_timeline(
+            &mut conn,
+            &note_entries(alert_ids, at, kind, actor, message),
         )
-        .bind(alert_ids)
-        .bind(at)
-        .bind(kind.as_str())
-        .bind(actor)
-        .bind(message)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }

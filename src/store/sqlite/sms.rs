@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{instant, SqliteStore};
+use super::{insert_timeline, instant, SqliteStore};
 use crate::alert::TimelineKind;
-use crate::store::sms::{assign_codes, CodeRows, SmsBook};
+use crate::store::sms::{assign_codes, note_entries, CodeRows, SmsBook};
 use crate::store::StoreError;
 
 #[async_trait]
@@ -165,18 +165,7 @@ impl SmsBook for SqliteStore {
         message: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        for id in alert_ids {
-            sqlx::query(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .bind(id)
-            .bind(at.timestamp_millis())
-            .bind(kind.as_str())
-            .bind(actor)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_timeline(&mut tx, &note_entries(alert_ids, at, kind, actor, message)).await?;
         tx.commit().await?;
         Ok(())
     }
