@@ -6,6 +6,12 @@
 //! the previous transaction was being written. Under light load a batch is one
 //! request and latency is one commit; under heavy load batches grow by
 //! themselves. The escalation engine records notification outcomes the same way.
+//!
+//! Writing and syncing are two stages: the writer commits a batch, hands it
+//! to the syncer and goes on with the next batch, while the syncer makes it
+//! durable ([`Store::sync`]) and only then answers its requesters. One sync
+//! covers every batch committed before it started, so under load the disk's
+//! flush and the next batch's statements run at the same time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +26,8 @@ use super::{DeliveryRecord, Ingest, IngestOutcome, NotificationClaim, Store, Sto
 pub const MAX_BATCH: usize = 512;
 /// Yields to let concurrent requests join a commit (see `write_loop`).
 const COALESCE_ROUNDS: usize = 4;
+/// Committed batches that may wait for a sync before the writer waits too.
+const SYNC_QUEUE: usize = 8;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
@@ -35,10 +43,19 @@ type Write<T, R> =
         &'a [T],
     ) -> Pin<Box<dyn Future<Output = Result<Vec<R>, StoreError>> + Send + 'a>>;
 
+type Reply<R> = oneshot::Sender<Result<Vec<R>, CommitError>>;
+
+/// [`Store::sync`], as a closure so the stage can be tested on its own.
+type SyncFn =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync>;
+
+/// A committed batch on its way to the syncer: each requester's reply and result.
+type Written<R> = Vec<(Reply<R>, Result<Vec<R>, CommitError>)>;
+
 /// One request's items: committed together or not at all.
 struct Job<T, R> {
     items: Vec<T>,
-    reply: oneshot::Sender<Result<Vec<R>, CommitError>>,
+    reply: Reply<R>,
 }
 
 /// Handle used by producers; clone freely. When the last handle is dropped
@@ -79,7 +96,39 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
         write: Write<T, R>,
     ) -> (Self, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 8);
-        let writer = tokio::spawn(write_loop(store, name, rx, write));
+        let (written, to_sync) = mpsc::channel(SYNC_QUEUE);
+        // The writer and syncer get a thread and a runtime of their own. A
+        // batch is several round trips to the database driver, and on the
+        // shared runtime each answer queued behind every HTTP connection's
+        // task before the writer could send the next statement: under load
+        // that waiting, not the database, set the pace of every commit.
+        let writer = tokio::task::spawn_blocking(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    // Dropping `rx` makes every submit fail with `Closed`.
+                    tracing::error!(error = %err, writer = name, "could not start the group commit writer");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let syncing = store.clone();
+                let sync: SyncFn = Box::new(move || {
+                    let store = syncing.clone();
+                    Box::pin(async move { store.sync().await })
+                });
+                let syncer = tokio::spawn(sync_loop(sync, name, to_sync));
+                write_loop(store, name, rx, write, written).await;
+                // The writer's end of the queue is gone: the syncer answers
+                // what is left and stops.
+                if let Err(err) = syncer.await {
+                    tracing::error!(error = %err, writer = name, "group commit syncer failed");
+                }
+            });
+        });
         (Self { jobs }, writer)
     }
 
@@ -100,6 +149,7 @@ async fn write_loop<T: Send + Sync, R: Send>(
     name: &'static str,
     mut rx: mpsc::Receiver<Job<T, R>>,
     write: Write<T, R>,
+    written: mpsc::Sender<Written<R>>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -136,13 +186,12 @@ async fn write_loop<T: Send + Sync, R: Send>(
         metrics::counter!("rouse_group_commits_total", "writer" => name).increment(1);
         metrics::counter!("rouse_group_commit_items_total", "writer" => name)
             .increment(batch.len() as u64);
+        let mut done: Written<R> = Vec::with_capacity(owners.len());
         match write(store.as_ref(), &batch).await {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for (len, reply) in owners {
-                    let mine: Vec<R> = results.by_ref().take(len).collect();
-                    // The requester may have gone (client hung up): the items are stored anyway.
-                    let _ = reply.send(Ok(mine));
+                    done.push((reply, Ok(results.by_ref().take(len).collect())));
                 }
             }
             Err(err) if owners.len() > 1 => {
@@ -158,19 +207,163 @@ async fn write_loop<T: Send + Sync, R: Send>(
                     if let Err(err) = &result {
                         tracing::error!(error = %err, "commit failed");
                     }
-                    let _ = reply.send(result);
+                    done.push((reply, result));
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, "commit failed");
                 for (_, reply) in owners {
-                    let _ = reply.send(Err(commit_error(&err)));
+                    done.push((reply, Err(commit_error(&err))));
                 }
             }
+        }
+        if let Err(mpsc::error::SendError(done)) = written.send(done).await {
+            // Only if the syncer died: nobody can say these are durable.
+            for (reply, _) in done {
+                let _ = reply.send(Err(CommitError::Closed));
+            }
+        }
+    }
+}
+
+/// Makes committed batches durable, then answers their requesters.
+async fn sync_loop<R: Send>(
+    sync: SyncFn,
+    name: &'static str,
+    mut batches: mpsc::Receiver<Written<R>>,
+) {
+    let mut ready = Vec::with_capacity(SYNC_QUEUE);
+    while batches.recv_many(&mut ready, SYNC_QUEUE).await > 0 {
+        let anything_written = ready.iter().flatten().any(|(_, result)| result.is_ok());
+        let synced = if anything_written {
+            sync().await
+        } else {
+            Ok(())
+        };
+        if let Err(err) = &synced {
+            tracing::error!(error = %err, writer = name, "committed batches could not be synced to disk");
+        }
+        for (reply, result) in ready.drain(..).flatten() {
+            let result = match (&synced, result) {
+                (Ok(()), result) => result,
+                (Err(err), Ok(_)) => Err(commit_error(err)),
+                (Err(_), Err(err)) => Err(err),
+            };
+            // The requester may have gone (client hung up): the items are stored anyway.
+            let _ = reply.send(result);
         }
     }
 }
 
 fn commit_error(err: &StoreError) -> CommitError {
     CommitError::Store(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// A sync that waits for a permit, counting the syncs that started.
+    fn gated(gate: Arc<Semaphore>, started: Arc<AtomicUsize>, fail: bool) -> SyncFn {
+        Box::new(move || {
+            let (gate, started) = (gate.clone(), started.clone());
+            Box::pin(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _permit = gate.acquire().await.map_err(|_| StoreError::Closed)?;
+                if fail {
+                    Err(StoreError::Io("disk full".to_owned()))
+                } else {
+                    Ok(())
+                }
+            })
+        })
+    }
+
+    fn written(results: Vec<Result<Vec<u32>, CommitError>>) -> (Written<u32>, Vec<ReplyRx>) {
+        let mut batch = Vec::new();
+        let mut replies = Vec::new();
+        for result in results {
+            let (tx, rx) = oneshot::channel();
+            batch.push((tx, result));
+            replies.push(rx);
+        }
+        (batch, replies)
+    }
+
+    type ReplyRx = oneshot::Receiver<Result<Vec<u32>, CommitError>>;
+
+    #[tokio::test]
+    async fn nobody_hears_of_a_commit_before_it_is_synced() {
+        let gate = Arc::new(Semaphore::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
+        let stage = tokio::spawn(sync_loop(
+            gated(gate.clone(), started.clone(), false),
+            "test",
+            to_sync,
+        ));
+        let (batch, mut replies) = written(vec![Ok(vec![1]), Ok(vec![2, 3])]);
+        queue.send(batch).await.unwrap();
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for reply in &mut replies {
+            assert!(
+                reply.try_recv().is_err(),
+                "answered while the sync was still running"
+            );
+        }
+        gate.add_permits(1);
+        assert_eq!(replies.remove(0).await.unwrap().unwrap(), vec![1]);
+        assert_eq!(replies.remove(0).await.unwrap().unwrap(), vec![2, 3]);
+        drop(queue);
+        stage.await.unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_every_commit_it_covered() {
+        let gate = Arc::new(Semaphore::new(10));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
+        let stage = tokio::spawn(sync_loop(gated(gate, started, true), "test", to_sync));
+        let (batch, replies) = written(vec![Ok(vec![1]), Err(CommitError::Closed)]);
+        queue.send(batch).await.unwrap();
+        drop(queue);
+        stage.await.unwrap();
+        let mut replies = replies.into_iter();
+        match replies.next().unwrap().await.unwrap() {
+            Err(CommitError::Store(message)) => assert!(message.contains("disk full"), "{message}"),
+            other => panic!("a commit that could not be synced was reported as {other:?}"),
+        }
+        assert!(matches!(
+            replies.next().unwrap().await.unwrap(),
+            Err(CommitError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn nothing_committed_needs_no_sync() {
+        let gate = Arc::new(Semaphore::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
+        let stage = tokio::spawn(sync_loop(
+            gated(gate, started.clone(), false),
+            "test",
+            to_sync,
+        ));
+        let (batch, replies) = written(vec![Err(CommitError::Closed)]);
+        queue.send(batch).await.unwrap();
+        drop(queue);
+        stage.await.unwrap();
+        assert!(replies.into_iter().next().unwrap().await.unwrap().is_err());
+        assert_eq!(started.load(Ordering::SeqCst), 0);
+    }
 }

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// being applied (PostgreSQL with several replicas); the batch was rolled back.
     #[error("concurrent writers kept conflicting with this batch")]
     Contended,
+    /// A commit could not be made durable (the disk refused a sync).
+    #[error("could not sync to disk: {0}")]
+    Io(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -258,7 +261,16 @@ pub trait Store: SmsBook + Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
 
+    /// Makes every commit that has returned so far durable. Only `ingest`
+    /// and `record_deliveries` may leave that to this call (group commit
+    /// calls it, so the next batch is written while this one syncs); every
+    /// other write is durable when it returns.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Applies a batch in one transaction; outcomes are in the batch's order.
+    /// Durable once [`Store::sync`] returns.
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError>;
     /// Acknowledges or resolves one alert; `None` if no alert has that id.
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError>;
@@ -318,7 +330,7 @@ pub trait Store: SmsBook + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<NotificationClaim>, StoreError>;
     /// Records sends' outcomes in one transaction; per send `false` if fenced
-    /// out or canceled meanwhile.
+    /// out or canceled meanwhile. Durable once [`Store::sync`] returns.
     async fn record_deliveries(
         &self,
         batch: &[(NotificationClaim, DeliveryRecord)],
@@ -329,12 +341,9 @@ pub trait Store: SmsBook + Send + Sync + 'static {
         record: &DeliveryRecord,
     ) -> Result<bool, StoreError> {
         let batch = [(claim.clone(), record.clone())];
-        Ok(self
-            .record_deliveries(&batch)
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(false))
+        let recorded = self.record_deliveries(&batch).await?;
+        self.sync().await?;
+        Ok(recorded.first().copied().unwrap_or(false))
     }
     /// The earliest instant any escalation step or notification is due.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;

@@ -63,6 +63,7 @@ impl SmsBook for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.durable().await?;
         Ok(codes)
     }
 
@@ -97,6 +98,7 @@ impl SmsBook for SqliteStore {
                 .execute(&self.writer)
                 .await?
         };
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -145,6 +147,7 @@ impl SmsBook for SqliteStore {
                 .await?;
         if used >= i64::from(max) {
             tx.commit().await?;
+            self.durable().await?;
             return Ok(false);
         }
         sqlx::query("INSERT INTO sms_status_texts (address, at) VALUES (?1, ?2)")
@@ -153,6 +156,7 @@ impl SmsBook for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.durable().await?;
         Ok(true)
     }
 
@@ -167,6 +171,7 @@ impl SmsBook for SqliteStore {
         let mut tx = self.writer.begin().await?;
         insert_timeline(&mut tx, &note_entries(alert_ids, at, kind, actor, message)).await?;
         tx.commit().await?;
+        self.durable().await?;
         Ok(())
     }
 }
