@@ -68,8 +68,12 @@ impl SqliteStore {
         // An in-memory database has no log: its sync finds no file.
         let mut wal = options.get_filename().as_os_str().to_owned();
         wal.push("-wal");
+        // Pools check a connection with a ping before handing it out; for an
+        // in-process SQLite connection that only costs a round trip to its
+        // worker thread on every statement or transaction.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             // Never recycled: closing the last connection checkpoints the
             // log away, which is safe but costs a stall under load.
             .max_lifetime(None)
@@ -82,6 +86,7 @@ impl SqliteStore {
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
