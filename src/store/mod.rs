@@ -7,7 +7,7 @@
 //! transaction per batch so that group commit (see [`group_commit`]) turns many
 //! concurrent requests into one fsync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -528,6 +528,24 @@ pub(crate) fn notes_to_timeline(
             data: None,
         })
         .collect()
+}
+
+/// Which items of a fenced batch write won, in the batch's order: `written`
+/// holds the ids its `RETURNING` named. An id listed twice wins once.
+pub(crate) fn fenced_results<T>(
+    batch: &[T],
+    mut written: HashSet<i64>,
+    id: impl Fn(&T) -> i64,
+) -> Vec<bool> {
+    batch.iter().map(|item| written.remove(&id(item))).collect()
+}
+
+/// The items [`fenced_results`] marked as won.
+pub(crate) fn winners<'a, T>(batch: &'a [T], results: &'a [bool]) -> impl Iterator<Item = &'a T> {
+    batch
+        .iter()
+        .zip(results)
+        .filter_map(|(item, won)| won.then_some(item))
 }
 
 /// The earliest failure per firing (alert, fired) among recorded sends that

@@ -19,10 +19,10 @@ use super::apply::{
     NewEscalation, Raced, Writes,
 };
 use super::{
-    delivery_timeline, fall_throughs, late_follow_up_candidates, notes_to_timeline, parse_channel,
-    parse_delivery, Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim,
-    Heartbeat, Ingest, IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim,
-    NotificationRow, StepRecord, Store, StoreError,
+    delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
+    parse_channel, parse_delivery, winners, Act, AlertFilter, Backend, DeliveryRecord,
+    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewNotification,
+    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
@@ -269,16 +269,8 @@ impl Store for PostgresStore {
         for row in rows {
             written.insert(row.try_get::<i64, _>("alert_id")?);
         }
-        // A claim listed twice is written once.
-        let results: Vec<bool> = batch
-            .iter()
-            .map(|(claim, _)| written.remove(&claim.alert_id))
-            .collect();
-        let won: Vec<&(EscalationClaim, StepRecord)> = batch
-            .iter()
-            .zip(&results)
-            .filter_map(|(step, ok)| ok.then_some(step))
-            .collect();
+        let results = fenced_results(batch, written, |(claim, _)| claim.alert_id);
+        let won: Vec<&(EscalationClaim, StepRecord)> = winners(batch, &results).collect();
         let deliveries: Vec<(i64, i64, DateTime<Utc>, &NewNotification)> = won
             .iter()
             .flat_map(|(claim, record)| {
@@ -430,16 +422,8 @@ impl Store for PostgresStore {
         for row in rows {
             written.insert(row.try_get::<i64, _>("id")?);
         }
-        let results: Vec<bool> = batch
-            .iter()
-            .map(|(claim, _)| written.remove(&claim.id))
-            .collect();
-        let won = || {
-            batch
-                .iter()
-                .zip(&results)
-                .filter_map(|(delivery, ok)| ok.then_some(delivery))
-        };
+        let results = fenced_results(batch, written, |(claim, _)| claim.id);
+        let won = || winners(batch, &results);
         // A failed send pulls its firing's next step forward to the earliest failure.
         let falls = fall_throughs(won());
         if !falls.is_empty() {

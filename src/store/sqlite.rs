@@ -19,10 +19,10 @@ use super::apply::{
     self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
 };
 use super::{
-    delivery_timeline, fall_throughs, late_follow_up_candidates, lease_ms, notes_to_timeline,
-    parse_channel, parse_delivery, Act, AlertFilter, Backend, DeliveryRecord, DeliveryStatus,
-    EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewTimelineEntry, NotificationClaim,
-    NotificationRow, StepRecord, Store, StoreError,
+    delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
+    notes_to_timeline, parse_channel, parse_delivery, winners, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
@@ -286,7 +286,10 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.writer)
         .await?;
-        self.durable().await?;
+        // An empty claim (most engine polls) wrote nothing to sync.
+        if !rows.is_empty() {
+            self.durable().await?;
+        }
         rows.iter().map(escalation_claim).collect()
     }
 
@@ -329,16 +332,8 @@ impl Store for SqliteStore {
                 written.insert(row.try_get::<i64, _>("alert_id")?);
             }
         }
-        // A claim listed twice is written once.
-        let results: Vec<bool> = batch
-            .iter()
-            .map(|(claim, _)| written.remove(&claim.alert_id))
-            .collect();
-        let won: Vec<&(EscalationClaim, StepRecord)> = batch
-            .iter()
-            .zip(&results)
-            .filter_map(|(step, ok)| ok.then_some(step))
-            .collect();
+        let results = fenced_results(batch, written, |(claim, _)| claim.alert_id);
+        let won: Vec<&(EscalationClaim, StepRecord)> = winners(batch, &results).collect();
         let mut deliveries = Vec::new();
         for (claim, record) in &won {
             for d in &record.deliveries {
@@ -408,7 +403,10 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.writer)
         .await?;
-        self.durable().await?;
+        // An empty claim (most engine polls) wrote nothing to sync.
+        if !rows.is_empty() {
+            self.durable().await?;
+        }
         rows.iter()
             .map(|r| {
                 Ok(NotificationClaim {
@@ -470,16 +468,8 @@ impl Store for SqliteStore {
                 written.insert(row.try_get::<i64, _>("id")?);
             }
         }
-        let results: Vec<bool> = batch
-            .iter()
-            .map(|(claim, _)| written.remove(&claim.id))
-            .collect();
-        let won = || {
-            batch
-                .iter()
-                .zip(&results)
-                .filter_map(|(delivery, ok)| ok.then_some(delivery))
-        };
+        let results = fenced_results(batch, written, |(claim, _)| claim.id);
+        let won = || winners(batch, &results);
         // A failed send pulls its firing's next step forward to the earliest failure.
         let falls = fall_throughs(won());
         for chunk in falls.chunks(apply::CHUNK) {
@@ -635,7 +625,9 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?
         .rows_affected();
-        self.durable().await?;
+        if done > 0 {
+            self.durable().await?;
+        }
         Ok(done == 1)
     }
 
