@@ -637,3 +637,94 @@ async fn a_large_batch_is_chunked(db: &TestDb) {
     store.close().await;
 }
 both_backends!(a_large_batch_is_chunked);
+
+/// Polls `fut` up to `polls` times, with a pause between polls so the
+/// driver's worker runs what was sent, then drops it: a request whose client
+/// went away at that point. True if it finished first.
+async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> bool {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..polls {
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready()))
+                .await;
+        if ready {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    false
+}
+
+async fn a_cancelled_write_leaves_nothing_half_done(db: &TestDb) {
+    let store = db.open().await;
+    let opened = store
+        .ingest(&[item("payments", "acked-later", Action::Trigger, "x")])
+        .await
+        .unwrap();
+    let id = opened[0].alert_id.unwrap();
+    // Dropped after each number of polls in turn, so some drop lands between
+    // a transaction's first statement and its commit.
+    for polls in 1..=12 {
+        let batch = [
+            item("payments", &format!("cut-{polls}-a"), Action::Trigger, "a"),
+            item("payments", &format!("cut-{polls}-b"), Action::Trigger, "b"),
+        ];
+        poll_then_drop(store.ingest(&batch), polls).await;
+        let act = Act {
+            alert_id: id,
+            action: Action::Acknowledge,
+            actor: "web:alice".to_owned(),
+            via: rouse::store::Via::Api,
+            at: t0(),
+        };
+        poll_then_drop(store.act(&act), polls).await;
+        // The writer is still usable...
+        let after = store
+            .ingest(&[item(
+                "payments",
+                &format!("after-{polls}"),
+                Action::Trigger,
+                "c",
+            )])
+            .await
+            .unwrap();
+        assert_eq!(after[0].decision, Decision::Open, "after {polls} polls");
+    }
+    // ...and each cut batch is all there or not at all, with its timeline.
+    let alerts = store
+        .alerts(&AlertFilter {
+            limit: 1000,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    for polls in 1..=12 {
+        let parts: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.dedup_key.starts_with(&format!("cut-{polls}-")))
+            .collect();
+        assert!(
+            parts.is_empty() || parts.len() == 2,
+            "batch cut after {polls} polls is half there"
+        );
+        for a in parts {
+            assert_eq!(kinds_of(&store, a.id).await, vec![TimelineKind::Received]);
+        }
+    }
+    let acked = store.alert(id).await.unwrap().unwrap();
+    assert!(matches!(
+        acked.status,
+        AlertStatus::Triggered | AlertStatus::Acknowledged
+    ));
+    let acks = kinds_of(&store, id)
+        .await
+        .into_iter()
+        .filter(|k| *k == TimelineKind::Acknowledged)
+        .count();
+    assert_eq!(
+        acks > 0,
+        acked.status == AlertStatus::Acknowledged,
+        "the status and the timeline disagree"
+    );
+}
+both_backends!(a_cancelled_write_leaves_nothing_half_done);
