@@ -1,6 +1,6 @@
 //! Escalation latency: how soon a page leaves after an alert arrives, and how
 //! late escalation timers fire when many are waiting. Real clock, real SQLite
-//! (WAL, synchronous=FULL) in a temporary folder, release build.
+//! (WAL, synced as in production) in a temporary folder, release build.
 //!
 //! Run: `cargo bench --bench escalation` (options, after `--`:
 //! `--seconds 10 --rate 1000 --connections 8` for dispatch,

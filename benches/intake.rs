@@ -9,8 +9,11 @@
 //! - `new`: Rouse's `/v1/events`, every request a new distinct alert;
 //! - `duplicate`: Rouse's `/v1/events`, every request a duplicate of an open alert.
 //!
-//! Every Rouse 202 is durable (group commit, SQLite WAL with synchronous=FULL).
-//! Prints one JSON object per scenario on stdout.
+//! Every Rouse 202 is durable (group commit; the SQLite WAL is synced before
+//! the answer). Prints one JSON object per scenario on stdout, with the
+//! process's CPU time per request (server and load generator together, as in
+//! the floor) and how busy the machine's cores were: a scenario that leaves
+//! cores idle is bound by its serial stages, not by CPU.
 
 // The same allocator as the `rouse` binary, so the figures match production.
 #[global_allocator]
@@ -162,6 +165,20 @@ struct Run {
     errors: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// Process CPU time over the run, if the platform tells (Linux).
+    cpu: Option<Duration>,
+}
+
+/// User plus system CPU time of this process so far, from `/proc/self/stat`
+/// (clock ticks of 1/100 s, the USER_HZ of every Linux this runs on).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: Option<f64>) {
@@ -176,6 +193,14 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: O
         lat[i.min(lat.len() - 1)]
     };
     let ratio = floor.map(|f| rps / (f.requests as f64 / f.elapsed.as_secs_f64()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu_us = run
+        .cpu
+        .filter(|_| run.requests > 0)
+        .map(|c| (c.as_secs_f64() * 1e6 / run.requests as f64 * 10.0).round() / 10.0);
+    let busy = run
+        .cpu
+        .map(|c| (c.as_secs_f64() / run.elapsed.as_secs_f64() / cores * 1000.0).round() / 1000.0);
     println!(
         "{}",
         serde_json::json!({
@@ -189,6 +214,8 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: O
             "p99_us": pct(0.99),
             "ratio_to_floor": ratio.map(|r| (r * 1000.0).round() / 1000.0),
             "events_per_commit": per_commit,
+            "cpu_us_per_request": cpu_us,
+            "cores_busy": busy,
         })
     );
 }
@@ -212,6 +239,7 @@ async fn load(
     kind: Body,
 ) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -244,6 +272,7 @@ async fn load(
         errors: 0,
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
+        cpu: None,
     };
     for task in tasks {
         let (ok, errors, lat) = task.await.expect("load task");
@@ -252,6 +281,9 @@ async fn load(
         run.latencies_us.extend(lat);
     }
     run.elapsed = started.elapsed();
+    run.cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     run
 }
 
