@@ -580,7 +580,7 @@ impl Store for SqliteStore {
         fall_through: bool,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query("SELECT alert_id, fired FROM notifications WHERE provider_id = ?1")
+        let row = sqlx::query(BY_PROVIDER_ID)
             .bind(provider_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -1060,6 +1060,9 @@ fn push_update_alerts<'a>(
     Ok(())
 }
 
+/// The page a provider's callback is about (`notifications_provider`).
+const BY_PROVIDER_ID: &str = "SELECT alert_id, fired FROM notifications WHERE provider_id = ?1";
+
 /// Queues the follow-ups of pages delivered after their alert closed, for
 /// the notifications `ids` that turn out to be such pages.
 ///
@@ -1246,6 +1249,19 @@ mod tests {
         assert!(
             !steps.iter().any(|s| s.contains("notifications_due")),
             "walks every delivered page: {steps:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn provider_callbacks_find_their_page_by_index() {
+        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let steps = plan(&store, &QueryBuilder::new(BY_PROVIDER_ID)).await;
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX notifications_provider")),
+            "{steps:?}"
         );
     }
 }
