@@ -146,7 +146,7 @@ pub async fn run_with_clock(
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
 
     let (commits, writer) = GroupCommit::start(store.clone());
-    let state = AppState {
+    let state = AppState::new(http::Shared {
         config: config.clone(),
         store: store.clone(),
         commits,
@@ -157,7 +157,7 @@ pub async fn run_with_clock(
         signer,
         sms_help: http::sms_help_limiter(),
         http: channel::http::client(),
-    };
+    });
 
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     tracing::info!(%addr, database = %config.database_display(), "rouse is listening");
