@@ -566,10 +566,13 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<(i64, AlertStatus)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT a.id, a.status FROM alerts a
-              WHERE a.id IN (SELECT n.alert_id FROM notifications n
-                              WHERE n.address = $1)
-              ORDER BY a.id DESC LIMIT $2",
+            // The newest alerts paged to the number, found by walking
+            // `notifications_address_alert` backwards.
+            "SELECT a.id, a.status
+               FROM (SELECT DISTINCT n.alert_id AS id FROM notifications n
+                      WHERE n.address = $1 ORDER BY n.alert_id DESC LIMIT $2) AS p
+               JOIN alerts a ON a.id = p.id
+              ORDER BY a.id DESC",
         )
         .bind(address)
         .bind(i64::from(limit))

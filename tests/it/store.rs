@@ -728,3 +728,83 @@ async fn a_cancelled_write_leaves_nothing_half_done(db: &TestDb) {
     );
 }
 both_backends!(a_cancelled_write_leaves_nothing_half_done);
+
+async fn alerts_paged_at_a_number_newest_first(db: &TestDb) {
+    use rouse::channel::{ChannelKind, Recipient};
+    use rouse::store::{NewNotification, StepRecord};
+
+    let store = db.open().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let out = store
+            .ingest(&[item(
+                "payments",
+                &format!("paged-{i}"),
+                Action::Trigger,
+                "x",
+            )])
+            .await
+            .unwrap();
+        ids.push(out[0].alert_id.unwrap());
+    }
+    let claims = store
+        .claim_escalations(t0(), "test", std::time::Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 5);
+    // Alerts 0, 1, 3 and 4 are paged to one number (twice each: SMS and
+    // voice), alert 2 to another.
+    let page = |alert: i64, channel: ChannelKind, number: &str| NewNotification {
+        idempotency_key: format!("{alert}/{}/{number}", channel.as_str()),
+        channel,
+        target: "twilio".to_owned(),
+        recipient: Recipient::Person {
+            id: "alice".to_owned(),
+            name: "Alice".to_owned(),
+            address: number.to_owned(),
+        },
+    };
+    let records: Vec<_> = claims
+        .into_iter()
+        .map(|claim| {
+            let number = if claim.alert_id == ids[2] {
+                "+15550000002"
+            } else {
+                "+15550000001"
+            };
+            let record = StepRecord {
+                at: t0(),
+                deliveries: vec![
+                    page(claim.alert_id, ChannelKind::Sms, number),
+                    page(claim.alert_id, ChannelKind::Voice, number),
+                ],
+                notes: vec![],
+                next: None,
+            };
+            (claim, record)
+        })
+        .collect();
+    assert!(store
+        .record_steps(&records)
+        .await
+        .unwrap()
+        .iter()
+        .all(|w| *w));
+
+    let paged = store.alerts_paged_at("+15550000001", 3).await.unwrap();
+    let got: Vec<i64> = paged.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        got,
+        vec![ids[4], ids[3], ids[1]],
+        "distinct, newest first, limited"
+    );
+    assert!(paged.iter().all(|(_, s)| *s == AlertStatus::Triggered));
+    let other = store.alerts_paged_at("+15550000002", 10).await.unwrap();
+    assert_eq!(other, vec![(ids[2], AlertStatus::Triggered)]);
+    assert!(store
+        .alerts_paged_at("+15550000009", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+both_backends!(alerts_paged_at_a_number_newest_first);
