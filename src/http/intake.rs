@@ -276,12 +276,19 @@ async fn commit(
         })
         .collect();
     let keys: Vec<String> = items.iter().map(|i| i.dedup_key.clone()).collect();
+    let due_now: Vec<bool> = items
+        .iter()
+        .map(|i| i.first_step_due.is_some_and(|due| due <= now))
+        .collect();
     let outcomes: Vec<IngestOutcome> = state.commits.submit(items).await?;
     if outcomes
         .iter()
-        .any(|o| o.decision == crate::alert::Decision::Open)
+        .zip(&due_now)
+        .any(|(o, due)| *due && o.decision == crate::alert::Decision::Open)
     {
-        // A first step with no delay is due now: do not wait for the next poll.
+        // A first step with no delay is due now: do not wait for the next
+        // poll. A later one is found by the engine's own timer, so there is
+        // no need to wake it (and have it ask the store) after every commit.
         state.engine_wake.notify_one();
     }
     Ok(keys
