@@ -267,10 +267,23 @@ mod tests {
 
     use super::*;
 
-    /// A sync that waits for a permit, counting the syncs that started.
-    fn gated(gate: Arc<Semaphore>, started: Arc<AtomicUsize>, fail: bool) -> SyncFn {
-        Box::new(move || {
-            let (gate, started) = (gate.clone(), started.clone());
+    /// A sync stage on its own task, and the handles a test drives it by.
+    struct Stage {
+        queue: mpsc::Sender<Written<u32>>,
+        done: JoinHandle<()>,
+        /// Each sync waits for a permit of this.
+        gate: Arc<Semaphore>,
+        /// Syncs that have started.
+        started: Arc<AtomicUsize>,
+    }
+
+    /// A stage whose gate starts with `permits`; its syncs fail if `fail`.
+    fn stage(permits: usize, fail: bool) -> Stage {
+        let gate = Arc::new(Semaphore::new(permits));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (sync_gate, sync_started) = (gate.clone(), started.clone());
+        let sync: SyncFn = Box::new(move || {
+            let (gate, started) = (sync_gate.clone(), sync_started.clone());
             Box::pin(async move {
                 started.fetch_add(1, Ordering::SeqCst);
                 let _permit = gate.acquire().await.map_err(|_| StoreError::Closed)?;
@@ -280,7 +293,15 @@ mod tests {
                     Ok(())
                 }
             })
-        })
+        });
+        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
+        let done = tokio::spawn(sync_loop(sync, "test", to_sync));
+        Stage {
+            queue,
+            done,
+            gate,
+            started,
+        }
     }
 
     fn written(results: Vec<Result<Vec<u32>, CommitError>>) -> (Written<u32>, Vec<ReplyRx>) {
@@ -298,14 +319,12 @@ mod tests {
 
     #[tokio::test]
     async fn nobody_hears_of_a_commit_before_it_is_synced() {
-        let gate = Arc::new(Semaphore::new(0));
-        let started = Arc::new(AtomicUsize::new(0));
-        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
-        let stage = tokio::spawn(sync_loop(
-            gated(gate.clone(), started.clone(), false),
-            "test",
-            to_sync,
-        ));
+        let Stage {
+            queue,
+            done,
+            gate,
+            started,
+        } = stage(0, false);
         let (batch, mut replies) = written(vec![Ok(vec![1]), Ok(vec![2, 3])]);
         queue.send(batch).await.unwrap();
         while started.load(Ordering::SeqCst) == 0 {
@@ -324,20 +343,17 @@ mod tests {
         assert_eq!(replies.remove(0).await.unwrap().unwrap(), vec![1]);
         assert_eq!(replies.remove(0).await.unwrap().unwrap(), vec![2, 3]);
         drop(queue);
-        stage.await.unwrap();
+        done.await.unwrap();
         assert_eq!(started.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_failed_sync_fails_every_commit_it_covered() {
-        let gate = Arc::new(Semaphore::new(10));
-        let started = Arc::new(AtomicUsize::new(0));
-        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
-        let stage = tokio::spawn(sync_loop(gated(gate, started, true), "test", to_sync));
+        let Stage { queue, done, .. } = stage(10, true);
         let (batch, replies) = written(vec![Ok(vec![1]), Err(CommitError::Closed)]);
         queue.send(batch).await.unwrap();
         drop(queue);
-        stage.await.unwrap();
+        done.await.unwrap();
         let mut replies = replies.into_iter();
         match replies.next().unwrap().await.unwrap() {
             Err(CommitError::Store(message)) => assert!(message.contains("disk full"), "{message}"),
@@ -351,18 +367,16 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_committed_needs_no_sync() {
-        let gate = Arc::new(Semaphore::new(0));
-        let started = Arc::new(AtomicUsize::new(0));
-        let (queue, to_sync) = mpsc::channel(SYNC_QUEUE);
-        let stage = tokio::spawn(sync_loop(
-            gated(gate, started.clone(), false),
-            "test",
-            to_sync,
-        ));
+        let Stage {
+            queue,
+            done,
+            started,
+            ..
+        } = stage(0, false);
         let (batch, replies) = written(vec![Err(CommitError::Closed)]);
         queue.send(batch).await.unwrap();
         drop(queue);
-        stage.await.unwrap();
+        done.await.unwrap();
         assert!(replies.into_iter().next().unwrap().await.unwrap().is_err());
         assert_eq!(started.load(Ordering::SeqCst), 0);
     }

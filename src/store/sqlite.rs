@@ -64,8 +64,6 @@ impl SqliteStore {
             // as temporary files each large batch created and deleted one.
             // They only undo a failed statement; durability is the WAL's.
             .pragma("temp_store", "memory");
-        // Group commit sends batches of every size up to MAX_BATCH; cache each
-        // size's prepared upsert instead of re-parsing it per commit.
         // An in-memory database has no log: its sync finds no file.
         let mut wal = options.get_filename().as_os_str().to_owned();
         wal.push("-wal");
@@ -79,6 +77,8 @@ impl SqliteStore {
             // log away, which is safe but costs a stall under load.
             .max_lifetime(None)
             .idle_timeout(None)
+            // Group commit sends batches of every size up to MAX_BATCH; cache
+            // each size's prepared statements instead of re-parsing them.
             .connect_with(
                 options
                     .clone()
@@ -131,19 +131,13 @@ impl Store for SqliteStore {
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut tx = OneTrip::begin(&self.writer).await?;
-        let outcomes = match apply::ingest(&mut tx, batch).await {
-            Ok(Ok(outcomes)) => outcomes,
-            Ok(Err(Raced)) => {
-                // `OneTrip::write` never reports a race: the write lock is held
-                // from the read on (see `OneTrip`).
-                tx.abort().await;
-                return Err(StoreError::Corrupt("a locked batch raced".to_owned()));
-            }
-            Err(err) => {
-                tx.abort().await;
-                return Err(err);
-            }
-        };
+        let applied = apply::ingest(&mut tx, batch).await;
+        // `OneTrip::write` never reports a race: the write lock is held from
+        // the read on (see `OneTrip`).
+        let outcomes = tx
+            .settle(applied)
+            .await?
+            .map_err(|Raced| StoreError::Corrupt("a locked batch raced".to_owned()))?;
         // Durable at the next `sync`, which group commit calls.
         self.wal.committed();
         Ok(outcomes)
@@ -151,19 +145,13 @@ impl Store for SqliteStore {
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
         let mut tx = OneTrip::begin(&self.writer).await?;
-        let decision = match apply::act(&mut tx, act).await {
-            Ok(decision) => decision,
-            Err(err) => {
-                tx.abort().await;
-                return Err(err);
-            }
-        };
-        if tx.is_open() {
-            // An unknown alert: read, nothing to write.
-            tx.abort().await;
-            return Ok(decision);
+        let applied = apply::act(&mut tx, act).await;
+        // An unknown alert is read and nothing written: no commit to sync.
+        let wrote = tx.state == TxState::Done;
+        let decision = tx.settle(applied).await?;
+        if wrote {
+            self.durable().await?;
         }
-        self.durable().await?;
         Ok(decision)
     }
 
@@ -704,7 +692,7 @@ impl OneTrip {
     }
 
     /// What the next statement must start with. The transaction counts as
-    /// open from here: if the query fails, [`OneTrip::abort`] rolls back
+    /// open from here: if the query fails, [`OneTrip::settle`] rolls back
     /// whatever of it ran.
     fn begin_here(&mut self) -> &'static str {
         if self.state == TxState::NotBegun {
@@ -715,29 +703,17 @@ impl OneTrip {
         }
     }
 
-    fn is_open(&self) -> bool {
-        self.state == TxState::Open
-    }
-
-    /// Rolls back an open transaction; a connection that cannot is closed.
-    async fn abort(mut self) {
-        if self.state != TxState::Open {
-            return;
-        }
-        match sqlx::query("ROLLBACK").execute(&mut *self.conn).await {
-            Ok(_) => self.state = TxState::Done,
-            // "No transaction is active" if BEGIN itself failed; anything
-            // else leaves the connection in doubt: Drop closes it.
-            Err(err) => {
-                tracing::warn!(error = %err, "rollback of a write batch failed");
-                if err
-                    .as_database_error()
-                    .is_some_and(|e| e.message().contains("no transaction is active"))
-                {
-                    self.state = TxState::Done;
-                }
+    /// Ends what the work on this transaction left open (it failed, or it
+    /// only read) by rolling back, and passes its result on. A connection
+    /// whose rollback fails is in doubt: Drop closes it.
+    async fn settle<T>(mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.state == TxState::Open {
+            match sqlx::query("ROLLBACK").execute(&mut *self.conn).await {
+                Ok(_) => self.state = TxState::Done,
+                Err(err) => tracing::warn!(error = %err, "rollback of a write batch failed"),
             }
         }
+        result
     }
 }
 
@@ -822,14 +798,11 @@ impl Writes for OneTrip {
     }
 
     async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
-        const SELECT: &str = "SELECT status FROM alerts WHERE id = ?1";
-        const BEGIN_SELECT: &str = "BEGIN IMMEDIATE; SELECT status FROM alerts WHERE id = ?1";
-        let sql = if self.begin_here().is_empty() {
-            SELECT
-        } else {
-            BEGIN_SELECT
-        };
-        let status: Option<String> = sqlx::query_scalar(sql)
+        let sql = format!(
+            "{}SELECT status FROM alerts WHERE id = ?1",
+            self.begin_here()
+        );
+        let status: Option<String> = sqlx::query_scalar(&sql)
             .bind(alert_id)
             .fetch_optional(&mut *self.conn)
             .await?;
@@ -1224,6 +1197,13 @@ fn escalation_claim(r: &SqliteRow) -> Result<EscalationClaim, StoreError> {
 mod tests {
     use super::*;
 
+    /// A fresh in-memory store with the schema, for planning queries.
+    async fn migrated() -> SqliteStore {
+        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("open");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
     /// What SQLite plans for `q`, one step per line.
     async fn plan(store: &SqliteStore, q: &QueryBuilder<'_, Sqlite>) -> Vec<String> {
         let sql = format!("EXPLAIN QUERY PLAN {}", q.sql());
@@ -1238,8 +1218,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_follow_ups_look_pages_up_by_id() {
-        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("open");
-        store.migrate().await.expect("migrate");
+        let store = migrated().await;
         // A round's worth: with a short list SQLite picks the key either way.
         let ids: Vec<i64> = (1..=64).collect();
         let steps = plan(&store, &late_follow_ups(Utc::now(), &ids)).await;
@@ -1257,8 +1236,7 @@ mod tests {
 
     #[tokio::test]
     async fn sms_replies_walk_the_numbers_index_backwards() {
-        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("open");
-        store.migrate().await.expect("migrate");
+        let store = migrated().await;
         let steps = plan(&store, &QueryBuilder::new(PAGED_AT)).await;
         assert!(
             steps
@@ -1278,8 +1256,7 @@ mod tests {
 
     #[tokio::test]
     async fn provider_callbacks_find_their_page_by_index() {
-        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("open");
-        store.migrate().await.expect("migrate");
+        let store = migrated().await;
         let steps = plan(&store, &QueryBuilder::new(BY_PROVIDER_ID)).await;
         assert!(
             steps
