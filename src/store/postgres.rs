@@ -685,16 +685,19 @@ async fn find_open(
 ) -> Result<Vec<FoundAlert>, StoreError> {
     let services: Vec<&str> = keys.iter().map(|k| k.0).collect();
     let dedup_keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
-    // FOR UPDATE: a concurrent acknowledge on another replica waits for
-    // us. In id order, so two replicas locking overlapping alerts queue
-    // instead of deadlocking.
+    // FOR NO KEY UPDATE: a concurrent acknowledge on another replica waits
+    // for us. In id order, so two replicas locking overlapping alerts queue
+    // instead of deadlocking. Not FOR UPDATE: that also blocks the key-share
+    // locks the engine's inserts of pages and timeline entries take on their
+    // alert, and the engine, holding the escalation row this batch closes
+    // next, deadlocked with an acknowledgement.
     let rows = sqlx::query(
         "SELECT a.id, a.status, a.service_id, a.dedup_key
            FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
            JOIN alerts a ON a.service_id = k.service_id AND a.dedup_key = k.dedup_key
           WHERE a.status <> 'resolved'
           ORDER BY a.id
-            FOR UPDATE OF a",
+            FOR NO KEY UPDATE OF a",
     )
     .bind(services)
     .bind(dedup_keys)
@@ -717,7 +720,8 @@ async fn status_of_locked(
     alert_id: i64,
 ) -> Result<Option<AlertStatus>, StoreError> {
     let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR UPDATE")
+        // NO KEY: see `find_open`.
+        sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR NO KEY UPDATE")
             .bind(alert_id)
             .fetch_optional(&mut *conn)
             .await?;

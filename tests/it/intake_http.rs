@@ -53,7 +53,7 @@ async fn native_lifecycle(db: &TestDb) {
     let (_, body) = app
         .post("/v1/events", &[AUTH], action("acknowledge", "disk-db-1"))
         .await;
-    assert_eq!(body["outcome"], "acknowledged");
+    assert_eq!(body["outcome"], "acknowledged", "{body}");
     let (_, body) = app
         .post("/v1/events", &[AUTH], action("resolve", "disk-db-1"))
         .await;
