@@ -1,6 +1,8 @@
 //! Intake throughput and latency over real HTTP on loopback, on SQLite.
 //!
-//! Run: `cargo bench --bench intake` (options: `-- --seconds 10 --connections 64`).
+//! Run: `cargo bench --bench intake` (options: `-- --seconds 10 --connections 64`;
+//! `--only new` or `--only duplicate` skips the other Rouse scenario, which is
+//! handy under a profiler; the floor always runs, for the ratio).
 //!
 //! Three scenarios run back to back in one process, each for the same time
 //! with the same number of keep-alive connections:
@@ -35,12 +37,20 @@ use common::{event, wait_ready, Connection};
 struct Options {
     seconds: u64,
     connections: usize,
+    only: Option<String>,
+}
+
+impl Options {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == scenario)
+    }
 }
 
 fn options() -> Options {
     let mut o = Options {
         seconds: 5,
         connections: 64,
+        only: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -49,6 +59,7 @@ fn options() -> Options {
         match (args[i].as_str(), value) {
             ("--seconds", Some(v)) => o.seconds = v.max(1),
             ("--connections", Some(v)) => o.connections = (v as usize).max(1),
+            ("--only", _) => o.only = args.get(i + 1).cloned(),
             _ => {}
         }
         i += 1;
@@ -105,16 +116,21 @@ fn main() {
     let duration = Duration::from_secs(o.seconds);
     let floor = client_rt.block_on(load(floor_addr, o.connections, duration, Body::New));
     report("floor_bare_axum", &floor, None, &o, None);
-    let before = client_rt.block_on(commits(rouse_addr));
-    let new = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::New));
-    let after = client_rt.block_on(commits(rouse_addr));
-    report(
-        "new_alerts_sqlite",
-        &new,
-        Some(&floor),
-        &o,
-        per_commit(before, after),
-    );
+    if o.runs("new") {
+        let before = client_rt.block_on(commits(rouse_addr));
+        let new = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::New));
+        let after = client_rt.block_on(commits(rouse_addr));
+        report(
+            "new_alerts_sqlite",
+            &new,
+            Some(&floor),
+            &o,
+            per_commit(before, after),
+        );
+    }
+    if !o.runs("duplicate") {
+        return;
+    }
     // Open the alerts the duplicate run will hit, then hammer them.
     client_rt.block_on(load_n(rouse_addr, DUP_KEYS));
     let before = client_rt.block_on(commits(rouse_addr));
