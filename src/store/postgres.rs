@@ -71,22 +71,28 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        for _ in 0..apply::RACE_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
-            if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
-                tx.commit().await?;
-                return Ok(outcomes);
+        retrying(|| async move {
+            for _ in 0..apply::RACE_ATTEMPTS {
+                let mut tx = self.pool.begin().await?;
+                if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+                    tx.commit().await?;
+                    return Ok(outcomes);
+                }
+                tx.rollback().await?;
             }
-            tx.rollback().await?;
-        }
-        Err(StoreError::Contended)
+            Err(StoreError::Contended)
+        })
+        .await
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let decision = apply::act(&mut tx, act).await?;
-        tx.commit().await?;
-        Ok(decision)
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let decision = apply::act(&mut tx, act).await?;
+            tx.commit().await?;
+            Ok(decision)
+        })
+        .await
     }
 
     async fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
@@ -224,30 +230,31 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::with_capacity(batch.len());
-        let mut tokens = Vec::with_capacity(batch.len());
-        let mut passes = Vec::with_capacity(batch.len());
-        let mut steps = Vec::with_capacity(batch.len());
-        let mut phases = Vec::with_capacity(batch.len());
-        let mut dues = Vec::with_capacity(batch.len());
-        let mut states = Vec::with_capacity(batch.len());
-        for (claim, record) in batch {
-            let (state, cursor, due) = match record.next {
-                Some((cursor, due)) => ("active", cursor, due),
-                None => ("done", claim.cursor, record.at),
-            };
-            ids.push(claim.alert_id);
-            tokens.push(claim.token);
-            passes.push(i32::try_from(cursor.pass).unwrap_or(i32::MAX));
-            steps.push(i32::try_from(cursor.step).unwrap_or(i32::MAX));
-            phases.push(cursor.phase.as_str());
-            dues.push(due);
-            states.push(state);
-        }
-        // Fenced on the token in one statement; RETURNING names the steps that won.
-        let rows = sqlx::query(
-            "UPDATE escalations e
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let mut ids = Vec::with_capacity(batch.len());
+            let mut tokens = Vec::with_capacity(batch.len());
+            let mut passes = Vec::with_capacity(batch.len());
+            let mut steps = Vec::with_capacity(batch.len());
+            let mut phases = Vec::with_capacity(batch.len());
+            let mut dues = Vec::with_capacity(batch.len());
+            let mut states = Vec::with_capacity(batch.len());
+            for (claim, record) in batch {
+                let (state, cursor, due) = match record.next {
+                    Some((cursor, due)) => ("active", cursor, due),
+                    None => ("done", claim.cursor, record.at),
+                };
+                ids.push(claim.alert_id);
+                tokens.push(claim.token);
+                passes.push(i32::try_from(cursor.pass).unwrap_or(i32::MAX));
+                steps.push(i32::try_from(cursor.step).unwrap_or(i32::MAX));
+                phases.push(cursor.phase.as_str());
+                dues.push(due);
+                states.push(state);
+            }
+            // Fenced on the token in one statement; RETURNING names the steps that won.
+            let rows = sqlx::query(
+                "UPDATE escalations e
                 SET pass = v.pass, step = v.step, phase = v.phase, due_at = v.due_at,
                     state = v.state, fired = e.fired + 1, lease_owner = NULL, lease_until = NULL
                FROM UNNEST($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[],
@@ -255,41 +262,41 @@ impl Store for PostgresStore {
                     AS v(alert_id, token, pass, step, phase, due_at, state)
               WHERE e.alert_id = v.alert_id AND e.lease_token = v.token AND e.state = 'active'
              RETURNING e.alert_id",
-        )
-        .bind(ids)
-        .bind(tokens)
-        .bind(passes)
-        .bind(steps)
-        .bind(phases)
-        .bind(dues)
-        .bind(states)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut written = HashSet::with_capacity(rows.len());
-        for row in rows {
-            written.insert(row.try_get::<i64, _>("alert_id")?);
-        }
-        let results = fenced_results(batch, written, |(claim, _)| claim.alert_id);
-        let won: Vec<&(EscalationClaim, StepRecord)> = winners(batch, &results).collect();
-        let deliveries: Vec<(i64, i64, DateTime<Utc>, &NewNotification)> = won
-            .iter()
-            .flat_map(|(claim, record)| {
-                record
-                    .deliveries
-                    .iter()
-                    .map(move |d| (claim.alert_id, claim.fired + 1, record.at, d))
-            })
-            .collect();
-        if !deliveries.is_empty() {
-            let mut recipients = Vec::with_capacity(deliveries.len());
-            for d in &deliveries {
-                recipients.push(
-                    serde_json::to_string(&d.3.recipient)
-                        .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
-                );
+            )
+            .bind(ids)
+            .bind(tokens)
+            .bind(passes)
+            .bind(steps)
+            .bind(phases)
+            .bind(dues)
+            .bind(states)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut written = HashSet::with_capacity(rows.len());
+            for row in rows {
+                written.insert(row.try_get::<i64, _>("alert_id")?);
             }
-            sqlx::query(
-                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+            let results = fenced_results(batch, written, |(claim, _)| claim.alert_id);
+            let won: Vec<&(EscalationClaim, StepRecord)> = winners(batch, &results).collect();
+            let deliveries: Vec<(i64, i64, DateTime<Utc>, &NewNotification)> = won
+                .iter()
+                .flat_map(|(claim, record)| {
+                    record
+                        .deliveries
+                        .iter()
+                        .map(move |d| (claim.alert_id, claim.fired + 1, record.at, d))
+                })
+                .collect();
+            if !deliveries.is_empty() {
+                let mut recipients = Vec::with_capacity(deliveries.len());
+                for d in &deliveries {
+                    recipients.push(
+                        serde_json::to_string(&d.3.recipient)
+                            .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
+                    );
+                }
+                sqlx::query(
+                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
                      recipient, address, status, due_at, created_at, updated_at)
                  SELECT alert_id, fired, key, channel, target, recipient::jsonb, address, 'pending',
                         at, at, at
@@ -297,45 +304,49 @@ impl Store for PostgresStore {
                                $6::text[], $7::text[], $8::timestamptz[])
                         AS v(alert_id, fired, key, channel, target, recipient, address, at)
                  ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
-            .bind(deliveries.iter().map(|d| d.1).collect::<Vec<_>>())
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.3.idempotency_key.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.3.channel.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.3.target.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(recipients)
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|d| d.3.recipient.address())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let timeline: Vec<NewTimelineEntry> = won
-            .iter()
-            .flat_map(|(claim, record)| notes_to_timeline(claim.alert_id, record.at, &record.notes))
-            .collect();
-        insert_timeline(&mut tx, &timeline).await?;
-        tx.commit().await?;
-        Ok(results)
+                )
+                .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
+                .bind(deliveries.iter().map(|d| d.1).collect::<Vec<_>>())
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.3.idempotency_key.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.3.channel.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.3.target.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(recipients)
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.3.recipient.address())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let timeline: Vec<NewTimelineEntry> = won
+                .iter()
+                .flat_map(|(claim, record)| {
+                    notes_to_timeline(claim.alert_id, record.at, &record.notes)
+                })
+                .collect();
+            insert_timeline(&mut tx, &timeline).await?;
+            tx.commit().await?;
+            Ok(results)
+        })
+        .await
     }
 
     async fn claim_notifications(
@@ -391,6 +402,7 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        retrying(|| async move {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE notifications n
@@ -462,6 +474,7 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(results)
+        }).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -517,35 +530,39 @@ impl Store for PostgresStore {
         message: &str,
         fall_through: bool,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT alert_id, fired FROM notifications WHERE provider_id = $1")
-            .bind(provider_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let alert_id: i64 = row.try_get("alert_id")?;
-        let fired: i64 = row.try_get("fired")?;
-        if fall_through {
-            sqlx::query(
-                "UPDATE escalations SET due_at = $3
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let row =
+                sqlx::query("SELECT alert_id, fired FROM notifications WHERE provider_id = $1")
+                    .bind(provider_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let alert_id: i64 = row.try_get("alert_id")?;
+            let fired: i64 = row.try_get("fired")?;
+            if fall_through {
+                sqlx::query(
+                    "UPDATE escalations SET due_at = $3
                   WHERE alert_id = $1 AND state = 'active' AND fired = $2 AND due_at > $3",
-            )
-            .bind(alert_id)
-            .bind(fired)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let entries = notes_to_timeline(
-            alert_id,
-            at,
-            &[(TimelineKind::Notified, message.to_owned())],
-        );
-        insert_timeline(&mut tx, &entries).await?;
-        tx.commit().await?;
-        Ok(Some(alert_id))
+                )
+                .bind(alert_id)
+                .bind(fired)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let entries = notes_to_timeline(
+                alert_id,
+                at,
+                &[(TimelineKind::Notified, message.to_owned())],
+            );
+            insert_timeline(&mut tx, &entries).await?;
+            tx.commit().await?;
+            Ok(Some(alert_id))
+        })
+        .await
     }
 
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -1063,6 +1080,44 @@ fn escalation_claim(r: &PgRow) -> Result<EscalationClaim, StoreError> {
         due_at: r.try_get("due_at")?,
         token: r.try_get("lease_token")?,
     })
+}
+
+/// How many times a transaction is run in all when PostgreSQL keeps aborting
+/// it to break deadlocks or serialization conflicts.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Runs `transaction` (which begins and commits its own) again from the start
+/// when PostgreSQL aborted it as the victim of a deadlock (SQLSTATE 40P01) or
+/// a serialization failure (40001).
+///
+/// Either aborts the whole transaction, so running it again is safe; and with
+/// several replicas they are a normal event, not a fault: an acknowledgement,
+/// the engine and delivery reports lock the same alert, escalation and page
+/// rows in orders that cannot all be made to agree. Without this, the loser
+/// answered 500 to a person acknowledging, or dropped a round of delivery
+/// outcomes until its lease ran out and the page went out twice.
+async fn retrying<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
+                tracing::warn!(attempt, error = %e, "transaction lost a conflict; running it again");
+                // 10, 20, 40, 80 ms: the winner usually needs only moments.
+                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
 
 fn lease_delta(lease: Duration) -> chrono::TimeDelta {

@@ -808,3 +808,88 @@ async fn alerts_paged_at_a_number_newest_first(db: &TestDb) {
         .is_empty());
 }
 both_backends!(alerts_paged_at_a_number_newest_first);
+
+/// PostgreSQL breaks a deadlock by aborting one side; an acknowledgement that
+/// loses one runs again instead of answering 500. Another session holds the
+/// alert's escalation row, the acknowledgement locks the alert and waits for
+/// that row, then the other session asks for the alert: a cycle. The other
+/// session waits with a long `deadlock_timeout`, so the acknowledgement (the
+/// server's default, 1 s) is the one PostgreSQL aborts.
+#[tokio::test]
+async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
+    use sqlx::Connection;
+    let Some(db) =
+        TestDb::postgres("store::an_acknowledgement_that_loses_a_deadlock_runs_again").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let id = store
+        .ingest(&[item("payments", "dl", Action::Trigger, "deadlock")])
+        .await
+        .unwrap()[0]
+        .alert_id
+        .unwrap();
+    let mut other = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    for sql in ["SET deadlock_timeout = '60s'", "BEGIN"] {
+        sqlx::query(sql).execute(&mut other).await.unwrap();
+    }
+    sqlx::query("UPDATE escalations SET due_at = due_at WHERE alert_id = $1")
+        .bind(id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let ack = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .act(&Act {
+                    alert_id: id,
+                    action: Action::Acknowledge,
+                    actor: "alice".to_owned(),
+                    via: rouse::store::Via::Sms,
+                    at: t0() + Duration::minutes(1),
+                })
+                .await
+        })
+    };
+    let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let mut waited = 0;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 500, "the acknowledgement never waited for the escalation row");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Closes the cycle; returns once PostgreSQL has aborted the acknowledgement.
+    sqlx::query("SELECT id FROM alerts WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let decision = ack
+        .await
+        .unwrap()
+        .expect("the acknowledgement runs again after losing a deadlock");
+    assert_eq!(decision, Some(Decision::Acknowledge { id }));
+    assert_eq!(
+        kinds_of(&store, id)
+            .await
+            .iter()
+            .filter(|k| **k == TimelineKind::Acknowledged)
+            .count(),
+        1
+    );
+    drop((other, watch));
+    db.drop_db().await;
+}

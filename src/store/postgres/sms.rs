@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{insert_timeline, PostgresStore};
+use super::{insert_timeline, retrying, PostgresStore};
 use crate::alert::TimelineKind;
 use crate::store::sms::{assign_codes, note_entries, CodeRows, SmsBook};
 use crate::store::StoreError;
@@ -24,56 +24,60 @@ impl SmsBook for PostgresStore {
         let mut addresses: Vec<String> = pairs.iter().map(|(a, _)| a.clone()).collect();
         addresses.sort_unstable();
         addresses.dedup();
-        let mut tx = self.pool.begin().await?;
-        // One lock for all assignment: a round's transaction is short, and
-        // one key cannot deadlock against another replica's round.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('rouse:sms_codes', 0))")
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<(String, i32, i64, bool)> = sqlx::query_as(
-            "SELECT c.address, c.code, c.alert_id, a.status <> 'resolved'
+        let addresses = &addresses;
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            // One lock for all assignment: a round's transaction is short, and
+            // one key cannot deadlock against another replica's round.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('rouse:sms_codes', 0))")
+                .execute(&mut *tx)
+                .await?;
+            let rows: Vec<(String, i32, i64, bool)> = sqlx::query_as(
+                "SELECT c.address, c.code, c.alert_id, a.status <> 'resolved'
                FROM sms_codes c JOIN alerts a ON a.id = c.alert_id
               WHERE c.address = ANY($1)",
-        )
-        .bind(&addresses)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut existing: HashMap<String, CodeRows> = HashMap::new();
-        for (address, code, alert, open) in rows {
-            existing.entry(address).or_default().push((
-                u32::try_from(code).unwrap_or(0),
-                alert,
-                open,
-            ));
-        }
-        let (codes, upserts) = assign_codes(pairs, &existing);
-        if !upserts.is_empty() {
-            sqlx::query(
-                "INSERT INTO sms_codes (address, code, alert_id, assigned_at)
+            )
+            .bind(addresses)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut existing: HashMap<String, CodeRows> = HashMap::new();
+            for (address, code, alert, open) in rows {
+                existing.entry(address).or_default().push((
+                    u32::try_from(code).unwrap_or(0),
+                    alert,
+                    open,
+                ));
+            }
+            let (codes, upserts) = assign_codes(pairs, &existing);
+            if !upserts.is_empty() {
+                sqlx::query(
+                    "INSERT INTO sms_codes (address, code, alert_id, assigned_at)
                  SELECT address, code, alert_id, $4
                    FROM UNNEST($1::text[], $2::int[], $3::bigint[]) AS v(address, code, alert_id)
                  ON CONFLICT (address, code) DO UPDATE
                     SET alert_id = excluded.alert_id, assigned_at = excluded.assigned_at",
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|(a, _, _)| a.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|(_, c, _)| i32::try_from(*c).unwrap_or(i32::MAX))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(upserts.iter().map(|(_, _, id)| *id).collect::<Vec<_>>())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(codes)
+                )
+                .bind(
+                    upserts
+                        .iter()
+                        .map(|(a, _, _)| a.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    upserts
+                        .iter()
+                        .map(|(_, c, _)| i32::try_from(*c).unwrap_or(i32::MAX))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(upserts.iter().map(|(_, _, id)| *id).collect::<Vec<_>>())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(codes)
+        })
+        .await
     }
 
     async fn sms_code_alert(&self, address: &str, code: u32) -> Result<Option<i64>, StoreError> {
@@ -136,32 +140,35 @@ impl SmsBook for PostgresStore {
         window: chrono::TimeDelta,
         max: u32,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('sms_status:' || $1, 0))")
-            .bind(address)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sms_status_texts WHERE address = $1 AND at < $2")
-            .bind(address)
-            .bind(at - window)
-            .execute(&mut *tx)
-            .await?;
-        let used: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sms_status_texts WHERE address = $1")
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('sms_status:' || $1, 0))")
                 .bind(address)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-        if used >= i64::from(max) {
+            sqlx::query("DELETE FROM sms_status_texts WHERE address = $1 AND at < $2")
+                .bind(address)
+                .bind(at - window)
+                .execute(&mut *tx)
+                .await?;
+            let used: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sms_status_texts WHERE address = $1")
+                    .bind(address)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if used >= i64::from(max) {
+                tx.commit().await?;
+                return Ok(false);
+            }
+            sqlx::query("INSERT INTO sms_status_texts (address, at) VALUES ($1, $2)")
+                .bind(address)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO sms_status_texts (address, at) VALUES ($1, $2)")
-            .bind(address)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     async fn note(
