@@ -38,6 +38,10 @@ struct Options {
     seconds: u64,
     connections: usize,
     only: Option<String>,
+    /// A running Prometheus Alertmanager to measure beside Rouse.
+    alertmanager: Option<std::net::SocketAddr>,
+    /// Its process, so that its CPU time counts with the load generator's.
+    alertmanager_pid: Option<u32>,
 }
 
 impl Options {
@@ -51,6 +55,8 @@ fn options() -> Options {
         seconds: 5,
         connections: 64,
         only: None,
+        alertmanager: None,
+        alertmanager_pid: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -60,6 +66,10 @@ fn options() -> Options {
             ("--seconds", Some(v)) => o.seconds = v.max(1),
             ("--connections", Some(v)) => o.connections = (v as usize).max(1),
             ("--only", _) => o.only = args.get(i + 1).cloned(),
+            ("--alertmanager", _) => {
+                o.alertmanager = args.get(i + 1).and_then(|a| a.parse().ok());
+            }
+            ("--alertmanager-pid", Some(v)) => o.alertmanager_pid = u32::try_from(v).ok(),
             _ => {}
         }
         i += 1;
@@ -114,11 +124,12 @@ fn main() {
     client_rt.block_on(wait_ready(rouse_addr));
 
     let duration = Duration::from_secs(o.seconds);
-    let floor = client_rt.block_on(load(floor_addr, o.connections, duration, Body::New));
+    let rouse = |kind| Target::rouse(rouse_addr, kind);
+    let floor = client_rt.block_on(load(Target::rouse(floor_addr, Keys::New), &o, duration));
     report("floor_bare_axum", &floor, None, &o, None);
     if o.runs("new") {
         let before = client_rt.block_on(commits(rouse_addr));
-        let new = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::New));
+        let new = client_rt.block_on(load(rouse(Keys::New), &o, duration));
         let after = client_rt.block_on(commits(rouse_addr));
         report(
             "new_alerts_sqlite",
@@ -128,21 +139,32 @@ fn main() {
             per_commit(before, after),
         );
     }
-    if !o.runs("duplicate") {
-        return;
+    if o.runs("duplicate") {
+        // Open the alerts the duplicate run will hit, then hammer them.
+        client_rt.block_on(load_n(rouse(Keys::Duplicate)));
+        let before = client_rt.block_on(commits(rouse_addr));
+        let dup = client_rt.block_on(load(rouse(Keys::Duplicate), &o, duration));
+        let after = client_rt.block_on(commits(rouse_addr));
+        report(
+            "duplicates_sqlite",
+            &dup,
+            Some(&floor),
+            &o,
+            per_commit(before, after),
+        );
     }
-    // Open the alerts the duplicate run will hit, then hammer them.
-    client_rt.block_on(load_n(rouse_addr, DUP_KEYS));
-    let before = client_rt.block_on(commits(rouse_addr));
-    let dup = client_rt.block_on(load(rouse_addr, o.connections, duration, Body::Duplicate));
-    let after = client_rt.block_on(commits(rouse_addr));
-    report(
-        "duplicates_sqlite",
-        &dup,
-        Some(&floor),
-        &o,
-        per_commit(before, after),
-    );
+    if let Some(addr) = o.alertmanager {
+        let am = |kind| Target::alertmanager(addr, kind, o.alertmanager_pid);
+        if o.runs("new") {
+            let new = client_rt.block_on(load(am(Keys::New), &o, duration));
+            report("new_alerts_alertmanager", &new, Some(&floor), &o, None);
+        }
+        if o.runs("duplicate") {
+            client_rt.block_on(load_n(am(Keys::Duplicate)));
+            let dup = client_rt.block_on(load(am(Keys::Duplicate), &o, duration));
+            report("duplicates_alertmanager", &dup, Some(&floor), &o, None);
+        }
+    }
 }
 
 /// (commits, events) of intake's group commit so far, from `/metrics`.
@@ -171,9 +193,73 @@ fn per_commit(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<f
 const DUP_KEYS: usize = 1000;
 
 #[derive(Clone, Copy)]
-enum Body {
+enum Keys {
+    /// Every request a new distinct alert.
     New,
+    /// Requests spread over `DUP_KEYS` alerts opened beforehand.
     Duplicate,
+}
+
+/// Where a scenario sends its requests and what a success looks like.
+#[derive(Clone)]
+struct Target {
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    ok: u16,
+    body: fn(&str) -> String,
+    keys: Keys,
+    /// Keeps one run's keys apart from an earlier run's, for a server that
+    /// outlives the bench (Alertmanager).
+    run: Arc<str>,
+    /// The server's process when it is not this one: `Some(None)` when its
+    /// pid is unknown, and then the run's CPU time is too.
+    other_process: Option<Option<u32>>,
+}
+
+impl Target {
+    fn rouse(addr: std::net::SocketAddr, keys: Keys) -> Self {
+        Target {
+            addr,
+            path: "/v1/events",
+            ok: 202,
+            body: event,
+            keys,
+            run: Arc::from(""),
+            other_process: None,
+        }
+    }
+
+    /// Alertmanager's own API, as Prometheus posts to it: the same labels and
+    /// summary as Rouse's event, one alert per request, keyed by a label.
+    fn alertmanager(addr: std::net::SocketAddr, keys: Keys, pid: Option<u32>) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Target {
+            addr,
+            path: "/api/v2/alerts",
+            ok: 200,
+            body: |key| {
+                format!(
+                    r#"[{{"labels":{{"alertname":"HighCpu","instance":"web-1:9100","key":"{key}"}},"annotations":{{"summary":"CPU over 90% on web-1"}}}}]"#
+                )
+            },
+            keys,
+            run: Arc::from(match keys {
+                Keys::New => format!("{nanos}-"),
+                // The same alerts as the opening pass made.
+                Keys::Duplicate => String::new(),
+            }),
+            other_process: Some(pid),
+        }
+    }
+
+    fn key(&self, connection: usize, i: usize) -> String {
+        match self.keys {
+            Keys::New => format!("{}new-{connection}-{i}", self.run),
+            Keys::Duplicate => format!("dup-{}", (connection * 7919 + i) % DUP_KEYS),
+        }
+    }
 }
 
 struct Run {
@@ -185,10 +271,15 @@ struct Run {
     cpu: Option<Duration>,
 }
 
-/// User plus system CPU time of this process so far, from `/proc/self/stat`
-/// (clock ticks of 1/100 s, the USER_HZ of every Linux this runs on).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// User plus system CPU time so far of this process, or of `pid`, from
+/// `/proc/…/stat` (clock ticks of 1/100 s, the USER_HZ of every Linux this
+/// runs on).
+fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -236,44 +327,46 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: O
     );
 }
 
-async fn load_n(addr: std::net::SocketAddr, n: usize) {
-    let mut conn = Connection::open(addr).await.expect("connect");
-    for i in 0..n {
-        let body = event(&format!("dup-{i}"));
+/// Opens the `DUP_KEYS` alerts a duplicate run hits.
+async fn load_n(target: Target) {
+    let mut conn = Connection::open(target.addr).await.expect("connect");
+    for i in 0..DUP_KEYS {
+        let body = (target.body)(&format!("dup-{i}"));
         let (status, _) = conn
-            .request("POST", "/v1/events", &body)
+            .request("POST", target.path, &body)
             .await
             .expect("request");
-        assert_eq!(status, 202);
+        assert_eq!(status, target.ok);
     }
 }
 
-async fn load(
-    addr: std::net::SocketAddr,
-    connections: usize,
-    duration: Duration,
-    kind: Body,
-) -> Run {
+async fn load(target: Target, o: &Options, duration: Duration) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = process_cpu();
+    // The server's CPU counts with the load generator's, as it does when both
+    // run in this process.
+    let other = target.other_process;
+    let cpu = move || {
+        let own = process_cpu(None)?;
+        match other {
+            None => Some(own),
+            Some(pid) => Some(own + process_cpu(Some(pid?))?),
+        }
+    };
+    let cpu_before = cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..connections {
-        let stop = stop.clone();
+    for c in 0..o.connections {
+        let (stop, target) = (stop.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Connection::open(addr).await.expect("connect");
+            let mut conn = Connection::open(target.addr).await.expect("connect");
             let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let key = match kind {
-                    Body::New => format!("new-{c}-{i}"),
-                    Body::Duplicate => format!("dup-{}", (c * 7919 + i) % DUP_KEYS),
-                };
+                let body = (target.body)(&target.key(c, i));
                 i += 1;
-                let body = event(&key);
                 let t = Instant::now();
-                match conn.request("POST", "/v1/events", &body).await {
-                    Ok((202, _)) => ok += 1,
+                match conn.request("POST", target.path, &body).await {
+                    Ok((status, _)) if status == target.ok => ok += 1,
                     _ => errors += 1,
                 }
                 lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
@@ -297,7 +390,7 @@ async fn load(
         run.latencies_us.extend(lat);
     }
     run.elapsed = started.elapsed();
-    run.cpu = process_cpu()
+    run.cpu = cpu()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     run
