@@ -867,7 +867,10 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
             break;
         }
         waited += 1;
-        assert!(waited < 500, "the acknowledgement never waited for the escalation row");
+        assert!(
+            waited < 500,
+            "the acknowledgement never waited for the escalation row"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // Closes the cycle; returns once PostgreSQL has aborted the acknowledgement.
