@@ -2,7 +2,9 @@
 //!
 //! Run: `cargo bench --bench intake` (options: `-- --seconds 10 --connections 64`;
 //! `--only new` or `--only duplicate` skips the other Rouse scenario, which is
-//! handy under a profiler; the floor always runs, for the ratio).
+//! handy under a profiler; the floor always runs, for the ratio). With
+//! `--serve` it only starts both servers and prints their addresses, for an
+//! outside load generator such as wrk (`benches/wrk/intake.lua`).
 //!
 //! Three scenarios run back to back in one process, each for the same time
 //! with the same number of keep-alive connections:
@@ -42,6 +44,9 @@ struct Options {
     alertmanager: Option<std::net::SocketAddr>,
     /// Its process, so that its CPU time counts with the load generator's.
     alertmanager_pid: Option<u32>,
+    /// Only start the floor and Rouse, print their addresses and wait, for an
+    /// outside load generator (`benches/wrk/`).
+    serve: bool,
 }
 
 impl Options {
@@ -57,6 +62,7 @@ fn options() -> Options {
         only: None,
         alertmanager: None,
         alertmanager_pid: None,
+        serve: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -70,6 +76,7 @@ fn options() -> Options {
                 o.alertmanager = args.get(i + 1).and_then(|a| a.parse().ok());
             }
             ("--alertmanager-pid", Some(v)) => o.alertmanager_pid = u32::try_from(v).ok(),
+            ("--serve", _) => o.serve = true,
             _ => {}
         }
         i += 1;
@@ -122,6 +129,13 @@ fn main() {
         addr
     });
     client_rt.block_on(wait_ready(rouse_addr));
+    if o.serve {
+        println!(
+            "{}",
+            serde_json::json!({ "floor": floor_addr.to_string(), "rouse": rouse_addr.to_string() })
+        );
+        client_rt.block_on(std::future::pending::<()>());
+    }
 
     let duration = Duration::from_secs(o.seconds);
     let rouse = |kind| Target::rouse(rouse_addr, kind);
