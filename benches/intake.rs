@@ -138,45 +138,47 @@ fn main() {
     }
 
     let duration = Duration::from_secs(o.seconds);
-    let rouse = |kind| Target::rouse(rouse_addr, kind);
     let floor = client_rt.block_on(load(Target::rouse(floor_addr, Keys::New), &o, duration));
     report("floor_bare_axum", &floor, None, &o, None);
-    if o.runs("new") {
-        let before = client_rt.block_on(commits(rouse_addr));
-        let new = client_rt.block_on(load(rouse(Keys::New), &o, duration));
-        let after = client_rt.block_on(commits(rouse_addr));
-        report(
-            "new_alerts_sqlite",
-            &new,
-            Some(&floor),
-            &o,
-            per_commit(before, after),
-        );
-    }
-    if o.runs("duplicate") {
-        // Open the alerts the duplicate run will hit, then hammer them.
-        client_rt.block_on(load_n(rouse(Keys::Duplicate)));
-        let before = client_rt.block_on(commits(rouse_addr));
-        let dup = client_rt.block_on(load(rouse(Keys::Duplicate), &o, duration));
-        let after = client_rt.block_on(commits(rouse_addr));
-        report(
-            "duplicates_sqlite",
-            &dup,
-            Some(&floor),
-            &o,
-            per_commit(before, after),
-        );
-    }
+    // Each server's targets, and where to read Rouse's group-commit counters.
+    type Targets = Box<dyn Fn(Keys) -> Target>;
+    let mut servers: Vec<(&str, Targets, Option<std::net::SocketAddr>)> = vec![(
+        "sqlite",
+        Box::new(move |keys| Target::rouse(rouse_addr, keys)),
+        Some(rouse_addr),
+    )];
     if let Some(addr) = o.alertmanager {
-        let am = |kind| Target::alertmanager(addr, kind, o.alertmanager_pid);
-        if o.runs("new") {
-            let new = client_rt.block_on(load(am(Keys::New), &o, duration));
-            report("new_alerts_alertmanager", &new, Some(&floor), &o, None);
-        }
-        if o.runs("duplicate") {
-            client_rt.block_on(load_n(am(Keys::Duplicate)));
-            let dup = client_rt.block_on(load(am(Keys::Duplicate), &o, duration));
-            report("duplicates_alertmanager", &dup, Some(&floor), &o, None);
+        let pid = o.alertmanager_pid;
+        servers.push((
+            "alertmanager",
+            Box::new(move |keys| Target::alertmanager(addr, keys, pid)),
+            None,
+        ));
+    }
+    let scenarios = [
+        ("new", Keys::New, "new_alerts"),
+        ("duplicate", Keys::Duplicate, "duplicates"),
+    ];
+    for (server, target, metrics) in &servers {
+        for (scenario, keys, name) in scenarios {
+            if !o.runs(scenario) {
+                continue;
+            }
+            if let Keys::Duplicate = keys {
+                // Open the alerts the duplicate run will hit, then hammer them.
+                client_rt.block_on(load_n(target(keys)));
+            }
+            let counters = || metrics.and_then(|addr| client_rt.block_on(commits(addr)));
+            let before = counters();
+            let run = client_rt.block_on(load(target(keys), &o, duration));
+            let after = counters();
+            report(
+                &format!("{name}_{server}"),
+                &run,
+                Some(&floor),
+                &o,
+                per_commit(before, after),
+            );
         }
     }
 }

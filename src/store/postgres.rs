@@ -403,10 +403,11 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         retrying(|| async move {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE notifications n
-                SET status = v.status, attempt = n.attempt + v.added, due_at = COALESCE(v.retry_at, n.due_at),
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(
+                "UPDATE notifications n
+                SET status = v.status, attempt = n.attempt + v.added,
+                    due_at = COALESCE(v.retry_at, n.due_at),
                     provider_id = COALESCE(v.provider_id, n.provider_id), last_error = v.error,
                     updated_at = v.at, lease_owner = NULL, lease_until = NULL
                FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::timestamptz[],
@@ -414,67 +415,86 @@ impl Store for PostgresStore {
                     AS v(id, token, status, added, retry_at, provider_id, error, at)
               WHERE n.id = v.id AND n.lease_token = v.token AND n.status IN ('pending', 'retry')
              RETURNING n.id",
-        )
-        .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
-        .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
-        .bind(batch.iter().map(|(_, r)| r.status.as_str()).collect::<Vec<_>>())
-        .bind(
-            batch
-                .iter()
-                .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
-                .collect::<Vec<_>>(),
-        )
-        .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
-        .bind(batch.iter().map(|(_, r)| r.provider_id.as_deref()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|(_, r)| r.error.as_deref()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut written = HashSet::with_capacity(rows.len());
-        for row in rows {
-            written.insert(row.try_get::<i64, _>("id")?);
-        }
-        let results = fenced_results(batch, written, |(claim, _)| claim.id);
-        let won = || winners(batch, &results);
-        // A failed send pulls its firing's next step forward to the earliest failure.
-        let falls = fall_throughs(won());
-        if !falls.is_empty() {
-            sqlx::query(
-                "UPDATE escalations e SET due_at = v.at
-                   FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(alert_id, fired, at)
+            )
+            .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
+            .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.provider_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                batch
+                    .iter()
+                    .map(|(_, r)| r.error.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut written = HashSet::with_capacity(rows.len());
+            for row in rows {
+                written.insert(row.try_get::<i64, _>("id")?);
+            }
+            let results = fenced_results(batch, written, |(claim, _)| claim.id);
+            let won = || winners(batch, &results);
+            // A failed send pulls its firing's next step forward to the earliest failure.
+            let falls = fall_throughs(won());
+            if !falls.is_empty() {
+                sqlx::query(
+                    "UPDATE escalations e SET due_at = v.at
+                   FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
+                        AS v(alert_id, fired, at)
                   WHERE e.alert_id = v.alert_id AND e.state = 'active' AND e.fired = v.fired
                     AND e.due_at > v.at",
-            )
-            .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
-            .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
-            .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_timeline(&mut tx, &delivery_timeline(won())).await?;
-        // A page delivered after its alert was acknowledged or resolved (the
-        // ack raced the send) missed close_escalation's follow-ups: queue its
-        // own, or that room keeps showing the alert as firing.
-        let late = late_follow_up_candidates(won());
-        if let Some(at) = late.iter().map(|(_, at)| *at).max() {
-            sqlx::query(
-                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                     recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
+                )
+                .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+                .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
+                .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_timeline(&mut tx, &delivery_timeline(won())).await?;
+            // A page delivered after its alert was acknowledged or resolved (the
+            // ack raced the send) missed close_escalation's follow-ups: queue its
+            // own, or that room keeps showing the alert as firing.
+            let late = late_follow_up_candidates(won());
+            if let Some(at) = late.iter().map(|(_, at)| *at).max() {
+                sqlx::query(
+                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                     recipient, address, status, due_at, created_at, updated_at, follow_up,
+                     follows)
                  SELECT n.alert_id, n.fired, n.idempotency_key || '/' || a.status, n.channel,
-                        n.target, n.recipient, n.address, 'pending', $2, $2, $2, TRUE, n.provider_id
+                        n.target, n.recipient, n.address, 'pending', $2, $2, $2, TRUE,
+                        n.provider_id
                    FROM notifications n JOIN alerts a ON a.id = n.alert_id
                   WHERE a.status <> 'triggered' AND n.status = 'delivered' AND NOT n.follow_up
                     AND n.id = ANY($1)
                  ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(late.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(results)
-        }).await
+                )
+                .bind(late.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(results)
+        })
+        .await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -9,7 +9,7 @@ use rouse::alert::{
 use rouse::store::{Act, AlertFilter, Ingest};
 
 use crate::both_backends;
-use crate::support::TestDb;
+use crate::support::{eventually, TestDb};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 3, 0, 0).unwrap()
@@ -853,26 +853,21 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
                 .await
         })
     };
-    let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
-    let mut waited = 0;
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut watch)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
+    let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
+    eventually("the acknowledgement to wait for the escalation row", || {
+        let watch = watch.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watch)
+            .await
+            .unwrap();
+            waiting > 0
         }
-        waited += 1;
-        assert!(
-            waited < 500,
-            "the acknowledgement never waited for the escalation row"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     // Closes the cycle; returns once PostgreSQL has aborted the acknowledgement.
     sqlx::query("SELECT id FROM alerts WHERE id = $1 FOR UPDATE")
         .bind(id)
@@ -893,6 +888,7 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
             .count(),
         1
     );
-    drop((other, watch));
+    drop(other);
+    watch.close().await;
     db.drop_db().await;
 }
