@@ -20,6 +20,7 @@ pub mod intake;
 pub mod oncall;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
