@@ -26,8 +26,10 @@ pub mod group_commit;
 pub mod postgres;
 pub mod sms;
 pub mod sqlite;
+pub mod watch;
 
 pub use sms::SmsBook;
+pub use watch::WatchBook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -254,7 +256,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + Send + Sync + 'static {
+pub trait Store: SmsBook + WatchBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.

@@ -30,6 +30,7 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
 mod sms;
+mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -31,6 +31,7 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
 mod sms;
+mod watch;
 mod wal;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

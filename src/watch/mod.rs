@@ -14,6 +14,7 @@ pub mod decide;
 pub mod domain;
 pub mod probe;
 pub mod schedule;
+pub mod silence;
 pub mod spec;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,18 @@
+-- Watchers' durable state: when each runs next, who holds its current run,
+-- and what it concluded last (consecutive failures, which findings have an
+-- alert open), so a restart neither re-pages nor forgets a failing streak.
+-- With several replicas the lease makes each slot run once; a replica that
+-- dies mid-run loses its lease and another runs the same slot.
+CREATE TABLE watchers (
+    id          TEXT        PRIMARY KEY,
+    -- What the watcher was configured as; a change makes it due at once.
+    fingerprint TEXT        NOT NULL,
+    next_due_at TIMESTAMPTZ NOT NULL,
+    lease_owner TEXT,
+    lease_until TIMESTAMPTZ,
+    -- Fencing token: bumped by every claim, checked by the run's write.
+    token       BIGINT      NOT NULL DEFAULT 0,
+    state       TEXT,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX watchers_due ON watchers (next_due_at);
