@@ -62,6 +62,18 @@ pub struct IntakeConfig {
     pub storm_threshold: u32,
 }
 
+/// Settings for Rouse's own watchers (`watchers:` in the on-call YAML says what to watch).
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Checks running at once, across all watchers.
+    pub concurrency: usize,
+    /// The IANA RDAP bootstrap file for DNS (RFC 9224), fetched at most weekly.
+    pub rdap_bootstrap_url: String,
+    /// Where the fetched bootstrap is kept with its age, so a restart does
+    /// not fetch it again.
+    pub bootstrap_cache: PathBuf,
+}
+
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -79,6 +91,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub intake: IntakeConfig,
+    pub watch: WatchConfig,
     /// Key that signs ack links and voice-call URLs. Replicas must share it;
     /// when unset a random one is made at start (links die with the process).
     pub signing_key: Secret,
@@ -107,6 +120,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
             .field("intake", &self.intake)
+            .field("watch", &self.watch)
             .field("signing_key", &self.signing_key)
             .field("previous_signing_key", &self.previous_signing_key)
             .field(
@@ -136,6 +150,11 @@ impl Default for Config {
                 rate_per_key: 500,
                 burst_per_key: 2000,
                 storm_threshold: 200,
+            },
+            watch: WatchConfig {
+                concurrency: 8,
+                rdap_bootstrap_url: "https://data.iana.org/rdap/dns.json".to_owned(),
+                bootstrap_cache: PathBuf::from("rdap-bootstrap.json"),
             },
             signing_key: Secret::new(random_key()),
             signing_key_configured: false,
@@ -418,6 +437,37 @@ pub const SETTINGS: &[Setting] = &[
         help: "open alerts per service before new ones fold into a storm alert (200)",
         apply: |c, v| {
             c.intake.storm_threshold = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "watch.concurrency",
+        env: "ROUSE_WATCH_CONCURRENCY",
+        help: "watcher checks running at once (8)",
+        apply: |c, v| {
+            c.watch.concurrency = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "watch.rdap_bootstrap_url",
+        env: "ROUSE_WATCH_RDAP_BOOTSTRAP_URL",
+        help: "IANA RDAP bootstrap for domain watchers (https://data.iana.org/rdap/dns.json)",
+        apply: |c, v| {
+            match reqwest::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(format!("expected an http(s) URL, got {v:?}")),
+            }
+            c.watch.rdap_bootstrap_url = v.to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        file: "watch.bootstrap_cache",
+        env: "ROUSE_WATCH_BOOTSTRAP_CACHE",
+        help: "file keeping the fetched RDAP bootstrap and its age (rdap-bootstrap.json)",
+        apply: |c, v| {
+            c.watch.bootstrap_cache = PathBuf::from(v);
             Ok(())
         },
     },

@@ -145,6 +145,22 @@ pub async fn run_with_clock(
             }),
     );
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
+    match watch::runner::Probes::from_config(&config.watch) {
+        Ok(probes) => {
+            let runner = Arc::new(watch::runner::Runner::new(
+                store.clone(),
+                catalog.clone(),
+                clock.clone(),
+                Arc::new(probes),
+                config.watch.concurrency,
+                u64::from(config.intake.storm_threshold),
+                engine.waker(),
+            ));
+            tokio::spawn(runner.run(stop.clone()));
+        }
+        // Not fatal: paging for what others send matters more than watching.
+        Err(e) => tracing::error!(error = %e, "watchers are off: cannot set up their probes"),
+    }
 
     let (commits, writer) = GroupCommit::start(store.clone());
     let state = AppState::new(http::Shared {

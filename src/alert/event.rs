@@ -145,6 +145,8 @@ pub enum IntakeKind {
     PagerDuty,
     Alertmanager,
     Grafana,
+    /// Rouse's own watchers (`watch/`): expiring domains, certificates, ...
+    Watch,
 }
 
 impl IntakeKind {
@@ -154,6 +156,7 @@ impl IntakeKind {
             IntakeKind::PagerDuty => "pagerduty",
             IntakeKind::Alertmanager => "alertmanager",
             IntakeKind::Grafana => "grafana",
+            IntakeKind::Watch => "watch",
         }
     }
 }

@@ -21,9 +21,9 @@ pub const MAX_FILE_BYTES: usize = 1 << 20;
 pub const MAX_FILES: usize = 1000;
 
 /// Where an id was defined: file index, line, column.
-type Place = (usize, usize, usize);
+pub(super) type Place = (usize, usize, usize);
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     files: &'a [(PathBuf, String)],
     diags: Vec<Diagnostic>,
     /// With a file unparsed, references into it would be reported as dangling; suppress those.
@@ -51,7 +51,7 @@ fn place(file: usize, l: &Location) -> Place {
     (file, line, col)
 }
 
-fn at<T>(file: usize, s: &Spanned<T>) -> Place {
+pub(super) fn at<T>(file: usize, s: &Spanned<T>) -> Place {
     place(file, &s.referenced)
 }
 
@@ -94,7 +94,7 @@ fn fnv1a(files: &[(PathBuf, String)]) -> u64 {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, (file, line, column): Place, message: impl Into<String>) {
+    pub(super) fn err(&mut self, (file, line, column): Place, message: impl Into<String>) {
         let path = self
             .files
             .get(file)
@@ -108,7 +108,12 @@ impl Ctx<'_> {
         });
     }
 
-    fn describe(&self, (file, line, column): Place) -> String {
+    /// The folder of file `file`, for paths written relative to it.
+    pub(super) fn file_dir(&self, file: usize) -> Option<&std::path::Path> {
+        self.files.get(file).and_then(|f| f.0.parent())
+    }
+
+    pub(super) fn describe(&self, (file, line, column): Place) -> String {
         let path = self
             .files
             .get(file)
@@ -117,7 +122,7 @@ impl Ctx<'_> {
         format!("{path}:{line}:{column}")
     }
 
-    fn parse<T, E: std::fmt::Display>(
+    pub(super) fn parse<T, E: std::fmt::Display>(
         &mut self,
         f: usize,
         t: &Text,
@@ -132,7 +137,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn zone(&mut self, f: usize, t: &Text) -> Option<Tz> {
+    pub(super) fn zone(&mut self, f: usize, t: &Text) -> Option<Tz> {
         self.parse(f, t, parse_zone)
     }
 
@@ -168,7 +173,13 @@ impl Ctx<'_> {
     }
 
     /// Checks that `r` names a known `kind`; quiet when a file failed to parse.
-    fn reference(&mut self, ids: &HashMap<String, Place>, kind: &str, f: usize, r: &Text) -> bool {
+    pub(super) fn reference(
+        &mut self,
+        ids: &HashMap<String, Place>,
+        kind: &str,
+        f: usize,
+        r: &Text,
+    ) -> bool {
         if ids.contains_key(&r.value) {
             return true;
         }
@@ -186,6 +197,7 @@ struct Ids {
     schedules: HashMap<String, Place>,
     policies: HashMap<String, Place>,
     services: HashMap<String, Place>,
+    watchers: HashMap<String, Place>,
 }
 
 pub(super) fn build(
@@ -236,6 +248,9 @@ pub(super) fn build(
         for s in &doc.services {
             cx.register(&mut ids.services, "service", *f, &s.value.id);
         }
+        for w in &doc.watchers {
+            cx.register(&mut ids.watchers, "watcher", *f, &w.value.id);
+        }
     }
 
     let mut parts = Parts {
@@ -245,6 +260,7 @@ pub(super) fn build(
         policies: BTreeMap::new(),
         services: BTreeMap::new(),
         keys: HashMap::new(),
+        watchers: BTreeMap::new(),
         fingerprint: fnv1a(files),
     };
     for (f, doc) in &parsed {
@@ -284,6 +300,11 @@ pub(super) fn build(
                         .insert(super::key_digest(&integ.key), (svc.id.clone(), i));
                 }
                 parts.services.entry(svc.id.clone()).or_insert(svc);
+            }
+        }
+        for w in &doc.watchers {
+            if let Some(spec) = super::watchers::build_watcher(&mut cx, &ids.services, *f, w) {
+                parts.watchers.entry(spec.id.clone()).or_insert(spec);
             }
         }
     }

@@ -3,9 +3,11 @@
 
 mod build;
 pub mod live;
+mod watchers;
 mod yaml;
 
 use crate::oncall::{EscalationPolicy, Person, Rotation, Schedule, Service};
+use crate::watch::spec::{WatchKind, WatchdogSpec, WatcherSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -71,10 +73,31 @@ pub struct Catalog {
     /// digest so a lookup's timing depends on the digest, never on how much of
     /// a guessed key matches a real one.
     keys: HashMap<[u8; 32], (String, usize)>,
+    watchers: BTreeMap<String, WatcherSpec>,
     fingerprint: u64,
 }
 
 impl Catalog {
+    pub fn watchers(&self) -> impl Iterator<Item = &WatcherSpec> {
+        self.watchers.values()
+    }
+
+    pub fn watcher(&self, id: &str) -> Option<&WatcherSpec> {
+        self.watchers.get(id)
+    }
+
+    /// The watchdog watchers of one service, with their ids: intake records
+    /// a matching event as the watchdog's ping instead of opening an alert.
+    pub fn watchdogs<'a>(
+        &'a self,
+        service_id: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a WatchdogSpec)> + 'a {
+        self.watchers.values().filter_map(move |w| match &w.kind {
+            WatchKind::Watchdog(d) if w.service == service_id => Some((w.id.as_str(), d)),
+            _ => None,
+        })
+    }
+
     pub fn service(&self, id: &str) -> Option<&Service> {
         self.services.get(id)
     }
@@ -228,6 +251,7 @@ pub(crate) struct Parts {
     pub policies: BTreeMap<String, EscalationPolicy>,
     pub services: BTreeMap<String, Service>,
     pub keys: HashMap<[u8; 32], (String, usize)>,
+    pub watchers: BTreeMap<String, WatcherSpec>,
     pub fingerprint: u64,
 }
 
@@ -240,6 +264,7 @@ impl From<Parts> for Catalog {
             policies: p.policies,
             services: p.services,
             keys: p.keys,
+            watchers: p.watchers,
             fingerprint: p.fingerprint,
         }
     }

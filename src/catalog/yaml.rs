@@ -21,6 +21,8 @@ pub struct FileYaml {
     pub policies: Vec<Spanned<PolicyYaml>>,
     #[serde(default)]
     pub services: Vec<Spanned<ServiceYaml>>,
+    #[serde(default)]
+    pub watchers: Vec<Spanned<super::watchers::WatcherYaml>>,
 }
 
 #[derive(Debug, Deserialize)]

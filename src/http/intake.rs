@@ -248,6 +248,40 @@ async fn commit(
         return Err(ApiError::NotFound("unknown integration key".to_owned()));
     };
     let now = state.clock.now();
+    // An always-firing Watchdog alert is a ping for its watchdog watcher, not
+    // an alert to page about: it would otherwise page around the clock.
+    let mut pings = Vec::new();
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter_map(|event| {
+            let hits = crate::watch::runner::watchdog_hits(&target.catalog, &service.id, &event);
+            if hits.is_empty() {
+                return Some(event);
+            }
+            pings.push((event.dedup_key.clone().unwrap_or_default(), hits));
+            None
+        })
+        .collect();
+    let mut watchdog = Vec::with_capacity(pings.len());
+    for (dedup_key, hits) in pings {
+        for id in hits {
+            let name = crate::watch::spec::WatchdogSpec::heartbeat_name(&id);
+            state
+                .store
+                .record_heartbeat(&target.service_id, &name, now)
+                .await?;
+        }
+        metrics::counter!("rouse_events_total", "intake" => kind.as_str(), "outcome" => "watchdog_ping")
+            .increment(1);
+        watchdog.push(Accepted {
+            dedup_key,
+            alert_id: None,
+            outcome: "watchdog_ping",
+        });
+    }
+    if events.is_empty() {
+        return Ok(watchdog);
+    }
     let items: Vec<Ingest> = events
         .into_iter()
         .map(|event| {
@@ -291,10 +325,9 @@ async fn commit(
         // no need to wake it (and have it ask the store) after every commit.
         state.engine_wake.notify_one();
     }
-    Ok(keys
+    Ok(watchdog
         .into_iter()
-        .zip(outcomes)
-        .map(|(dedup_key, outcome)| {
+        .chain(keys.into_iter().zip(outcomes).map(|(dedup_key, outcome)| {
             let name = outcome.decision.name();
             metrics::counter!("rouse_events_total", "intake" => kind.as_str(), "outcome" => name)
                 .increment(1);
@@ -306,6 +339,6 @@ async fn commit(
                 alert_id: outcome.alert_id,
                 outcome: name,
             }
-        })
+        }))
         .collect())
 }

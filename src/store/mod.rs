@@ -417,6 +417,13 @@ pub(crate) fn timeline_for(
         Decision::AlreadyAcknowledged { .. } => {
             (K::Acknowledged, "acknowledged again (no change)".to_owned())
         }
+        // A watcher says why it resolved ("renewed until 2026-01-11").
+        Decision::Resolve { .. }
+            if item.event.kind == crate::alert::IntakeKind::Watch
+                && !item.event.summary.is_empty() =>
+        {
+            (K::Resolved, format!("resolved: {}", item.event.summary))
+        }
         Decision::Resolve { .. } => (K::Resolved, "resolved".to_owned()),
         Decision::FoldIntoStorm => (
             K::StormFolded,

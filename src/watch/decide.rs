@@ -304,7 +304,11 @@ mod tests {
         let (state, emits) = run(
             WatchState::default(),
             &s,
-            &[verdict(vec![down.clone()]), verdict(vec![]), verdict(vec![down])],
+            &[
+                verdict(vec![down.clone()]),
+                verdict(vec![]),
+                verdict(vec![down]),
+            ],
         );
         assert!(emits.iter().all(Vec::is_empty), "{emits:?}");
         assert_eq!(state.findings["http"].seen, 1);
@@ -321,7 +325,9 @@ mod tests {
             &[verdict(vec![warn.clone()]), verdict(vec![crit.clone()])],
         );
         assert_eq!(emits[0], vec![Emit::Trigger(warn)]);
-        assert!(matches!(&emits[1][0], Emit::Resolve { code, note } if code == "expiry" && note.starts_with("now critical")));
+        assert!(
+            matches!(&emits[1][0], Emit::Resolve { code, note } if code == "expiry" && note.starts_with("now critical"))
+        );
         assert_eq!(emits[1][1], Emit::Trigger(crit));
     }
 
@@ -333,17 +339,27 @@ mod tests {
         let (state, emits) = run(
             WatchState::default(),
             &s,
-            &[verdict(vec![soon.clone()]), fail(), fail(), fail(), verdict(vec![soon])],
+            &[
+                verdict(vec![soon.clone()]),
+                fail(),
+                fail(),
+                fail(),
+                verdict(vec![soon]),
+            ],
         );
         assert!(emits[1].is_empty() && emits[2].is_empty());
-        assert!(matches!(&emits[3][..], [Emit::Trigger(f)] if f.code == CANNOT_CHECK && f.level == Level::Warning && f.summary.contains("3 failed runs")));
+        assert!(
+            matches!(&emits[3][..], [Emit::Trigger(f)] if f.code == CANNOT_CHECK && f.level == Level::Warning && f.summary.contains("3 failed runs"))
+        );
         // The expiry alert stayed open through the failures (no resolve),
         // and the good run resolves only the cannot-check alert.
         assert!(emits[1..4]
             .iter()
             .flatten()
             .all(|e| e.code() != "expiry" || matches!(e, Emit::Trigger(_))));
-        assert!(matches!(&emits[4][..], [Emit::Trigger(f), Emit::Resolve { code, .. }] if f.code == "expiry" && code == CANNOT_CHECK));
+        assert!(
+            matches!(&emits[4][..], [Emit::Trigger(f), Emit::Resolve { code, .. }] if f.code == "expiry" && code == CANNOT_CHECK)
+        );
         assert_eq!(state.consecutive_failures, 0);
         assert_eq!(state.findings["expiry"].open, Some(Level::Warning));
     }

@@ -13,6 +13,7 @@ pub mod cert;
 pub mod decide;
 pub mod domain;
 pub mod probe;
+pub mod runner;
 pub mod schedule;
 pub mod silence;
 pub mod spec;

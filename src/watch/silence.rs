@@ -120,7 +120,9 @@ mod tests {
         assert_eq!(v.findings.len(), 1);
         assert_eq!(v.findings[0].code, "silent");
         assert!(
-            v.findings[0].summary.contains("no ping since 2026-01-01 00:00:00 UTC (6m ago"),
+            v.findings[0]
+                .summary
+                .contains("no ping since 2026-01-01 00:00:00 UTC (6m ago"),
             "{}",
             v.findings[0].summary
         );
