@@ -229,6 +229,59 @@ pub struct ChannelsConfig {
     pub email: Option<email::EmailConfig>,
 }
 
+impl ChannelsConfig {
+    /// The hosts the configured channels send to, with the setting naming
+    /// each: what `rouse check` asks domain watchers to cover. Only hosts:
+    /// webhook URLs carry secrets in their paths.
+    pub fn endpoint_hosts(&self) -> Vec<(&'static str, String)> {
+        let host = |url: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+        };
+        let mut out = Vec::new();
+        let mut add = |setting: &'static str, url: Option<&str>| {
+            if let Some(h) = url.and_then(host) {
+                out.push((setting, h));
+            }
+        };
+        if let Some(t) = &self.twilio {
+            add(
+                "channels.twilio.base_url",
+                Some(t.base_url.as_deref().unwrap_or("https://api.twilio.com")),
+            );
+        }
+        if let Some(w) = &self.webhook {
+            add("channels.webhook.url", Some(w.url.expose()));
+        }
+        if let Some(s) = &self.slack {
+            add("channels.slack.webhook_url", s.webhook_url.as_ref().map(Secret::expose));
+            if s.bot_token.is_some() {
+                add(
+                    "channels.slack.api_url",
+                    Some(s.api_url.as_deref().unwrap_or(slack::DEFAULT_API_URL)),
+                );
+            }
+        }
+        if let Some(t) = &self.teams {
+            add("channels.teams.webhook_url", Some(t.webhook_url.expose()));
+        }
+        if let Some(d) = &self.discord {
+            add("channels.discord.webhook_url", Some(d.webhook_url.expose()));
+        }
+        if let Some(m) = &self.mattermost {
+            add("channels.mattermost.webhook_url", Some(m.webhook_url.expose()));
+        }
+        if let Some(m) = &self.matrix {
+            add("channels.matrix.homeserver_url", Some(&m.homeserver_url));
+        }
+        if let Some(e) = &self.email {
+            out.push(("channels.email.host", e.host.clone()));
+        }
+        out
+    }
+}
+
 /// `channels.twilio`: SMS and voice through Twilio's REST API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,8 +31,8 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
 mod sms;
-mod watch;
 mod wal;
+mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

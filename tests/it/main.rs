@@ -33,3 +33,6 @@ mod twilio_client;
 mod twilio_flow;
 mod twilio_pure;
 mod twilio_routes;
+mod watch_domain;
+mod watch_runner;
+mod watch_tls;

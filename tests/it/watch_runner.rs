@@ -56,7 +56,7 @@ pub struct Rig {
     pub store: Arc<dyn Store>,
     pub clock: ManualClock,
     pub catalog: Arc<LiveCatalog>,
-    pub rotations: tempfile::TempDir,
+    _rotations: tempfile::TempDir,
     cache: tempfile::TempDir,
 }
 
@@ -76,7 +76,7 @@ impl Rig {
             store,
             clock: ManualClock::new(start),
             catalog,
-            rotations,
+            _rotations: rotations,
             cache: tempfile::tempdir().unwrap(),
         }
     }
