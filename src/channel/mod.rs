@@ -255,7 +255,10 @@ impl ChannelsConfig {
             add("channels.webhook.url", Some(w.url.expose()));
         }
         if let Some(s) = &self.slack {
-            add("channels.slack.webhook_url", s.webhook_url.as_ref().map(Secret::expose));
+            add(
+                "channels.slack.webhook_url",
+                s.webhook_url.as_ref().map(Secret::expose),
+            );
             if s.bot_token.is_some() {
                 add(
                     "channels.slack.api_url",
@@ -270,7 +273,10 @@ impl ChannelsConfig {
             add("channels.discord.webhook_url", Some(d.webhook_url.expose()));
         }
         if let Some(m) = &self.mattermost {
-            add("channels.mattermost.webhook_url", Some(m.webhook_url.expose()));
+            add(
+                "channels.mattermost.webhook_url",
+                Some(m.webhook_url.expose()),
+            );
         }
         if let Some(m) = &self.matrix {
             add("channels.matrix.homeserver_url", Some(&m.homeserver_url));

@@ -665,6 +665,12 @@ impl Writes for Transaction<'static, Postgres> {
         &mut self,
         writes: &BatchWrites<'_>,
     ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
+        // Changes first: they touch only alerts that were open before the
+        // batch, and one resolved here frees its key for a new alert below
+        // (resolve then trigger of one key in one batch).
+        if !writes.changes.is_empty() {
+            update_alerts(self, &writes.changes).await?;
+        }
         let mut ids = Vec::with_capacity(writes.new_alerts.len());
         for generation in &writes.generations {
             let rows = writes
@@ -678,9 +684,6 @@ impl Writes for Transaction<'static, Postgres> {
                     None => return Ok(Err(Raced)),
                 }
             }
-        }
-        if !writes.changes.is_empty() {
-            update_alerts(self, &writes.changes).await?;
         }
         let mut escalations = Vec::with_capacity(writes.escalations.len());
         for e in &writes.escalations {

@@ -839,6 +839,12 @@ impl Writes for OneTrip {
             }
         };
         let mut q = QueryBuilder::<Sqlite>::new(self.begin_here());
+        // Changes first: they touch only alerts that were open before the
+        // batch, and one resolved here frees its key for a new alert below
+        // (resolve then trigger of one key in one batch).
+        for chunk in writes.changes.chunks(apply::CHUNK) {
+            push_update_alerts(&mut q, chunk)?;
+        }
         for generation in &writes.generations {
             let rows = writes
                 .new_alerts
@@ -848,9 +854,6 @@ impl Writes for OneTrip {
                 push_insert_alerts(&mut q, chunk)?;
                 q.push("; ");
             }
-        }
-        for chunk in writes.changes.chunks(apply::CHUNK) {
-            push_update_alerts(&mut q, chunk)?;
         }
         for chunk in writes.escalations.chunks(apply::CHUNK) {
             let mut resolved = Vec::with_capacity(chunk.len());

@@ -259,7 +259,7 @@ impl Runner {
                     items.extend(self.ingest_for(catalog, &run.spec, &run.result, emit, now));
                 }
             }
-            let mut next = run.spec.when.next_after(now);
+            let mut next = run.spec.when.next_slot(run.claim.due_at, now);
             if let Some(deadline) = run.deadline.filter(|d| *d > now) {
                 next = next.min(deadline);
             }
@@ -445,6 +445,18 @@ fn resolve_note(spec: &WatcherSpec, code: &str, result: &CheckResult) -> Option<
         return None;
     };
     let facts: super::domain::DomainFacts = serde_json::from_value(verdict.facts.clone()).ok()?;
+    // A registry auto-renews a domain the registrar has parked: the date
+    // looks fine, the domain is not. Say so instead of "renewed".
+    if let Some(status) = verdict.findings.iter().find(|f| f.code == "status") {
+        let date = facts.expires.map_or_else(
+            || "unknown".to_owned(),
+            |d| d.format("%Y-%m-%d").to_string(),
+        );
+        return Some(format!(
+            "the registry's expiry date moved to {date}, but the domain is not healthy: {}",
+            status.summary
+        ));
+    }
     Some(super::domain::renewed_note(&facts))
 }
 

@@ -91,6 +91,21 @@ impl When {
         }
     }
 
+    /// The slot after `slot` that is still ahead of `now`: an interval
+    /// keeps its phase (a daily check stays at the minute it first ran,
+    /// however late one run started), and slots missed while nothing ran
+    /// are skipped, not caught up one by one.
+    pub fn next_slot(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            When::Every(interval) if *interval > Duration::zero() && slot <= now => {
+                let behind = (now - slot).num_milliseconds();
+                let step = interval.num_milliseconds().max(1);
+                slot + Duration::milliseconds((behind / step + 1) * step)
+            }
+            _ => self.next_after(now.max(slot)),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             When::Every(d) => format!(
@@ -157,6 +172,27 @@ mod tests {
             utc("2026-01-01T00:05:00Z")
         );
         assert!(When::every(Duration::seconds(1)).is_err());
+    }
+
+    #[test]
+    fn an_interval_keeps_its_phase_and_skips_missed_slots() {
+        let w = When::every(Duration::days(1)).unwrap();
+        let slot = utc("2026-01-01T00:00:00Z");
+        // A run that started late does not move the next slot.
+        assert_eq!(
+            w.next_slot(slot, utc("2026-01-01T00:09:30Z")),
+            utc("2026-01-02T00:00:00Z")
+        );
+        // Three days down: the next slot is the next one ahead, not three behind.
+        assert_eq!(
+            w.next_slot(slot, utc("2026-01-04T05:00:00Z")),
+            utc("2026-01-05T00:00:00Z")
+        );
+        // Exactly on a slot: the one after it.
+        assert_eq!(
+            w.next_slot(slot, utc("2026-01-02T00:00:00Z")),
+            utc("2026-01-03T00:00:00Z")
+        );
     }
 
     #[test]

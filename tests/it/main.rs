@@ -36,3 +36,5 @@ mod twilio_routes;
 mod watch_domain;
 mod watch_runner;
 mod watch_tls;
+mod tls_peer;
+mod outage_replay;

@@ -892,3 +892,32 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
     watch.close().await;
     db.drop_db().await;
 }
+
+/// A watcher whose finding changes level resolves the old alert and opens a
+/// new one under the same key in one batch: the resolve must free the key
+/// before the new alert is inserted.
+async fn resolve_then_trigger_of_one_key_in_one_batch_opens_a_new_alert(db: &TestDb) {
+    let store = db.open().await;
+    let first = store
+        .ingest(&[item("payments", "k", Action::Trigger, "warning")])
+        .await
+        .unwrap()[0]
+        .alert_id
+        .unwrap();
+    let out = store
+        .ingest(&[
+            item("payments", "k", Action::Resolve, ""),
+            item("payments", "k", Action::Trigger, "now critical"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].alert_id, Some(first));
+    let second = out[1].alert_id.unwrap();
+    assert_ne!(second, first);
+    let old = store.alert(first).await.unwrap().unwrap();
+    let new = store.alert(second).await.unwrap().unwrap();
+    assert_eq!(old.status, AlertStatus::Resolved);
+    assert_eq!(new.status, AlertStatus::Triggered);
+    assert_eq!(new.summary, "now critical");
+}
+both_backends!(resolve_then_trigger_of_one_key_in_one_batch_opens_a_new_alert);

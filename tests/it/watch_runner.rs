@@ -61,17 +61,22 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// The small test organisation plus `watchers`.
     pub async fn new(db: &TestDb, watchers: &str, start: DateTime<Utc>) -> Rig {
+        Self::with_catalog(db, &format!("{PEOPLE}\n{watchers}"), start).await
+    }
+
+    /// A whole on-call configuration of the test's own.
+    pub async fn with_catalog(db: &TestDb, yaml: &str, start: DateTime<Utc>) -> Rig {
         let store = db.open().await;
         let rotations = tempfile::tempdir().unwrap();
-        std::fs::write(
-            rotations.path().join("oncall.yaml"),
-            format!("{PEOPLE}\n{watchers}"),
-        )
-        .unwrap();
+        std::fs::write(rotations.path().join("oncall.yaml"), yaml).unwrap();
         let catalog = Arc::new(LiveCatalog::new(rotations.path(), Box::new(|_: &str| None)));
-        catalog.reload(start, true);
-        assert!(catalog.current().is_some(), "the test catalog must load");
+        let loaded = catalog.reload(start, true);
+        assert!(
+            catalog.current().is_some(),
+            "the test catalog must load: {loaded:?}"
+        );
         Rig {
             store,
             clock: ManualClock::new(start),

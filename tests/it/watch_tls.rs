@@ -4,7 +4,6 @@
 //! TLS at all or never answer, a refused port, and an axum server for HTTP.
 //! Validity is relative to the real clock, since `now` is passed through.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,84 +15,13 @@ use rouse::watch::probe::http::{self, HttpClients};
 use rouse::watch::probe::tls::{self, ConnectProblem};
 use rouse::watch::spec::{CertPolicy, HttpSpec, PulseSpec, TlsSpec};
 use rouse::watch::{Finding, Level, Verdict};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::tls_peer::{Identity, TestCa};
+
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A private CA whose certificate sits in a temp PEM file (the `ca_file`).
-struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    file: tempfile::NamedTempFile,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let cert = params.self_signed(&key).unwrap();
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(cert.pem().as_bytes()).unwrap();
-        TestCa {
-            issuer: rcgen::Issuer::new(params, key),
-            file,
-        }
-    }
-
-    fn path(&self) -> Option<PathBuf> {
-        Some(self.file.path().to_owned())
-    }
-
-    /// A leaf for `names`, valid from `now + from` to `now + until`.
-    fn leaf(&self, names: &[&str], from: TimeDelta, until: TimeDelta) -> Identity {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = leaf_params(names, from, until);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Identity::new(cert, key)
-    }
-}
-
-/// A certificate chain and its key, as a server presents them.
-struct Identity {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
-
-impl Identity {
-    fn new(cert: rcgen::Certificate, key: rcgen::KeyPair) -> Identity {
-        Identity {
-            chain: vec![cert.der().clone()],
-            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-        }
-    }
-
-    fn self_signed(names: &[&str]) -> Identity {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = leaf_params(names, -TimeDelta::days(1), TimeDelta::days(90));
-        let cert = params.self_signed(&key).unwrap();
-        Identity::new(cert, key)
-    }
-}
-
-fn leaf_params(names: &[&str], from: TimeDelta, until: TimeDelta) -> rcgen::CertificateParams {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = rcgen::CertificateParams::new(names).unwrap();
-    // rcgen takes `time` dates; build them from the epoch so this crate
-    // needs no `time` dependency of its own.
-    let at = |delta: TimeDelta| {
-        let secs = u64::try_from((Utc::now() + delta).timestamp()).unwrap();
-        rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(secs)
-    };
-    params.not_before = at(from);
-    params.not_after = at(until);
-    params
-}
 
 /// A rustls server presenting `identity`; each connection that completes
 /// the handshake gets a minimal HTTP/1.1 `200 OK` answer.
