@@ -53,6 +53,17 @@ enum Command {
         #[arg(long, value_parser = parse_instant, requires = "from")]
         until: Option<DateTime<Utc>>,
     },
+    /// Run every watcher's check once, now, and print what each found.
+    Watch {
+        /// Folder of rotation files (default: the configured rotations_dir).
+        dir: Option<PathBuf>,
+        /// Run each watcher once and exit (`rouse serve` runs them continuously).
+        #[arg(long)]
+        once: bool,
+        /// Machine-readable output (one JSON document).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -76,10 +87,12 @@ fn main() -> ExitCode {
         Command::Check { dir } => {
             let dir = dir.clone().unwrap_or_else(|| config.rotations_dir.clone());
             let mut out = std::io::stdout().lock();
-            return exit(rouse::commands::check::check(
+            return exit(rouse::commands::check::check_with_config(
                 &dir,
                 Utc::now(),
                 &env,
+                &config,
+                cli.config.as_deref(),
                 &mut out,
             ));
         }
@@ -107,7 +120,7 @@ fn main() -> ExitCode {
                 &mut out,
             ));
         }
-        Command::Serve | Command::Migrate => {}
+        Command::Serve | Command::Migrate | Command::Watch { .. } => {}
     }
     rouse::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -117,17 +130,41 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
+    runtime.block_on(async move {
+        let result = match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => rouse::migrate(&config).await.map_err(|e| e.to_string()),
+            Command::Watch { dir, once, json } => {
+                let args = rouse::commands::watch::WatchArgs {
+                    dir: dir.unwrap_or_else(|| config.rotations_dir.clone()),
+                    once,
+                    json,
+                };
+                return watch(&args, &config, &env).await;
+            }
             Command::Check { .. } | Command::Oncall { .. } => Ok(()),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("rouse: {message}");
+                ExitCode::FAILURE
+            }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("rouse: {message}");
+    })
+}
+
+/// `rouse watch`: its exit code says what was found (0, 1 critical, 2 configuration).
+async fn watch(
+    args: &rouse::commands::watch::WatchArgs,
+    config: &rouse::config::Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match rouse::commands::watch::watch(args, config, env, Utc::now(), &mut out).await {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("rouse: cannot write output: {err}");
             ExitCode::FAILURE
         }
     }

@@ -512,22 +512,24 @@ fn method(cx: &mut Ctx<'_>, f: usize, m: &Option<Text>, allowed: &[&str]) -> Opt
 
 fn http(cx: &mut Ctx<'_>, f: usize, w: &Spanned<WatcherYaml>) -> Option<WatchKind> {
     let y = &w.value;
-    let url = required(cx, f, w, &y.url, "url")?;
-    let url = http_url(cx, f, url, "url")?;
-    let method = method(cx, f, &y.method, &["GET", "HEAD", "POST"])?;
+    // Every field is checked before giving up, so one run of `rouse check`
+    // shows all of a watcher's mistakes.
+    let url = required(cx, f, w, &y.url, "url").and_then(|u| http_url(cx, f, u, "url"));
+    let method = method(cx, f, &y.method, &["GET", "HEAD", "POST"]);
     let follow_redirects = y.follow_redirects.as_ref().is_none_or(|b| b.value);
     let expect_status = match &y.expect_status {
-        Some(t) => cx.parse(f, t, parse_status_range)?,
-        None if follow_redirects => (200, 299),
-        None => (200, 399),
+        Some(t) => cx.parse(f, t, parse_status_range),
+        None if follow_redirects => Some((200, 299)),
+        None => Some((200, 399)),
     };
+    let cert = cert_policy(cx, f, y);
     Some(WatchKind::Http(HttpSpec {
-        url,
-        method,
-        expect_status,
+        url: url?,
+        method: method?,
+        expect_status: expect_status?,
         body_contains: y.body_contains.as_ref().map(|t| t.value.clone()),
         follow_redirects,
-        cert: cert_policy(cx, f, y)?,
+        cert: cert?,
     }))
 }
 

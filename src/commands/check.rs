@@ -1,8 +1,13 @@
-//! `rouse check DIR`: validate a rotations folder and warn about coverage gaps ahead.
+//! `rouse check DIR`: validate a rotations folder and warn about coverage gaps ahead,
+//! and about domains the configuration depends on that no `domain` watcher watches.
 
-use crate::catalog::load_dir;
+use crate::catalog::{load_dir, Catalog};
+use crate::config::Config;
 use crate::oncall::coverage_gaps;
+use crate::watch::domain::registrable_domain;
+use crate::watch::spec::WatchKind;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -25,10 +30,26 @@ pub(crate) fn local(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
 
 /// Prints every error as `file:line:column: message` and returns false if there were any.
 /// Coverage gaps are printed as `warning:` lines and do not make the check fail.
+/// Checks against the built-in default settings; see [`check_with_config`].
 pub fn check(
     dir: &Path,
     now: DateTime<Utc>,
     env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
+    check_with_config(dir, now, env, &Config::default(), None, out)
+}
+
+/// [`check`] against the loaded settings: also warns about every domain the
+/// configuration depends on (watched hosts, `public_url`, channel endpoints)
+/// that no `domain` watcher covers. `config_file` is where `config` was read
+/// from, to point the warnings at the right line.
+pub fn check_with_config(
+    dir: &Path,
+    now: DateTime<Utc>,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Config,
+    config_file: Option<&Path>,
     out: &mut dyn Write,
 ) -> std::io::Result<bool> {
     let catalog = match load_dir(dir, env) {
@@ -61,6 +82,13 @@ pub fn check(
             local(g.end, zone),
         )?;
     }
+    let sources = Sources {
+        env,
+        file: config_file.and_then(|p| Some((p, std::fs::read_to_string(p).ok()?))),
+    };
+    for warning in uncovered_domains(&catalog, config, &sources) {
+        writeln!(out, "{warning}")?;
+    }
     let gap_text = if gaps.is_empty() {
         "no coverage gaps".to_string()
     } else {
@@ -68,14 +96,188 @@ pub fn check(
     };
     writeln!(
         out,
-        "ok: {}, {}, {}, {}, {}; {} in the next {} days",
+        "ok: {}, {}, {}, {}, {}, {}; {} in the next {} days",
         plural(catalog.people().count(), "person", "people"),
         plural(catalog.rotations().count(), "rotation", "rotations"),
         plural(catalog.schedules().count(), "schedule", "schedules"),
         plural(catalog.policies().count(), "policy", "policies"),
         plural(catalog.services().count(), "service", "services"),
+        plural(catalog.watchers().count(), "watcher", "watchers"),
         gap_text,
         GAP_HORIZON_DAYS,
     )?;
     Ok(true)
+}
+
+// ------------------------------------------------------------ domain coverage
+
+/// A host the configuration depends on: if its domain lapses, the thing
+/// named by `what` stops working (the lesson of a postmortem where it did).
+struct Dependency {
+    host: String,
+    /// `tls watcher `shop-tls``, `public_url`, `channels.slack.webhook_url`.
+    what: String,
+    /// `file:line:column`, an environment variable's name, or `(default)`.
+    place: String,
+    /// The service a suggested domain watcher would page.
+    service: Option<String>,
+}
+
+/// Where settings came from, to say where a host was configured.
+struct Sources<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<(&'a Path, String)>,
+}
+
+impl Sources<'_> {
+    /// The environment variable (if it set the value), else the host's first
+    /// occurrence in the config file, else the built-in default.
+    fn place(&self, host: &str, env_name: Option<&str>) -> String {
+        if let Some(name) = env_name {
+            if (self.env)(name).as_deref().and_then(url_host).as_deref() == Some(host) {
+                return name.to_owned();
+            }
+        }
+        self.file
+            .as_ref()
+            .and_then(|(path, text)| {
+                let (line, column) = find_host(text, host)?;
+                Some(format!("{}:{line}:{column}", path.display()))
+            })
+            .unwrap_or_else(|| "(default)".to_owned())
+    }
+}
+
+/// One `warning:` line per registrable domain that something depends on and
+/// no domain watcher covers, in the order the dependencies are listed.
+fn uncovered_domains(catalog: &Catalog, config: &Config, sources: &Sources<'_>) -> Vec<String> {
+    let covered: BTreeSet<String> = catalog
+        .watchers()
+        .filter_map(|w| match &w.kind {
+            WatchKind::Domain(d) => registrable_domain(&d.domain),
+            _ => None,
+        })
+        .collect();
+    let mut groups: Vec<(String, Vec<Dependency>)> = Vec::new();
+    for dep in dependencies(catalog, config, sources) {
+        let Some(reg) = registrable(&dep.host) else {
+            continue;
+        };
+        if covered.contains(&reg) {
+            continue;
+        }
+        match groups.iter_mut().find(|(r, _)| *r == reg) {
+            Some((_, deps)) => deps.push(dep),
+            None => groups.push((reg, vec![dep])),
+        }
+    }
+    let only_service = match catalog.services().collect::<Vec<_>>()[..] {
+        [one] => Some(one.id.clone()),
+        _ => None,
+    };
+    groups
+        .iter()
+        .map(|(reg, deps)| warning_line(reg, deps, only_service.as_deref()))
+        .collect()
+}
+
+/// Every host the watchers and the settings depend on.
+fn dependencies(catalog: &Catalog, config: &Config, sources: &Sources<'_>) -> Vec<Dependency> {
+    let mut deps = Vec::new();
+    for w in catalog.watchers() {
+        let host = match &w.kind {
+            // The name the certificate is for (the host may be an address).
+            WatchKind::Tls(t) => Some(t.server_name.clone()),
+            WatchKind::Http(h) => url_host(&h.url),
+            WatchKind::Pulse(p) => url_host(&p.url),
+            _ => None,
+        };
+        if let Some(host) = host {
+            deps.push(Dependency {
+                host,
+                what: format!("{} watcher `{}`", w.kind.name(), w.id),
+                place: w.place.clone(),
+                // Pulse watchers belong to no service.
+                service: Some(w.service.clone()).filter(|s| !s.is_empty()),
+            });
+        }
+    }
+    // Ack links and provider callbacks all point at Rouse's own domain.
+    if let Some(host) = url_host(&config.public_url) {
+        let place = sources.place(&host, Some("ROUSE_PUBLIC_URL"));
+        deps.push(setting(host, "public_url", place));
+    }
+    for (name, host) in config.channels.endpoint_hosts() {
+        let place = sources.place(&host, None);
+        deps.push(setting(host, name, place));
+    }
+    deps
+}
+
+fn setting(host: String, name: &str, place: String) -> Dependency {
+    Dependency {
+        host,
+        what: name.to_owned(),
+        place,
+        service: None,
+    }
+}
+
+/// The registrable domain worth a domain watcher: none for IPs, localhost
+/// and names under suffixes nobody can register (`.internal`, `.local`).
+fn registrable(host: &str) -> Option<String> {
+    let reg = registrable_domain(host)?;
+    psl::suffix(reg.as_bytes())
+        .is_some_and(|s| s.is_known())
+        .then_some(reg)
+}
+
+fn warning_line(reg: &str, deps: &[Dependency], only_service: Option<&str>) -> String {
+    let first = &deps[0];
+    let mut what = first.what.clone();
+    if deps.len() > 1 {
+        let rest: Vec<String> = deps[1..]
+            .iter()
+            .map(|d| format!("{} ({})", d.what, d.host))
+            .collect();
+        what = format!("{what}; also {}", rest.join(", "));
+    }
+    let service = deps
+        .iter()
+        .find_map(|d| d.service.as_deref())
+        .or(only_service)
+        .unwrap_or("<service>");
+    format!(
+        "warning: {}: {} ({what}) depends on the domain {reg} that no domain watcher watches \
+         — add {{id: {reg}-domain, kind: domain, service: {service}, domain: {reg}}}",
+        first.place, first.host,
+    )
+}
+
+/// Only the host of a URL: paths and queries of webhook URLs are secrets.
+fn url_host(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
+/// 1-based line and column (in characters) of the first occurrence of `host`
+/// in `text` that is a whole host name (not the tail of a longer one).
+fn find_host(text: &str, host: &str) -> Option<(usize, usize)> {
+    let lower = text.to_ascii_lowercase();
+    let needle = host.to_ascii_lowercase();
+    let label = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let start = lower.match_indices(&needle).map(|(i, _)| i).find(|&i| {
+        let before = lower[..i].chars().next_back();
+        let mut after = lower[i + needle.len()..].chars();
+        let next = after.next();
+        // `example.net` is not found in `pager.example.net` nor in `example.net.evil.com`.
+        let longer =
+            next.is_some_and(label) || (next == Some('.') && after.next().is_some_and(label));
+        !before.is_some_and(|c| label(c) || c == '.') && !longer
+    })?;
+    let line_start = lower[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = lower[..start].matches('\n').count() + 1;
+    Some((line, lower[line_start..start].chars().count() + 1))
 }

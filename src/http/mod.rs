@@ -28,6 +28,7 @@ mod intake;
 mod slack;
 pub mod throttle;
 mod twilio;
+mod watchers;
 
 pub use error::ApiError;
 
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}", get(alerts::show))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/v1/watchers", get(watchers::list))
         .route("/ack/{alert}", get(ack::show).post(ack::confirm))
         .route("/twilio/voice/{alert}", post(twilio::voice))
         .route("/twilio/voice/{alert}/gather", post(twilio::gather))

@@ -19,7 +19,7 @@ fn example_checks_clean() {
     assert!(ok, "{text}");
     assert_eq!(
         text.trim(),
-        "ok: 6 people, 4 rotations, 2 schedules, 2 policies, 1 service; no coverage gaps in the next 28 days"
+        "ok: 6 people, 4 rotations, 2 schedules, 2 policies, 1 service, 5 watchers; no coverage gaps in the next 28 days"
     );
 }
 
