@@ -30,6 +30,32 @@ use crate::oncall::Urgency;
 use crate::store::watch::WatcherClaim;
 use crate::store::{Heartbeat, Ingest, Store, StoreError};
 
+/// Runs one watcher's check: the seam between the runner and the network,
+/// so tests can put a check of their own (one that panics, say) in its place.
+#[async_trait::async_trait]
+pub trait Prober: Send + Sync {
+    async fn check(
+        &self,
+        spec: &WatcherSpec,
+        now: DateTime<Utc>,
+        last_ping: Option<DateTime<Utc>>,
+        configured_at: DateTime<Utc>,
+    ) -> CheckResult;
+}
+
+#[async_trait::async_trait]
+impl Prober for Probes {
+    async fn check(
+        &self,
+        spec: &WatcherSpec,
+        now: DateTime<Utc>,
+        last_ping: Option<DateTime<Utc>>,
+        configured_at: DateTime<Utc>,
+    ) -> CheckResult {
+        check(self, spec, now, last_ping, configured_at).await
+    }
+}
+
 /// What the probes share: HTTP clients and the RDAP bootstrap cache.
 pub struct Probes {
     pub rdap: probe::rdap::RdapClient,
@@ -64,7 +90,7 @@ pub struct Runner {
     store: Arc<dyn Store>,
     catalog: Arc<LiveCatalog>,
     clock: Arc<dyn Clock>,
-    probes: Arc<Probes>,
+    probes: Arc<dyn Prober>,
     owner: String,
     concurrency: Arc<Semaphore>,
     storm_threshold: u64,
@@ -94,7 +120,7 @@ impl Runner {
         store: Arc<dyn Store>,
         catalog: Arc<LiveCatalog>,
         clock: Arc<dyn Clock>,
-        probes: Arc<Probes>,
+        probes: Arc<dyn Prober>,
         concurrency: usize,
         storm_threshold: u64,
         engine_wake: Arc<Notify>,
@@ -185,7 +211,7 @@ impl Runner {
                 let started = Instant::now();
                 let result = match tokio::time::timeout(
                     guard,
-                    check(&probes, &job, now, last_ping, configured_at),
+                    probes.check(&job, now, last_ping, configured_at),
                 )
                 .await
                 {

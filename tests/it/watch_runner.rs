@@ -11,7 +11,9 @@ use rouse::alert::{AlertStatus, Severity, TimelineKind, Urgency};
 use rouse::catalog::live::LiveCatalog;
 use rouse::clock::{Clock, ManualClock};
 use rouse::store::{AlertFilter, Store};
-use rouse::watch::runner::{Probes, Runner};
+use rouse::watch::runner::{Prober, Probes, Runner};
+use rouse::watch::spec::WatcherSpec;
+use rouse::watch::CheckResult;
 use tokio::sync::Notify;
 
 use crate::both_backends;
@@ -88,15 +90,23 @@ impl Rig {
 
     /// A runner, as a fresh process would build one.
     pub fn runner(&self) -> Runner {
+        self.runner_with(Arc::new(self.probes()))
+    }
+
+    pub fn probes(&self) -> Probes {
         let mut config = rouse::config::Config::default().watch;
         config.bootstrap_cache = self.cache.path().join("bootstrap.json");
-        // Nothing in these tests may reach IANA.
         config.rdap_bootstrap_url = "http://127.0.0.1:9/dns.json".into();
+        Probes::from_config(&config).unwrap()
+    }
+
+    /// A runner whose checks go through `prober`.
+    pub fn runner_with(&self, prober: Arc<dyn Prober>) -> Runner {
         Runner::new(
             self.store.clone(),
             self.catalog.clone(),
             Arc::new(self.clock.clone()),
-            Arc::new(Probes::from_config(&config).unwrap()),
+            prober,
             8,
             10_000,
             Arc::new(Notify::new()),
@@ -331,3 +341,52 @@ async fn a_slot_leased_by_a_dead_runner_runs_when_its_lease_ends(db: &TestDb) {
     assert!(!late);
 }
 both_backends!(a_slot_leased_by_a_dead_runner_runs_when_its_lease_ends);
+
+/// Panics inside the check of the watcher `boom`; runs the others for real.
+struct PanicsForBoom(Probes);
+
+#[async_trait::async_trait]
+impl Prober for PanicsForBoom {
+    async fn check(
+        &self,
+        spec: &WatcherSpec,
+        now: DateTime<Utc>,
+        last_ping: Option<DateTime<Utc>>,
+        configured_at: DateTime<Utc>,
+    ) -> CheckResult {
+        if spec.id == "boom" {
+            panic!("a parser bug met a body it did not expect");
+        }
+        self.0.check(spec, now, last_ping, configured_at).await
+    }
+}
+
+async fn a_panicking_check_is_one_failed_run_and_the_others_go_on(db: &TestDb) {
+    let watchers = r#"
+watchers:
+  - { id: boom, kind: heartbeat, service: payments, interval: 5m }
+  - { id: backup, kind: heartbeat, service: payments, interval: 5m }
+"#;
+    let rig = Rig::new(db, watchers, t0()).await;
+    let runner = rig.runner_with(Arc::new(PanicsForBoom(rig.probes())));
+    assert_eq!(runner.tick().await.unwrap(), 2);
+    let rows = rig.store.watchers().await.unwrap();
+    let state = |id: &str| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .state
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(state("boom")["last_result"], "failed", "{}", state("boom"));
+    assert!(state("boom")["last_status"]
+        .as_str()
+        .unwrap()
+        .contains("failed unexpectedly"));
+    assert_eq!(state("backup")["last_result"], "ok");
+    // The runner keeps going: the next round runs both again.
+    rig.clock.set(t0() + TimeDelta::seconds(30));
+    assert_eq!(runner.tick().await.unwrap(), 2);
+}
+both_backends!(a_panicking_check_is_one_failed_run_and_the_others_go_on);
