@@ -145,6 +145,8 @@ pub enum IntakeKind {
     PagerDuty,
     Alertmanager,
     Grafana,
+    /// Opsgenie's Alert API, for `opsgenie_configs` receivers.
+    Opsgenie,
     /// Rouse's own watchers (`watch/`): expiring domains, certificates, ...
     Watch,
 }
@@ -156,6 +158,7 @@ impl IntakeKind {
             IntakeKind::PagerDuty => "pagerduty",
             IntakeKind::Alertmanager => "alertmanager",
             IntakeKind::Grafana => "grafana",
+            IntakeKind::Opsgenie => "opsgenie",
             IntakeKind::Watch => "watch",
         }
     }

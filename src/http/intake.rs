@@ -193,13 +193,13 @@ pub async fn heartbeat(
 }
 
 /// Who an integration key belongs to, resolved against the current configuration.
-struct Target {
-    catalog: Arc<Catalog>,
-    service_id: String,
-    integration: String,
+pub(super) struct Target {
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) service_id: String,
+    pub(super) integration: String,
 }
 
-fn authorize(state: &AppState, key: &str) -> Result<Target, ApiError> {
+pub(super) fn authorize(state: &AppState, key: &str) -> Result<Target, ApiError> {
     let catalog = state.catalog.current().ok_or_else(|| {
         ApiError::Unavailable(
             "no valid on-call configuration is loaded yet; retry later".to_owned(),
@@ -225,7 +225,7 @@ fn authorize(state: &AppState, key: &str) -> Result<Target, ApiError> {
     })
 }
 
-fn invalid(err: IntakeError) -> ApiError {
+pub(super) fn invalid(err: IntakeError) -> ApiError {
     metrics::counter!("rouse_intake_rejected_total", "reason" => "invalid").increment(1);
     match err {
         IntakeError::Invalid(errors) => ApiError::Invalid {
@@ -238,7 +238,7 @@ fn invalid(err: IntakeError) -> ApiError {
 
 /// Routes each event and commits them all in one group-commit job: a request
 /// is stored whole or not at all.
-async fn commit(
+pub(super) async fn commit(
     state: &AppState,
     target: &Target,
     kind: IntakeKind,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -25,6 +25,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+mod opsgenie;
 mod slack;
 pub mod throttle;
 mod twilio;
@@ -96,6 +97,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/integrations/grafana/{key}", post(intake::grafana))
         .route("/v1/heartbeat/{key}", post(intake::heartbeat))
+        .route("/v2/alerts", post(opsgenie::create))
+        .route("/v2/alerts/{identifier}/close", post(opsgenie::close))
+        .route(
+            "/v2/alerts/{identifier}/acknowledge",
+            post(opsgenie::acknowledge),
+        )
+        .route("/v2/alerts/{identifier}/message", put(opsgenie::update))
+        .route("/v2/alerts/{identifier}/description", put(opsgenie::update))
+        .route(
+            "/v2/heartbeats/{name}/ping",
+            get(opsgenie::heartbeat).post(opsgenie::heartbeat),
+        )
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/{id}", get(alerts::show))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))

@@ -10,6 +10,7 @@
 pub mod alertmanager;
 pub mod grafana;
 pub mod native;
+pub mod opsgenie;
 pub mod pagerduty;
 
 use chrono::{DateTime, Utc};

@@ -21,6 +21,7 @@ mod fake_twilio;
 mod intake_errors;
 mod intake_fixtures;
 mod intake_http;
+mod intake_opsgenie;
 mod intake_proptest;
 mod oncall_dst;
 mod oncall_example;
