@@ -14,36 +14,8 @@ use serde_json::Value;
 
 use crate::peers::free_port;
 
-const ONCALL: &str = r#"
-people:
-  - id: alice
-    name: Alice
-    timezone: Europe/Berlin
-    contact: { sms: "+4915100000001" }
-rotations:
-  - id: weekly
-    timezone: Europe/Berlin
-    participants: [alice]
-    shift: 1w
-    handoff: "09:00"
-    start: 2026-01-05
-schedules:
-  - id: primary
-    timezone: Europe/Berlin
-    layers: [{ rotation: weekly }]
-policies:
-  - id: default
-    steps:
-      - delay: 0m
-        targets: [{ schedule: primary }]
-        channels: [sms]
-services:
-  - id: payments
-    policy: default
-    integrations:
-      - name: prometheus
-        key: payments-test-key-0123456789
-"#;
+/// The small organisation the runner tests use.
+const ONCALL: &str = crate::watch_runner::PEOPLE;
 
 fn no_env(_: &str) -> Option<String> {
     None

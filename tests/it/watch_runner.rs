@@ -23,7 +23,7 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
-const PEOPLE: &str = r#"
+pub const PEOPLE: &str = r#"
 people:
   - id: alice
     name: Alice
