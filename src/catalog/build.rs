@@ -261,6 +261,7 @@ pub(super) fn build(
         services: BTreeMap::new(),
         keys: HashMap::new(),
         watchers: BTreeMap::new(),
+        maintenance: Vec::new(),
         fingerprint: fnv1a(files),
     };
     for (f, doc) in &parsed {
@@ -305,6 +306,11 @@ pub(super) fn build(
         for w in &doc.watchers {
             if let Some(spec) = super::watchers::build_watcher(&mut cx, &ids.services, *f, w) {
                 parts.watchers.entry(spec.id.clone()).or_insert(spec);
+            }
+        }
+        for m in &doc.maintenance {
+            if let Some(window) = super::maintenance::build_window(&mut cx, &ids.services, *f, m) {
+                parts.maintenance.push(window);
             }
         }
     }

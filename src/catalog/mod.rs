@@ -3,10 +3,12 @@
 
 mod build;
 pub mod live;
+mod maintenance;
 mod watchers;
 mod yaml;
 
 use crate::oncall::{EscalationPolicy, Person, Rotation, Schedule, Service};
+use crate::oncall::maintenance::MaintenanceWindow;
 use crate::watch::spec::{WatchKind, WatchdogSpec, WatcherSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -74,10 +76,24 @@ pub struct Catalog {
     /// a guessed key matches a real one.
     keys: HashMap<[u8; 32], (String, usize)>,
     watchers: BTreeMap<String, WatcherSpec>,
+    maintenance: Vec<MaintenanceWindow>,
     fingerprint: u64,
 }
 
 impl Catalog {
+    pub fn maintenance_windows(&self) -> &[MaintenanceWindow] {
+        &self.maintenance
+    }
+
+    /// When the maintenance covering `service_id` at `t` ends, and why.
+    pub fn maintenance_at(
+        &self,
+        service_id: &str,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, &str)> {
+        crate::oncall::maintenance::in_maintenance(&self.maintenance, service_id, t)
+    }
+
     pub fn watchers(&self) -> impl Iterator<Item = &WatcherSpec> {
         self.watchers.values()
     }
@@ -252,6 +268,7 @@ pub(crate) struct Parts {
     pub services: BTreeMap<String, Service>,
     pub keys: HashMap<[u8; 32], (String, usize)>,
     pub watchers: BTreeMap<String, WatcherSpec>,
+    pub maintenance: Vec<MaintenanceWindow>,
     pub fingerprint: u64,
 }
 
@@ -265,6 +282,7 @@ impl From<Parts> for Catalog {
             services: p.services,
             keys: p.keys,
             watchers: p.watchers,
+            maintenance: p.maintenance,
             fingerprint: p.fingerprint,
         }
     }

@@ -23,6 +23,8 @@ pub struct FileYaml {
     pub services: Vec<Spanned<ServiceYaml>>,
     #[serde(default)]
     pub watchers: Vec<Spanned<super::watchers::WatcherYaml>>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<super::maintenance::MaintenanceYaml>>,
 }
 
 #[derive(Debug, Deserialize)]

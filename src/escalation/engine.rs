@@ -271,7 +271,19 @@ impl Engine {
                 next: Some((claim.cursor, now + TimeDelta::minutes(1))),
             };
         };
-        let step_plan = plan::fire(policy, claim.cursor, catalog, now, alert.urgency);
+        if let Some((until, reason)) = catalog.maintenance_at(&alert.service_id, now) {
+            return in_maintenance(reason, until, now);
+        }
+        let mut step_plan = plan::fire(policy, claim.cursor, catalog, now, alert.urgency);
+        if maintenance_just_ended(claim, &alert.service_id, catalog) {
+            step_plan.notes.insert(
+                0,
+                plan::Note {
+                    kind: TimelineKind::StepFired,
+                    message: "maintenance over: escalating from the first step".to_owned(),
+                },
+            );
+        }
         let fired = claim.fired + 1;
         let deliveries = step_plan
             .deliveries
@@ -779,6 +791,37 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, key: &str) -> TimeDe
         .and_then(|d| TimeDelta::from_std(d).ok())
         .unwrap_or_default();
     jittered.max(floor).max(TimeDelta::seconds(1))
+}
+
+/// A step due while its service is in maintenance: nobody is paged, and the
+/// escalation waits for the window's end, then starts from its first step.
+fn in_maintenance(reason: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> StepRecord {
+    StepRecord {
+        at: now,
+        deliveries: Vec::new(),
+        notes: vec![(
+            TimelineKind::StepSkipped,
+            format!(
+                "in maintenance: {reason} — nobody is paged until {}; escalation then starts from its first step",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )],
+        next: Some((plan::Cursor::START, until)),
+    }
+}
+
+/// The first step again, due at the instant a window covering the service
+/// ended: the step [`in_maintenance`] postponed.
+fn maintenance_just_ended(
+    claim: &EscalationClaim,
+    service_id: &str,
+    catalog: &crate::catalog::Catalog,
+) -> bool {
+    claim.cursor == plan::Cursor::START
+        && claim.fired > 0
+        && catalog
+            .maintenance_at(service_id, claim.due_at - TimeDelta::milliseconds(1))
+            .is_some()
 }
 
 impl std::fmt::Debug for Engine {

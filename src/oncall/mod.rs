@@ -2,6 +2,7 @@
 //! the exact answer to "who is on call at instant T". Pure: no I/O, no clock, no env.
 
 pub mod gaps;
+pub mod maintenance;
 pub mod person;
 pub mod policy;
 pub mod rotation;

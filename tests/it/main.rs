@@ -23,6 +23,7 @@ mod intake_fixtures;
 mod intake_http;
 mod intake_opsgenie;
 mod intake_proptest;
+mod maintenance;
 mod oncall_dst;
 mod oncall_example;
 mod oncall_props;
