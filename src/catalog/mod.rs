@@ -7,8 +7,8 @@ mod maintenance;
 mod watchers;
 mod yaml;
 
-use crate::oncall::{EscalationPolicy, Person, Rotation, Schedule, Service};
 use crate::oncall::maintenance::MaintenanceWindow;
+use crate::oncall::{EscalationPolicy, Person, Rotation, Schedule, Service};
 use crate::watch::spec::{WatchKind, WatchdogSpec, WatcherSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
