@@ -145,6 +145,19 @@ pub async fn run_with_clock(
             }),
     );
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
+    if let Some(pushover) = &config.channels.pushover {
+        // Already validated when the channels were built.
+        let (token, base) = pushover.validated().map_err(RunError::Channels)?;
+        let poller = ack::push::ReceiptPoller {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            client: channel::pushover::PushoverClient::new(token, &base, channel::http::client()),
+            clock: clock.clone(),
+            every: chrono::TimeDelta::seconds(i64::from(pushover.poll_every)),
+            engine_wake: engine.waker(),
+        };
+        tokio::spawn(poller.run(stop.clone()));
+    }
 
     let (commits, writer) = GroupCommit::start(store.clone());
     let state = AppState::new(http::Shared {

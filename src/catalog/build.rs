@@ -76,6 +76,46 @@ fn is_phone(s: &str) -> bool {
         .is_some_and(|d| (7..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Pushover user and group keys are 30 characters of `[A-Za-z0-9]`.
+fn is_pushover_key(s: &str) -> bool {
+    s.len() == 30 && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The address an ntfy contact is paged at: the bare topic, or
+/// `server/topic` when the person names their own server.
+fn ntfy_address(n: &super::yaml::NtfyYaml) -> Result<String, String> {
+    // ntfy's own rule for topic names.
+    let topic_ok = !n.topic.is_empty()
+        && n.topic.len() <= 64
+        && n.topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !topic_ok {
+        return Err(format!(
+            "invalid ntfy topic `{}`: use letters, digits, `-` or `_` (at most 64)",
+            n.topic
+        ));
+    }
+    match &n.server {
+        None => Ok(n.topic.clone()),
+        Some(server) => {
+            let server = server.trim_end_matches('/');
+            match reqwest::Url::parse(server) {
+                Ok(u)
+                    if matches!(u.scheme(), "https" | "http")
+                        && u.host().is_some()
+                        && u.query().is_none() =>
+                {
+                    Ok(format!("{server}/{}", n.topic))
+                }
+                _ => Err(format!(
+                    "invalid ntfy server `{server}`: expected an http(s) URL such as https://ntfy.sh"
+                )),
+            }
+        }
+    }
+}
+
 fn fnv1a(files: &[(PathBuf, String)]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -341,6 +381,27 @@ fn build_person(
                 ok = false;
             }
         }
+        if let Some(k) = &c.pushover {
+            if is_pushover_key(&k.value) {
+                contact.pushover = Some(k.value.clone());
+            } else {
+                // Never echo the key: close to a credential.
+                cx.err(
+                    at(f, k),
+                    "invalid Pushover user key: expected 30 letters and digits",
+                );
+                ok = false;
+            }
+        }
+        if let Some(n) = &c.ntfy {
+            match ntfy_address(&n.value) {
+                Ok(address) => contact.ntfy = Some(address),
+                Err(reason) => {
+                    cx.err(at(f, n), reason);
+                    ok = false;
+                }
+            }
+        }
     }
     let quiet_hours = match &y.quiet_hours {
         None => None,
@@ -565,7 +626,7 @@ fn build_policy(
         if sy.channels.value.is_empty() {
             cx.err(
                 at(f, &sy.channels),
-                "channels must list at least one of chat, sms, voice, email",
+                "channels must list at least one of chat, sms, voice, email, push",
             );
             ok = false;
         }
@@ -577,7 +638,7 @@ fn build_policy(
                     cx.err(
                         at(f, c),
                         format!(
-                            "unknown channel `{}`: expected chat, sms, voice or email",
+                            "unknown channel `{}`: expected chat, sms, voice, email or push",
                             c.value
                         ),
                     );

@@ -50,6 +50,62 @@ pub struct ContactYaml {
     pub slack: Option<Text>,
     #[serde(default)]
     pub matrix: Option<Text>,
+    /// The person's Pushover user key.
+    #[serde(default)]
+    pub pushover: Option<Text>,
+    #[serde(default)]
+    pub ntfy: Option<Spanned<NtfyYaml>>,
+}
+
+/// `ntfy: alice-pager` (a topic on the configured server) or
+/// `ntfy: { server: https://ntfy.example, topic: alice-pager }`. Read by hand
+/// rather than as an untagged enum, which would lose the location.
+#[derive(Debug)]
+pub struct NtfyYaml {
+    pub server: Option<String>,
+    pub topic: String,
+}
+
+impl<'de> Deserialize<'de> for NtfyYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NtfyYaml;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an ntfy topic, or a map with `server` and `topic`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NtfyYaml, E> {
+                Ok(NtfyYaml {
+                    server: None,
+                    topic: v.to_owned(),
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<NtfyYaml, A::Error> {
+                let (mut server, mut topic) = (None, None);
+                while let Some(key) = m.next_key::<String>()? {
+                    match key.as_str() {
+                        "server" => server = Some(m.next_value::<String>()?),
+                        "topic" => topic = Some(m.next_value::<String>()?),
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                other,
+                                &["server", "topic"],
+                            ))
+                        }
+                    }
+                }
+                let topic = topic.ok_or_else(|| serde::de::Error::missing_field("topic"))?;
+                Ok(NtfyYaml { server, topic })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -270,36 +270,39 @@ fn resolve(
             continue;
         };
         for channel in &channels {
-            match address(person, *channel) {
-                Some(address) => {
-                    let loud = matches!(channel, Channel::Sms | Channel::Voice);
-                    if loud && urgency == Urgency::Low && person.in_quiet_hours(now) {
-                        notes.push(note(
-                            TimelineKind::StepSkipped,
-                            format!(
-                                "{}: quiet hours, no {channel} for a low-urgency alert",
-                                person.id
-                            ),
-                        ));
-                        continue;
-                    }
-                    push_unique(
-                        &mut out,
-                        Delivery {
-                            channel: kind(*channel),
-                            target: label.clone(),
-                            recipient: Recipient::Person {
-                                id: person.id.clone(),
-                                name: person.name.clone(),
-                                address,
-                            },
-                        },
-                    );
-                }
-                None => notes.push(note(
+            let addresses = addresses(person, *channel);
+            if addresses.is_empty() {
+                notes.push(note(
                     TimelineKind::StepSkipped,
                     format!("{}: no {channel} contact", person.id),
-                )),
+                ));
+                continue;
+            }
+            // Push rings through Do Not Disturb: as loud as a call at night.
+            let loud = matches!(channel, Channel::Sms | Channel::Voice | Channel::Push);
+            if loud && urgency == Urgency::Low && person.in_quiet_hours(now) {
+                notes.push(note(
+                    TimelineKind::StepSkipped,
+                    format!(
+                        "{}: quiet hours, no {channel} for a low-urgency alert",
+                        person.id
+                    ),
+                ));
+                continue;
+            }
+            for (kind, address) in addresses {
+                push_unique(
+                    &mut out,
+                    Delivery {
+                        channel: kind,
+                        target: label.clone(),
+                        recipient: Recipient::Person {
+                            id: person.id.clone(),
+                            name: person.name.clone(),
+                            address,
+                        },
+                    },
+                );
             }
         }
     }
@@ -316,22 +319,28 @@ fn push_unique(out: &mut Vec<Delivery>, delivery: Delivery) {
     }
 }
 
-fn address(person: &Person, channel: Channel) -> Option<String> {
+/// Where `channel` reaches `person`: one address, or for `push` each push
+/// app the person has (Pushover and ntfy both, if both are set).
+fn addresses(person: &Person, channel: Channel) -> Vec<(ChannelKind, String)> {
     let c = &person.contact;
+    let one = |kind: ChannelKind, a: &Option<String>| a.clone().map(|a| (kind, a));
     match channel {
-        Channel::Sms => c.sms.clone(),
-        Channel::Voice => c.voice.clone(),
-        Channel::Email => c.email.clone(),
-        Channel::Chat => c.slack.clone().or_else(|| c.matrix.clone()),
-    }
-}
-
-pub fn kind(channel: Channel) -> ChannelKind {
-    match channel {
-        Channel::Chat => ChannelKind::Chat,
-        Channel::Sms => ChannelKind::Sms,
-        Channel::Voice => ChannelKind::Voice,
-        Channel::Email => ChannelKind::Email,
+        Channel::Sms => one(ChannelKind::Sms, &c.sms).into_iter().collect(),
+        Channel::Voice => one(ChannelKind::Voice, &c.voice).into_iter().collect(),
+        Channel::Email => one(ChannelKind::Email, &c.email).into_iter().collect(),
+        Channel::Chat => one(
+            ChannelKind::Chat,
+            &c.slack.clone().or_else(|| c.matrix.clone()),
+        )
+        .into_iter()
+        .collect(),
+        Channel::Push => [
+            one(ChannelKind::Pushover, &c.pushover),
+            one(ChannelKind::Ntfy, &c.ntfy),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     }
 }
 
@@ -508,5 +517,50 @@ services:
         };
         assert!(fire(p, sms, &c, night, Urgency::Low).deliveries.is_empty());
         assert_eq!(fire(p, sms, &c, night, Urgency::High).deliveries.len(), 1);
+    }
+
+    #[test]
+    fn push_reaches_every_push_app_a_person_has() {
+        const PUSH: &str = r##"
+people:
+  - { id: alice, name: Alice, timezone: Europe/Berlin,
+      contact: { pushover: uQiRzpo4DXghDmr9QzzfQu27cmVRsG, ntfy: { server: "https://ntfy.example", topic: alice } },
+      quiet_hours: { from: "22:00", to: "07:00" } }
+  - { id: bob, name: Bob, timezone: Europe/Berlin, contact: { ntfy: bob-pager } }
+  - { id: carol, name: Carol, timezone: Europe/Berlin, contact: { sms: "+4915100000003" } }
+policies:
+  - id: p
+    steps:
+      - { targets: [{ person: alice }, { person: bob }, { person: carol }], channels: [push] }
+services:
+  - { id: svc, policy: p, integrations: [{ name: t, key: k }] }
+"##;
+        let c =
+            crate::catalog::load_files(&[(PathBuf::from("t.yaml"), PUSH.to_owned())], &|_| None)
+                .expect("valid push catalog");
+        let p = c.policy("p").expect("policy");
+        let noon = at(12, 0);
+        let plan = fire(p, Cursor::START, &c, noon, Urgency::High);
+        let who: Vec<(ChannelKind, &str)> = plan
+            .deliveries
+            .iter()
+            .map(|d| (d.channel, d.recipient.address()))
+            .collect();
+        assert_eq!(
+            who,
+            [
+                (ChannelKind::Pushover, "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"),
+                (ChannelKind::Ntfy, "https://ntfy.example/alice"),
+                (ChannelKind::Ntfy, "bob-pager"),
+            ]
+        );
+        assert!(plan
+            .notes
+            .iter()
+            .any(|n| n.message == "carol: no push contact"));
+        // Push rings through Do Not Disturb: not for a low-urgency alert at night.
+        let night = Utc.with_ymd_and_hms(2026, 11, 2, 23, 0, 0).unwrap();
+        let low = fire(p, Cursor::START, &c, night, Urgency::Low);
+        assert_eq!(low.deliveries.len(), 1, "only bob, who has no quiet hours");
     }
 }

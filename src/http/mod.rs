@@ -25,6 +25,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+mod push;
 mod slack;
 pub mod throttle;
 mod twilio;
@@ -106,6 +107,11 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms/status", post(twilio::sms_status))
         .route("/twilio/sms", post(twilio::inbound_sms))
         .route("/slack/interactions", post(slack::interactions))
+        .route(
+            "/pushover/callback/{notification}/{secret}",
+            post(push::callback),
+        )
+        .route("/ntfy/ack/{alert}", post(push::ntfy_ack))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

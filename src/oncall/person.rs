@@ -22,6 +22,11 @@ pub struct Contact {
     pub email: Option<String>,
     pub slack: Option<String>,
     pub matrix: Option<String>,
+    /// A Pushover user (or group) key.
+    pub pushover: Option<String>,
+    /// An ntfy topic: a bare topic on the configured server, or the topic's
+    /// full URL (`https://ntfy.example/alice-pager`) on the person's own.
+    pub ntfy: Option<String>,
 }
 
 /// A local time range in which low-urgency alerts must not wake the person. `to <= from`

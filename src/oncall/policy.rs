@@ -38,6 +38,9 @@ pub enum Channel {
     Sms,
     Voice,
     Email,
+    /// A push notification app (Pushover, ntfy) that can ring through Do Not
+    /// Disturb; which one depends on the person's contacts.
+    Push,
 }
 
 impl Channel {
@@ -47,6 +50,7 @@ impl Channel {
             "sms" => Some(Channel::Sms),
             "voice" => Some(Channel::Voice),
             "email" => Some(Channel::Email),
+            "push" => Some(Channel::Push),
             _ => None,
         }
     }
@@ -59,6 +63,7 @@ impl fmt::Display for Channel {
             Channel::Sms => "sms",
             Channel::Voice => "voice",
             Channel::Email => "email",
+            Channel::Push => "push",
         })
     }
 }

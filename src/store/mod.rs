@@ -24,9 +24,11 @@ use crate::escalation::plan::Cursor;
 mod apply;
 pub mod group_commit;
 pub mod postgres;
+pub mod push;
 pub mod sms;
 pub mod sqlite;
 
+pub use push::{PushBook, PushPage};
 pub use sms::SmsBook;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,10 @@ pub enum Via {
     Sms,
     Voice,
     Slack,
+    /// Acknowledged in the Pushover app (its callback, or a receipt poll).
+    Pushover,
+    /// An ntfy notification's acknowledge button.
+    Ntfy,
 }
 
 impl Via {
@@ -113,6 +119,8 @@ impl Via {
             Via::Sms => "sms",
             Via::Voice => "voice",
             Via::Slack => "slack",
+            Via::Pushover => "pushover",
+            Via::Ntfy => "ntfy",
         }
     }
 }
@@ -254,7 +262,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + Send + Sync + 'static {
+pub trait Store: SmsBook + PushBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.
@@ -499,10 +507,13 @@ pub(crate) fn late_follow_up_candidates<'a>(
     won.filter(|(claim, record)| {
         claim.follow_up.is_none()
             && record.status == DeliveryStatus::Delivered
-            && matches!(
-                claim.channel,
-                ChannelKind::Chat | ChannelKind::Email | ChannelKind::Sms
-            )
+            && match claim.channel {
+                ChannelKind::Chat | ChannelKind::Email | ChannelKind::Sms => true,
+                // Its follow-up cancels the emergency page's repeats: only
+                // pages with a receipt have any.
+                ChannelKind::Pushover => record.provider_id.is_some(),
+                _ => false,
+            }
     })
     .map(|(claim, record)| (claim.id, record.at))
     .collect()

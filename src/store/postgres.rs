@@ -29,6 +29,7 @@ use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod push;
 mod sms;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -996,7 +997,8 @@ async fn close_escalations(conn: &mut PgConnection, rows: &[Closing]) -> Result<
                 n.recipient, n.address, 'pending', v.at, v.at, v.at, TRUE, n.provider_id
            FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(alert_id, at, now)
            JOIN notifications n ON n.alert_id = v.alert_id
-          WHERE NOT n.follow_up AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms')
+          WHERE NOT n.follow_up AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
+                     OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL))
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(rows.iter().map(|c| c.alert_id).collect::<Vec<_>>())

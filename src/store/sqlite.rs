@@ -30,6 +30,7 @@ use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod push;
 mod sms;
 mod wal;
 
@@ -1116,7 +1117,8 @@ fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closi
         });
         q.push(
             ") AS v JOIN notifications n ON n.alert_id = v.column1
-              WHERE n.follow_up = 0 AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms'); ",
+              WHERE n.follow_up = 0 AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
+                     OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL)); ",
         );
     }
 }

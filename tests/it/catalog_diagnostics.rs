@@ -179,7 +179,7 @@ fn empty_participants_and_bad_channel() {
         errors(PEOPLE, &rest),
         vec![
             "b.yaml:4:19: participants must list at least one person",
-            "b.yaml:17:20: unknown channel `pigeon`: expected chat, sms, voice or email",
+            "b.yaml:17:20: unknown channel `pigeon`: expected chat, sms, voice, email or push",
         ]
     );
 }
@@ -280,4 +280,41 @@ fn check_reports_coverage_gaps_as_warnings() {
     assert!(!rouse::commands::check::check(dir.path(), now, &no_env, &mut out).unwrap());
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("c.yaml:1:9: "), "{text}");
+}
+
+#[test]
+fn bad_push_contacts_point_at_their_value() {
+    let people = "people:
+  - id: alice
+    name: Alice
+    timezone: Europe/Berlin
+    contact: { pushover: short-key, ntfy: \"no/slashes\" }
+  - id: bob
+    name: Bob
+    timezone: UTC
+    contact:
+      ntfy: { server: \"ftp://ntfy.example\", topic: bob }
+";
+    assert_eq!(
+        errors(people, REST),
+        vec![
+            "a.yaml:5:26: invalid Pushover user key: expected 30 letters and digits",
+            "a.yaml:5:43: invalid ntfy topic `no/slashes`: use letters, digits, `-` or `_` (at most 64)",
+            "a.yaml:10:13: invalid ntfy server `ftp://ntfy.example`: expected an http(s) URL such as https://ntfy.sh",
+        ]
+    );
+    let good = people
+        .replace("short-key", "uQiRzpo4DXghDmr9QzzfQu27cmVRsG")
+        .replace("\"no/slashes\"", "alice-pager")
+        .replace("ftp://", "https://");
+    let c = load(&[
+        ("a.yaml", &good),
+        ("b.yaml", &REST.replace("[sms]", "[push]")),
+    ])
+    .unwrap();
+    let bob = c.person("bob").unwrap();
+    assert_eq!(
+        bob.contact.ntfy.as_deref(),
+        Some("https://ntfy.example/bob")
+    );
 }
