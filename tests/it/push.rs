@@ -108,12 +108,25 @@ impl Rig {
         self.app.admin_get(&format!("/v1/alerts/{id}")).await.1
     }
 
-    async fn emergency_page(&self) -> PushoverMessage {
+    /// Alice's page, once Rouse has recorded its receipt (Pushover's
+    /// callbacks come after its answer to the send).
+    async fn emergency_page(&self, id: i64) -> PushoverMessage {
         eventually("alice's Pushover page", || async {
             !self.pushover.messages().is_empty()
         })
         .await;
-        self.pushover.messages().remove(0)
+        let page = self.pushover.messages().remove(0);
+        if let Some(receipt) = &page.receipt {
+            let recorded = format!("pushover to Alice: delivered ({receipt})");
+            eventually("the receipt is recorded", || async {
+                let shown = self.alert(id).await;
+                shown["timeline"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|e| e["message"] == recorded.as_str()))
+            })
+            .await;
+        }
+        page
     }
 
     async fn post_form(&self, url: &str, body: String) -> (u16, Value) {
@@ -149,7 +162,7 @@ fn acks(shown: &Value) -> Vec<(String, String)> {
 async fn pushover_callback_acknowledges_and_cancels_the_receipt(db: &TestDb) {
     let rig = Rig::start(db).await;
     let id = rig.trigger("db-down").await;
-    let page = rig.emergency_page().await;
+    let page = rig.emergency_page(id).await;
     assert_eq!(page.get("token"), Some(APP_TOKEN));
     assert_eq!(page.get("user"), Some(ALICE_KEY));
     assert_eq!(page.get("priority"), Some("2"));
@@ -229,7 +242,7 @@ both_backends!(pushover_callback_acknowledges_and_cancels_the_receipt);
 async fn without_a_callback_the_receipt_poll_finds_the_acknowledgement(db: &TestDb) {
     let rig = Rig::start(db).await;
     let id = rig.trigger("db-down").await;
-    let page = rig.emergency_page().await;
+    let page = rig.emergency_page(id).await;
     let receipt = page.receipt.clone().unwrap();
     eventually("the receipt is polled", || async {
         !rig.pushover.polls().is_empty()
@@ -260,7 +273,7 @@ both_backends!(without_a_callback_the_receipt_poll_finds_the_acknowledgement);
 async fn ntfy_acknowledge_button_acknowledges_and_a_tampered_token_gets_403(db: &TestDb) {
     let rig = Rig::start(db).await;
     let id = rig.trigger("db-down").await;
-    rig.emergency_page().await;
+    rig.emergency_page(id).await;
     // Nobody acknowledges alice's page: ten minutes on, bob gets ntfy.
     rig.clock.advance(TimeDelta::minutes(10));
     eventually("bob's ntfy message", || async {
