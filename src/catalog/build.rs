@@ -683,12 +683,38 @@ fn build_policy(
             }
         },
     };
+    let breakthrough_after = match &y.breakthrough_after {
+        None => Some(crate::oncall::DEFAULT_BREAKTHROUGH_AFTER),
+        Some(v) => match parse_duration(&v.value) {
+            Ok(d)
+                if d >= chrono::TimeDelta::seconds(1)
+                    && d <= crate::oncall::MAX_BREAKTHROUGH_AFTER =>
+            {
+                Some(d)
+            }
+            Ok(_) => {
+                cx.err(
+                    at(f, v),
+                    "breakthrough_after must be 1s to 170s: the second call must come within 3 minutes of the first to ring through Do Not Disturb",
+                );
+                ok = false;
+                None
+            }
+            Err(e) => {
+                cx.err(at(f, v), e.to_string());
+                ok = false;
+                None
+            }
+        },
+    };
+    let breakthrough_on = y.breakthrough.as_ref().is_none_or(|b| b.value);
     ok.then(|| EscalationPolicy {
         id: y.id.value.clone(),
         name: y.name.as_ref().map(|n| n.value.clone()),
         steps,
         repeat,
         voice_repeat_every,
+        breakthrough_after: breakthrough_after.filter(|_| breakthrough_on),
     })
 }
 

@@ -178,6 +178,11 @@ pub struct PolicyYaml {
     pub repeat: Option<Text>,
     #[serde(default)]
     pub voice_repeat_every: Option<Text>,
+    /// `false` turns breakthrough calls off.
+    #[serde(default)]
+    pub breakthrough: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub breakthrough_after: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,8 +11,10 @@
 //!   minutes if unset) while `repeat` allows; once passes are used up, the last
 //!   step's voice calls repeat every `voice_repeat_every` until someone
 //!   acknowledges — the "wake me up" guarantee;
-//! - for low-urgency alerts, SMS and voice wait while a person is in their
-//!   quiet hours (chat and email still go out).
+//! - for low-urgency alerts, SMS, voice and push wait while a person is in
+//!   their quiet hours (chat and email still go out);
+//! - an unanswered page call is followed by one breakthrough call to the same
+//!   number `breakthrough_after` later ([`breakthrough_at`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -197,6 +199,33 @@ pub fn fire(
         deliveries,
         notes,
         next,
+    }
+}
+
+/// How a call ended, as far as waking someone goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// Rang out, busy, or voicemail: the phone may be in Do Not Disturb.
+    Unanswered,
+    /// Answered by a person, or failed in a way another call cannot fix.
+    Other,
+}
+
+/// When to call the same number again after a call that ended at
+/// `ended_at`, if at all: phones let a second call from the same number
+/// within three minutes ring through Do Not Disturb (iOS "Repeated Calls",
+/// Android's repeat callers), so an unanswered page call is followed by one
+/// more, `breakthrough_after` later. A breakthrough call gets none of its
+/// own; when it too goes unanswered, the escalation moves on.
+pub fn breakthrough_at(
+    policy: &EscalationPolicy,
+    end: CallEnd,
+    was_breakthrough: bool,
+    ended_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match (end, was_breakthrough, policy.breakthrough_after) {
+        (CallEnd::Unanswered, false, Some(after)) => Some(ended_at + after),
+        _ => None,
     }
 }
 
@@ -562,5 +591,24 @@ services:
         let night = Utc.with_ymd_and_hms(2026, 11, 2, 23, 0, 0).unwrap();
         let low = fire(p, Cursor::START, &c, night, Urgency::Low);
         assert_eq!(low.deliveries.len(), 1, "only bob, who has no quiet hours");
+    }
+
+    #[test]
+    fn an_unanswered_call_is_followed_by_one_breakthrough_call() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        let t = at(12, 0);
+        assert_eq!(p.breakthrough_after, Some(TimeDelta::seconds(60)));
+        assert_eq!(
+            breakthrough_at(p, CallEnd::Unanswered, false, t),
+            Some(t + TimeDelta::seconds(60))
+        );
+        assert_eq!(breakthrough_at(p, CallEnd::Unanswered, true, t), None);
+        assert_eq!(breakthrough_at(p, CallEnd::Other, false, t), None);
+        let off = EscalationPolicy {
+            breakthrough_after: None,
+            ..p.clone()
+        };
+        assert_eq!(breakthrough_at(&off, CallEnd::Unanswered, false, t), None);
     }
 }

@@ -12,7 +12,17 @@ pub struct EscalationPolicy {
     pub repeat: Repeat,
     /// How often voice calls are repeated while nobody acknowledges; None = call once.
     pub voice_repeat_every: Option<TimeDelta>,
+    /// After a call that rang out, was busy or reached voicemail, call the
+    /// same number again this much later (`None`: `breakthrough: false`).
+    pub breakthrough_after: Option<TimeDelta>,
 }
+
+/// Default of a policy's `breakthrough_after`.
+pub const DEFAULT_BREAKTHROUGH_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// iOS lets a second call from the same number within three minutes ring
+/// through Do Not Disturb ("Repeated Calls"); the call itself rings for up to
+/// half a minute, so the gap stays under 170 s.
+pub const MAX_BREAKTHROUGH_AFTER: TimeDelta = TimeDelta::seconds(170);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

@@ -192,6 +192,25 @@ pub struct NotificationClaim {
     pub follow_up: Option<Option<String>>,
 }
 
+/// A sent page as a provider's callback finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPage {
+    pub notification_id: i64,
+    pub alert_id: i64,
+    pub channel: ChannelKind,
+    pub idempotency_key: String,
+}
+
+/// What a breakthrough call's idempotency key ends with: one per page.
+pub const BREAKTHROUGH_SUFFIX: &str = "/breakthrough";
+
+impl ProviderPage {
+    /// Whether this page is itself a breakthrough call (which gets none).
+    pub fn is_breakthrough(&self) -> bool {
+        self.idempotency_key.ends_with(BREAKTHROUGH_SUFFIX)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -367,6 +386,22 @@ pub trait Store: SmsBook + PushBook + Send + Sync + 'static {
         message: &str,
         fall_through: bool,
     ) -> Result<Option<i64>, StoreError>;
+    /// The page a provider's id belongs to (a call's `CallSid`).
+    async fn page_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<ProviderPage>, StoreError>;
+    /// Queues the breakthrough call for a voice page that went unanswered:
+    /// the same page again (same number, same firing), due at `due_at`, with
+    /// `message` in the timeline. `false` when the alert no longer fires or
+    /// the page already had its breakthrough call.
+    async fn queue_breakthrough(
+        &self,
+        notification_id: i64,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        message: &str,
+    ) -> Result<bool, StoreError>;
     /// Fires an alert's next step now (someone pressed "escalate").
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// When pages on `channels` reached `address` since `since`, oldest first

@@ -22,7 +22,8 @@ use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
     parse_channel, parse_delivery, winners, Act, AlertFilter, Backend, DeliveryRecord,
     DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewNotification,
-    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage, StepRecord, Store,
+    StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
@@ -582,6 +583,70 @@ impl Store for PostgresStore {
             insert_timeline(&mut tx, &entries).await?;
             tx.commit().await?;
             Ok(Some(alert_id))
+        })
+        .await
+    }
+
+    async fn page_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<ProviderPage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, alert_id, channel, idempotency_key FROM notifications
+              WHERE provider_id = $1 AND NOT follow_up",
+        )
+        .bind(provider_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ProviderPage {
+                notification_id: r.try_get("id")?,
+                alert_id: r.try_get("alert_id")?,
+                channel: parse_channel(r.try_get("channel")?)?,
+                idempotency_key: r.try_get("idempotency_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn queue_breakthrough(
+        &self,
+        notification_id: i64,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel,
+                     target, recipient, address, status, due_at, created_at, updated_at)
+                 SELECT n.alert_id, n.fired, n.idempotency_key || $4, n.channel, n.target,
+                        n.recipient, n.address, 'pending', $2, $3, $3
+                   FROM notifications n JOIN alerts a ON a.id = n.alert_id
+                  WHERE n.id = $1 AND a.status = 'triggered' AND NOT n.follow_up
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING alert_id",
+            )
+            .bind(notification_id)
+            .bind(due_at)
+            .bind(at)
+            .bind(crate::store::BREAKTHROUGH_SUFFIX)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                tx.commit().await?;
+                return Ok(false);
+            };
+            let alert_id: i64 = row.try_get("alert_id")?;
+            let entries = notes_to_timeline(
+                alert_id,
+                at,
+                &[(TimelineKind::Notified, message.to_owned())],
+            );
+            insert_timeline(&mut tx, &entries).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

@@ -318,3 +318,15 @@ fn bad_push_contacts_point_at_their_value() {
         Some("https://ntfy.example/bob")
     );
 }
+
+#[test]
+fn breakthrough_after_must_stay_inside_three_minutes() {
+    let rest = REST.replace("  - id: p\n", "  - id: p\n    breakthrough_after: 3m\n");
+    assert_eq!(
+        errors(PEOPLE, &rest),
+        vec!["b.yaml:15:25: breakthrough_after must be 1s to 170s: the second call must come within 3 minutes of the first to ring through Do Not Disturb"]
+    );
+    let off = REST.replace("  - id: p\n", "  - id: p\n    breakthrough: false\n");
+    let c = load(&[("a.yaml", PEOPLE), ("b.yaml", &off)]).unwrap();
+    assert_eq!(c.policy("p").unwrap().breakthrough_after, None);
+}

@@ -6,6 +6,7 @@ mod ack_browser;
 mod ack_links;
 mod ack_paths;
 mod binary;
+mod breakthrough;
 mod catalog_diagnostics;
 mod catalog_fuzz;
 mod chat_config;
