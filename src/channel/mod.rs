@@ -31,6 +31,7 @@ pub mod render;
 pub mod slack;
 pub mod teams;
 pub mod twilio;
+pub mod vcard;
 pub mod webhook;
 
 /// How a notification travels; also the names used in policy YAML.

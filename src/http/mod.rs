@@ -20,6 +20,7 @@ use crate::store::Store;
 
 mod ack;
 mod alerts;
+mod contact;
 pub use ack::ACK_LINK_LIFETIME;
 pub mod error;
 mod extract;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics))
+        .route("/contact.vcf", get(contact::card))
         .route("/v1/events", post(intake::native))
         .route("/v2/enqueue", post(intake::pagerduty))
         .route(

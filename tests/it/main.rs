@@ -17,6 +17,7 @@ mod chat_matrix;
 mod chat_mattermost;
 mod chat_slack;
 mod chat_teams;
+mod contact_card;
 mod escalation;
 mod fake_push;
 mod fake_twilio;
