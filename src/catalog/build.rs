@@ -6,9 +6,9 @@ use super::yaml::{FileYaml, Text};
 use super::{Catalog, Diagnostic, Diagnostics, Parts};
 use crate::oncall::time::{parse_date, parse_duration, parse_instant, parse_zone};
 use crate::oncall::{
-    ActiveWindow, Channel, Contact, EscalationPolicy, Integration, Layer, LocalTime, Override,
-    Person, QuietHours, Repeat, Rotation, RoutingRule, Schedule, Service, ShiftLength, Step,
-    Target, Urgency, Weekdays,
+    ActiveWindow, Channel, Contact, EscalationPolicy, Integration, Layer, LocalTime, NotifyRule,
+    Override, Person, QuietHours, Repeat, Rotation, RoutingRule, Schedule, Service, ShiftLength,
+    Step, Target, Urgency, Weekdays,
 };
 use chrono_tz::Tz;
 use serde_saphyr::{Location, Spanned};
@@ -429,6 +429,34 @@ fn build_person(
         }
         m => m.as_ref().map(|m| m.value),
     };
+    let mut notify = Vec::new();
+    for r in &y.notify {
+        let after = cx.parse(f, &r.value.after, parse_duration);
+        let via = match Channel::parse(&r.value.via.value) {
+            Some(via) if contact.reaches(via) => Some(via),
+            Some(via) => {
+                cx.err(
+                    at(f, &r.value.via),
+                    format!("notify via {via}, but the person has no {via} contact"),
+                );
+                None
+            }
+            None => {
+                cx.err(
+                    at(f, &r.value.via),
+                    format!(
+                        "unknown channel `{}`: expected push, sms, voice, email or chat",
+                        r.value.via.value
+                    ),
+                );
+                None
+            }
+        };
+        match (after, via) {
+            (Some(after), Some(via)) => notify.push(NotifyRule { after, via }),
+            _ => ok = false,
+        }
+    }
     let zone = zone?;
     ok.then(|| Person {
         id: y.id.value.clone(),
@@ -437,6 +465,7 @@ fn build_person(
         contact,
         quiet_hours,
         max_calls_per_hour,
+        notify,
     })
 }
 
@@ -630,16 +659,45 @@ fn build_policy(
             );
             ok = false;
         }
+        let personal = sy
+            .channels
+            .value
+            .iter()
+            .any(|c| c.value.trim() == "personal");
+        if personal && sy.channels.value.len() > 1 {
+            cx.err(
+                at(f, &sy.channels),
+                "`personal` stands alone: write `channels: [personal]` and put other channels in `fallback`",
+            );
+            ok = false;
+        }
         let mut channels = Vec::new();
-        for c in &sy.channels.value {
+        let listed: &[Text] = match (&sy.fallback, personal) {
+            (Some(fb), true) => &fb.value,
+            (Some(fb), false) => {
+                cx.err(
+                    at(f, fb),
+                    "`fallback` only applies to a step with `channels: [personal]`",
+                );
+                ok = false;
+                &[]
+            }
+            (None, true) => {
+                channels.extend(crate::oncall::DEFAULT_FALLBACK);
+                &[]
+            }
+            (None, false) => &sy.channels.value,
+        };
+        for c in listed {
             match Channel::parse(&c.value) {
                 Some(ch) => channels.push(ch),
                 None => {
                     cx.err(
                         at(f, c),
                         format!(
-                            "unknown channel `{}`: expected chat, sms, voice, email or push",
-                            c.value
+                            "unknown channel `{}`: expected chat, sms, voice, email or push{}",
+                            c.value,
+                            if personal { "" } else { " (or personal)" }
                         ),
                     );
                     ok = false;
@@ -651,6 +709,7 @@ fn build_policy(
                 delay,
                 targets,
                 channels,
+                personal,
             }),
             None => ok = false,
         }

@@ -35,6 +35,15 @@ pub struct PersonYaml {
     pub quiet_hours: Option<RangeYaml>,
     #[serde(default)]
     pub max_calls_per_hour: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<NotifyYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyYaml {
+    pub after: Text,
+    pub via: Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +201,9 @@ pub struct StepYaml {
     pub delay: Option<Text>,
     pub targets: Spanned<Vec<Spanned<TargetYaml>>>,
     pub channels: Spanned<Vec<Text>>,
+    /// For `channels: [personal]`: what people without rules get.
+    #[serde(default)]
+    pub fallback: Option<Spanned<Vec<Text>>>,
 }
 
 /// Written as a one-key map (`- schedule: primary`); a struct rather than an enum keeps

@@ -312,14 +312,18 @@ impl Engine {
             .into_iter()
             .map(|d| NewNotification {
                 idempotency_key: format!(
-                    "alert-{}/fire-{fired}/{}/{}",
+                    "alert-{}/fire-{fired}/{}/{}{}",
                     alert.id,
                     d.channel.as_str(),
-                    d.recipient.address()
+                    d.recipient.address(),
+                    d.rule
+                        .map(|i| format!("{}{i}", crate::store::RULE_KEY_MARK))
+                        .unwrap_or_default()
                 ),
                 channel: d.channel,
                 target: d.target,
                 recipient: d.recipient,
+                delay: d.delay,
             })
             .collect();
         StepRecord {

@@ -74,6 +74,11 @@ pub struct Delivery {
     /// How the recipient was found, for the timeline: `schedule:primary`.
     pub target: String,
     pub recipient: Recipient,
+    /// How long after the step fired it goes out (a personal rule's `after`).
+    pub delay: TimeDelta,
+    /// The personal rule it comes from (its index in the person's `notify`);
+    /// such pages stop when the policy's next step fires.
+    pub rule: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +143,14 @@ pub fn fire(
     } else {
         let who: Vec<String> = deliveries
             .iter()
-            .map(|d| format!("{} by {}", d.recipient.label(), d.channel.as_str()))
+            .map(|d| {
+                let later = if d.delay > TimeDelta::zero() {
+                    format!(" after {}", crate::oncall::time::format_duration(d.delay))
+                } else {
+                    String::new()
+                };
+                format!("{} by {}{later}", d.recipient.label(), d.channel.as_str())
+            })
             .collect();
         notes.insert(
             0,
@@ -263,6 +275,8 @@ fn resolve(
                             recipient: Recipient::Room {
                                 address: room.clone(),
                             },
+                            delay: TimeDelta::zero(),
+                            rule: None,
                         },
                     );
                 }
@@ -298,8 +312,25 @@ fn resolve(
         let Some(person) = person.and_then(|id| catalog.person(&id)) else {
             continue;
         };
-        for channel in &channels {
-            let addresses = addresses(person, *channel);
+        // A personal step follows the person's own rules; without rules
+        // the step's channels (its fallback) apply, at once.
+        let rules: Vec<(Option<usize>, Channel, TimeDelta)> =
+            if step.personal && !person.notify.is_empty() {
+                person
+                    .notify
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !voice_only || r.via == Channel::Voice)
+                    .map(|(i, r)| (Some(i), r.via, r.after))
+                    .collect()
+            } else {
+                channels
+                    .iter()
+                    .map(|c| (None, *c, TimeDelta::zero()))
+                    .collect()
+            };
+        for (rule, channel, delay) in rules {
+            let addresses = addresses(person, channel);
             if addresses.is_empty() {
                 notes.push(note(
                     TimelineKind::StepSkipped,
@@ -309,7 +340,7 @@ fn resolve(
             }
             // Push rings through Do Not Disturb: as loud as a call at night.
             let loud = matches!(channel, Channel::Sms | Channel::Voice | Channel::Push);
-            if loud && urgency == Urgency::Low && person.in_quiet_hours(now) {
+            if loud && urgency == Urgency::Low && person.in_quiet_hours(now + delay) {
                 notes.push(note(
                     TimelineKind::StepSkipped,
                     format!(
@@ -330,6 +361,8 @@ fn resolve(
                             name: person.name.clone(),
                             address,
                         },
+                        delay,
+                        rule,
                     },
                 );
             }
@@ -338,11 +371,13 @@ fn resolve(
     out
 }
 
-/// One notification per (channel, address) and step, even if two targets
-/// resolve to the same person.
+/// One notification per (channel, address, personal rule) and step, even
+/// if two targets resolve to the same person.
 fn push_unique(out: &mut Vec<Delivery>, delivery: Delivery) {
     if !out.iter().any(|d| {
-        d.channel == delivery.channel && d.recipient.address() == delivery.recipient.address()
+        d.channel == delivery.channel
+            && d.recipient.address() == delivery.recipient.address()
+            && d.rule == delivery.rule
     }) {
         out.push(delivery);
     }

@@ -10,9 +10,9 @@ pub mod service;
 pub mod time;
 
 pub use gaps::{coverage_gaps, Gap};
-pub use person::{Contact, Person, QuietHours};
+pub use person::{Contact, NotifyRule, Person, QuietHours};
 pub use policy::{
-    Channel, EscalationPolicy, Repeat, Step, Target, DEFAULT_BREAKTHROUGH_AFTER,
+    Channel, EscalationPolicy, Repeat, Step, Target, DEFAULT_BREAKTHROUGH_AFTER, DEFAULT_FALLBACK,
     MAX_BREAKTHROUGH_AFTER,
 };
 pub use rotation::{Rotation, Segment};

@@ -29,8 +29,16 @@ pub struct Step {
     /// Wait after the previous step (after the alert for the first step).
     pub delay: TimeDelta,
     pub targets: Vec<Target>,
+    /// The channels every target is notified on; for a `personal` step, what
+    /// people without notification rules get (its `fallback`).
     pub channels: Vec<Channel>,
+    /// `channels: [personal]`: each person is notified by their own rules
+    /// ([`crate::oncall::Person::notify`]), people without rules on `channels`.
+    pub personal: bool,
 }
+
+/// The `channels` a `personal` step falls back to when it names none.
+pub const DEFAULT_FALLBACK: [Channel; 2] = [Channel::Sms, Channel::Voice];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {

@@ -172,7 +172,13 @@ pub struct NewNotification {
     pub channel: ChannelKind,
     pub target: String,
     pub recipient: Recipient,
+    /// Due this long after the step fired (a personal rule's `after`).
+    pub delay: chrono::TimeDelta,
 }
+
+/// What the idempotency key of a page from a personal rule contains: such
+/// pages stop when the policy's next step fires.
+pub const RULE_KEY_MARK: &str = "/rule-";
 
 /// A notification claimed for sending.
 #[derive(Debug, Clone, PartialEq, Eq)]

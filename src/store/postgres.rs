@@ -301,10 +301,10 @@ impl Store for PostgresStore {
                     "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
                      recipient, address, status, due_at, created_at, updated_at)
                  SELECT alert_id, fired, key, channel, target, recipient::jsonb, address, 'pending',
-                        at, at, at
+                        due, at, at
                    FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                               $6::text[], $7::text[], $8::timestamptz[])
-                        AS v(alert_id, fired, key, channel, target, recipient, address, at)
+                               $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[])
+                        AS v(alert_id, fired, key, channel, target, recipient, address, at, due)
                  ON CONFLICT (idempotency_key) DO NOTHING",
                 )
                 .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
@@ -335,6 +335,31 @@ impl Store for PostgresStore {
                         .collect::<Vec<_>>(),
                 )
                 .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.2 + d.3.delay)
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A personal step's rules run until the policy's next step fires:
+            // that is now, for the pages of earlier firings not yet sent.
+            if !won.is_empty() {
+                sqlx::query(
+                    "UPDATE notifications n SET status = 'canceled', updated_at = v.at
+                       FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
+                            AS v(alert_id, fired, at)
+                      WHERE n.alert_id = v.alert_id AND n.fired < v.fired
+                        AND n.status IN ('pending', 'retry') AND NOT n.follow_up
+                        AND (n.lease_until IS NULL OR n.lease_until <= v.at)
+                        AND strpos(n.idempotency_key, $4) > 0",
+                )
+                .bind(won.iter().map(|(c, _)| c.alert_id).collect::<Vec<_>>())
+                .bind(won.iter().map(|(c, _)| c.fired + 1).collect::<Vec<_>>())
+                .bind(won.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+                .bind(crate::store::RULE_KEY_MARK)
                 .execute(&mut *tx)
                 .await?;
             }

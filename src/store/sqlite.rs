@@ -360,6 +360,7 @@ impl Store for SqliteStore {
                      recipient, address, status, due_at, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, (alert_id, fired, at, d, recipient)| {
+                let due = (*at + d.delay).timestamp_millis();
                 let at = at.timestamp_millis();
                 b.push_bind(*alert_id)
                     .push_bind(*fired)
@@ -369,10 +370,29 @@ impl Store for SqliteStore {
                     .push_bind(recipient.as_str())
                     .push_bind(d.recipient.address())
                     .push_bind("pending")
-                    .push_bind(at)
+                    .push_bind(due)
                     .push_bind(at)
                     .push_bind(at);
             });
+            q.build().execute(&mut *tx).await?;
+        }
+        // A personal step's rules run until the policy's next step fires:
+        // that is now, for the pages of earlier firings not yet sent.
+        for chunk in won.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE notifications SET status = 'canceled', updated_at = v.column3 FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                b.push_bind(claim.alert_id)
+                    .push_bind(claim.fired + 1)
+                    .push_bind(record.at.timestamp_millis());
+            });
+            q.push(") AS v WHERE notifications.alert_id = v.column1 AND notifications.fired < v.column2
+                   AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0
+                   AND (notifications.lease_until IS NULL OR notifications.lease_until <= v.column3)
+                   AND instr(notifications.idempotency_key, ");
+            q.push_bind(crate::store::RULE_KEY_MARK);
+            q.push(") > 0");
             q.build().execute(&mut *tx).await?;
         }
         let timeline: Vec<NewTimelineEntry> = won

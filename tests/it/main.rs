@@ -29,6 +29,7 @@ mod oncall_dst;
 mod oncall_example;
 mod oncall_props;
 mod peers;
+mod personal;
 mod push;
 mod server;
 mod store;
