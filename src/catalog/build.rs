@@ -286,6 +286,18 @@ pub(super) fn build(
         services: BTreeMap::new(),
         keys: HashMap::new(),
         fingerprint: fnv1a(files),
+        person_places: ids
+            .people
+            .iter()
+            .map(|(id, (file, line, column))| {
+                let place = super::Place {
+                    file: files.get(*file).map(|f| f.0.clone()).unwrap_or_default(),
+                    line: *line,
+                    column: *column,
+                };
+                (id.clone(), place)
+            })
+            .collect(),
     };
     for (f, doc) in &parsed {
         for p in &doc.people {

@@ -72,6 +72,22 @@ pub struct Catalog {
     /// a guessed key matches a real one.
     keys: HashMap<[u8; 32], (String, usize)>,
     fingerprint: u64,
+    /// Where each person is defined, for warnings that point at them.
+    person_places: BTreeMap<String, Place>,
+}
+
+/// A place in the rotation files: file, line, column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
 }
 
 impl Catalog {
@@ -120,6 +136,11 @@ impl Catalog {
 
     pub fn people(&self) -> impl Iterator<Item = &Person> {
         self.people.values()
+    }
+
+    /// Where the person `id` is defined (`people.yaml:3:9`).
+    pub fn person_place(&self, id: &str) -> Option<&Place> {
+        self.person_places.get(id)
     }
 
     /// FNV-1a over every file's path and content, in load order: equal catalogs loaded from
@@ -229,6 +250,7 @@ pub(crate) struct Parts {
     pub services: BTreeMap<String, Service>,
     pub keys: HashMap<[u8; 32], (String, usize)>,
     pub fingerprint: u64,
+    pub person_places: BTreeMap<String, Place>,
 }
 
 impl From<Parts> for Catalog {
@@ -241,6 +263,7 @@ impl From<Parts> for Catalog {
             services: p.services,
             keys: p.keys,
             fingerprint: p.fingerprint,
+            person_places: p.person_places,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! `rouse check DIR`: validate a rotations folder and warn about coverage gaps ahead.
+//! `rouse check DIR`: validate a rotations folder and warn about coverage gaps ahead;
+//! with the database's test pages, also about people going on call whose
+//! phones have not proven they wake them.
 
 use crate::catalog::load_dir;
+use crate::escalation::test_page::{self, TestPageResult};
 use crate::oncall::coverage_gaps;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use std::io::Write;
@@ -29,6 +32,19 @@ pub fn check(
     dir: &Path,
     now: DateTime<Utc>,
     env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
+    check_with(dir, now, env, None, out)
+}
+
+/// [`check`], and with `test_pages` (from `--database-url`) a `warning:` at
+/// each person on call in the next 14 days without an acknowledged test page
+/// on one of their high-urgency methods in the last 90 days.
+pub fn check_with(
+    dir: &Path,
+    now: DateTime<Utc>,
+    env: &dyn Fn(&str) -> Option<String>,
+    test_pages: Option<&[TestPageResult]>,
     out: &mut dyn Write,
 ) -> std::io::Result<bool> {
     let catalog = match load_dir(dir, env) {
@@ -60,6 +76,22 @@ pub fn check(
             local(g.start, zone),
             local(g.end, zone),
         )?;
+    }
+    if let Some(results) = test_pages {
+        for (person, method) in test_page::unproven(&catalog, results, now) {
+            let place = catalog
+                .person_place(&person)
+                .map(|p| format!("{p}: "))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "warning: {place}person `{person}` is on call in the next {} days without an acknowledged {} test page in the last {} days; run `rouse test-page {person} --via {}`",
+                test_page::ON_CALL_HORIZON.num_days(),
+                method.as_str(),
+                test_page::PROOF_MAX_AGE.num_days(),
+                method.as_str(),
+            )?;
+        }
     }
     let gap_text = if gaps.is_empty() {
         "no coverage gaps".to_string()

@@ -1,4 +1,6 @@
-//! Command logic behind `rouse check` and `rouse oncall`; the binary only parses flags.
+//! Command logic behind `rouse check`, `rouse oncall` and `rouse test-page`; the
+//! binary only parses flags.
 
 pub mod check;
 pub mod oncall;
+pub mod test_page;

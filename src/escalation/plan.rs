@@ -385,7 +385,7 @@ fn push_unique(out: &mut Vec<Delivery>, delivery: Delivery) {
 
 /// Where `channel` reaches `person`: one address, or for `push` each push
 /// app the person has (Pushover and ntfy both, if both are set).
-fn addresses(person: &Person, channel: Channel) -> Vec<(ChannelKind, String)> {
+pub fn addresses(person: &Person, channel: Channel) -> Vec<(ChannelKind, String)> {
     let c = &person.contact;
     let one = |kind: ChannelKind, a: &Option<String>| a.clone().map(|a| (kind, a));
     match channel {

@@ -26,6 +26,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+mod people;
 mod push;
 mod slack;
 pub mod throttle;
@@ -102,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}", get(alerts::show))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/v1/people/{id}/test-page", post(people::send_test_page))
+        .route("/v1/people/{id}/test-pages", get(people::test_pages))
         .route("/ack/{alert}", get(ack::show).post(ack::confirm))
         .route("/twilio/voice/{alert}", post(twilio::voice))
         .route("/twilio/voice/{alert}/gather", post(twilio::gather))

@@ -20,6 +20,7 @@ use crate::alert::{
 };
 use crate::channel::{ChannelKind, Recipient};
 use crate::escalation::plan::Cursor;
+use crate::escalation::test_page::{Method, TestPageResult};
 
 mod apply;
 pub mod group_commit;
@@ -408,6 +409,23 @@ pub trait Store: SmsBook + PushBook + Send + Sync + 'static {
         at: DateTime<Utc>,
         message: &str,
     ) -> Result<bool, StoreError>;
+    /// Records a test page (see [`crate::escalation::test_page`]): the alert
+    /// already opened for it, and its pages, due at `at`. One transaction.
+    async fn queue_test_page(
+        &self,
+        alert_id: i64,
+        person_id: &str,
+        method: Method,
+        pages: &[NewNotification],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Test pages sent since `since` (all people, or one), newest first, with
+    /// their alerts' acknowledgements.
+    async fn test_pages(
+        &self,
+        person_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TestPageResult>, StoreError>;
     /// Fires an alert's next step now (someone pressed "escalate").
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// When pages on `channels` reached `address` since `since`, oldest first
@@ -617,6 +635,10 @@ pub(crate) fn fall_throughs<'a>(
 
 pub(crate) fn parse_channel(s: &str) -> Result<ChannelKind, StoreError> {
     ChannelKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("channel {s:?}")))
+}
+
+pub(crate) fn parse_method(s: &str) -> Result<Method, StoreError> {
+    Method::parse(s).ok_or_else(|| StoreError::Corrupt(format!("test page method {s:?}")))
 }
 
 pub(crate) fn parse_delivery(s: &str) -> Result<DeliveryStatus, StoreError> {

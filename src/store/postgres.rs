@@ -20,15 +20,16 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
-    parse_channel, parse_delivery, winners, Act, AlertFilter, Backend, DeliveryRecord,
-    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewNotification,
-    NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage, StepRecord, Store,
-    StoreError,
+    parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
+    StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
+use crate::escalation::test_page::{Method, TestPageResult};
 
 mod push;
 mod sms;
@@ -674,6 +675,88 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn queue_test_page(
+        &self,
+        alert_id: i64,
+        person_id: &str,
+        method: Method,
+        pages: &[NewNotification],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut recipients = Vec::with_capacity(pages.len());
+        for page in pages {
+            recipients.push(
+                serde_json::to_string(&page.recipient)
+                    .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
+            );
+        }
+        let recipients = &recipients;
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO test_pages (alert_id, person_id, method, sent_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(alert_id)
+            .bind(person_id)
+            .bind(method.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            for (page, recipient) in pages.iter().zip(recipients) {
+                sqlx::query(
+                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel,
+                         target, recipient, address, status, due_at, created_at, updated_at)
+                     VALUES ($1, 0, $2, $3, $4, $5::jsonb, $6, 'pending', $7, $8, $8)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(alert_id)
+                .bind(page.idempotency_key.as_str())
+                .bind(page.channel.as_str())
+                .bind(page.target.as_str())
+                .bind(recipient.as_str())
+                .bind(page.recipient.address())
+                .bind(at + page.delay)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn test_pages(
+        &self,
+        person_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TestPageResult>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.alert_id, t.person_id, t.method, t.sent_at, a.acknowledged_at,
+                    a.acknowledged_by
+               FROM test_pages t JOIN alerts a ON a.id = t.alert_id
+              WHERE ($1::text IS NULL OR t.person_id = $1) AND t.sent_at >= $2
+              ORDER BY t.sent_at DESC, t.alert_id DESC",
+        )
+        .bind(person_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TestPageResult {
+                    alert_id: r.try_get("alert_id")?,
+                    person_id: r.try_get("person_id")?,
+                    method: parse_method(r.try_get("method")?)?,
+                    sent_at: r.try_get("sent_at")?,
+                    acknowledged_at: r.try_get("acknowledged_at")?,
+                    acknowledged_by: r.try_get("acknowledged_by")?,
+                })
+            })
+            .collect()
     }
 
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {

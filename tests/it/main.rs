@@ -34,6 +34,7 @@ mod push;
 mod server;
 mod store;
 mod support;
+mod test_pages;
 mod twilio_client;
 mod twilio_flow;
 mod twilio_pure;
