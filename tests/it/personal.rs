@@ -233,6 +233,9 @@ async fn rules_stop_on_acknowledgement(db: &TestDb) {
     rig.at(10, 0).await;
     rig.at(15, 0).await;
     assert_eq!(rig.calls_to(ALICE), 1, "no call after the acknowledgement");
+    // Acknowledged elsewhere: the emergency push stops repeating.
+    let receipt = rig.pushover.messages()[0].receipt.clone().unwrap();
+    assert_eq!(rig.pushover.cancels(), [receipt]);
     assert_eq!(rig.texts_to(CAROL), 0, "no next step either");
 }
 both_backends!(rules_stop_on_acknowledgement);
