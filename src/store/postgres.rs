@@ -346,8 +346,10 @@ impl Store for PostgresStore {
                 .await?;
             }
             // A personal step's rules run until the policy's next step fires:
-            // that is now, for the pages of earlier firings not yet sent.
-            if !won.is_empty() {
+            // that is now, for the pages of earlier firings not yet sent. (A
+            // first step has no earlier firing: new alerts, the hot path, skip this.)
+            let later: Vec<_> = won.iter().filter(|(claim, _)| claim.fired > 0).collect();
+            if !later.is_empty() {
                 sqlx::query(
                     "UPDATE notifications n SET status = 'canceled', updated_at = v.at
                        FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
@@ -357,9 +359,9 @@ impl Store for PostgresStore {
                         AND (n.lease_until IS NULL OR n.lease_until <= v.at)
                         AND strpos(n.idempotency_key, $4) > 0",
                 )
-                .bind(won.iter().map(|(c, _)| c.alert_id).collect::<Vec<_>>())
-                .bind(won.iter().map(|(c, _)| c.fired + 1).collect::<Vec<_>>())
-                .bind(won.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+                .bind(later.iter().map(|(c, _)| c.alert_id).collect::<Vec<_>>())
+                .bind(later.iter().map(|(c, _)| c.fired + 1).collect::<Vec<_>>())
+                .bind(later.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
                 .bind(crate::store::RULE_KEY_MARK)
                 .execute(&mut *tx)
                 .await?;

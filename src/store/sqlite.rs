@@ -378,8 +378,10 @@ impl Store for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         // A personal step's rules run until the policy's next step fires:
-        // that is now, for the pages of earlier firings not yet sent.
-        for chunk in won.chunks(apply::CHUNK) {
+        // that is now, for the pages of earlier firings not yet sent. (A first
+        // step has no earlier firing: new alerts, the hot path, skip this.)
+        let later: Vec<_> = won.iter().filter(|(claim, _)| claim.fired > 0).collect();
+        for chunk in later.chunks(apply::CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE notifications SET status = 'canceled', updated_at = v.column3 FROM (",
             );
