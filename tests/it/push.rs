@@ -382,3 +382,30 @@ async fn a_refusing_push_provider_falls_through_to_the_next_step(db: &TestDb) {
     rig.app.stop().await;
 }
 both_backends!(a_refusing_push_provider_falls_through_to_the_next_step);
+
+/// The fake answers like Pushover: emergency priority without `retry` and
+/// `expire` is a 400 with `errors`, so a Rouse that forgot them would fail.
+#[tokio::test]
+async fn the_fake_refuses_an_emergency_page_without_retry_and_expire() {
+    let fake = FakePushover::start(APP_TOKEN).await;
+    let form = [
+        ("token", APP_TOKEN),
+        ("user", ALICE_KEY),
+        ("message", "disk full"),
+        ("priority", "2"),
+    ];
+    let response = reqwest::Client::new()
+        .post(format!("{}/1/messages.json", fake.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 0);
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("retry"),
+        "{body}"
+    );
+    assert!(fake.messages().is_empty());
+}
