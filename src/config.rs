@@ -678,6 +678,42 @@ mod tests {
     }
 
     #[test]
+    fn push_settings_come_from_the_file_and_their_tokens_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "channels:\n  pushover:\n    retry: 45\n  ntfy:\n    base_url: https://ntfy.example\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            &env_of(&[
+                ("ROUSE_PUSHOVER_TOKEN", "pushover-app-token-123"),
+                ("ROUSE_NTFY_TOKEN", "tk_ntfy-456"),
+            ]),
+        )
+        .unwrap();
+        let pushover = c.channels.pushover.as_ref().unwrap();
+        assert_eq!(
+            (pushover.retry, pushover.expire, pushover.poll_every),
+            (45, 3600, 10)
+        );
+        assert_eq!(
+            pushover.token.as_ref().map(Secret::expose),
+            Some("pushover-app-token-123")
+        );
+        let ntfy = c.channels.ntfy.as_ref().unwrap();
+        assert_eq!(ntfy.base_url.as_deref(), Some("https://ntfy.example"));
+        assert_eq!(ntfy.token.as_ref().map(Secret::expose), Some("tk_ntfy-456"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("pushover-app-token-123") && !shown.contains("tk_ntfy"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = Config::load(
             None,

@@ -161,6 +161,19 @@ pub async fn run_with_clock(
         // Not fatal: paging for what others send matters more than watching.
         Err(e) => tracing::error!(error = %e, "watchers are off: cannot set up their probes"),
     }
+    if let Some(pushover) = &config.channels.pushover {
+        // Already validated when the channels were built.
+        let (token, base) = pushover.validated().map_err(RunError::Channels)?;
+        let poller = ack::push::ReceiptPoller {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            client: channel::pushover::PushoverClient::new(token, &base, channel::http::client()),
+            clock: clock.clone(),
+            every: chrono::TimeDelta::seconds(i64::from(pushover.poll_every)),
+            engine_wake: engine.waker(),
+        };
+        tokio::spawn(poller.run(stop.clone()));
+    }
 
     let (commits, writer) = GroupCommit::start(store.clone());
     let state = AppState::new(http::Shared {

@@ -32,6 +32,21 @@ enum Command {
     Check {
         /// Folder of rotation files (default: the configured rotations_dir).
         dir: Option<PathBuf>,
+        /// Also warn about people on call in the next 14 days without an
+        /// acknowledged test page in the last 90 (reads this database).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Send PERSON a clearly marked test page through the running server.
+    TestPage {
+        /// The person's id.
+        person: String,
+        /// push, sms, voice or all of the person's high-urgency methods.
+        #[arg(long, default_value = "all", value_parser = ["push", "sms", "voice", "all"])]
+        via: String,
+        /// Where Rouse runs (default: the configured public_url).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Show who is on call now (or at --at), or the shifts between --from and --until.
     Oncall {
@@ -84,7 +99,10 @@ fn main() -> ExitCode {
     };
     // The offline commands print for people and need no runtime or logging.
     match &cli.command {
-        Command::Check { dir } => {
+        Command::Check {
+            dir,
+            database_url: None,
+        } => {
             let dir = dir.clone().unwrap_or_else(|| config.rotations_dir.clone());
             let mut out = std::io::stdout().lock();
             return exit(rouse::commands::check::check_with_config(
@@ -120,7 +138,11 @@ fn main() -> ExitCode {
                 &mut out,
             ));
         }
-        Command::Serve | Command::Migrate | Command::Watch { .. } => {}
+        Command::Serve
+        | Command::Migrate
+        | Command::Watch { .. }
+        | Command::Check { .. }
+        | Command::TestPage { .. } => {}
     }
     rouse::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -141,6 +163,18 @@ fn main() -> ExitCode {
                     json,
                 };
                 return watch(&args, &config, &env).await;
+            }
+            Command::Check {
+                dir,
+                database_url: Some(url),
+            } => {
+                let dir = dir.unwrap_or_else(|| config.rotations_dir.clone());
+                check_with_test_pages(&dir, &url, &config, cli.config.as_deref(), &env).await
+            }
+            Command::TestPage { person, via, url } => {
+                rouse::commands::test_page::test_page(&config, &person, &via, url.as_deref())
+                    .await
+                    .map(|done| println!("{done}"))
             }
             Command::Check { .. } | Command::Oncall { .. } => Ok(()),
         };
@@ -177,6 +211,40 @@ async fn serve(config: rouse::config::Config) -> Result<(), String> {
     rouse::run(config, listener, rouse::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `rouse check --database-url`: the check, with the stored test pages.
+async fn check_with_test_pages(
+    dir: &std::path::Path,
+    url: &str,
+    config: &rouse::config::Config,
+    config_file: Option<&std::path::Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let now = Utc::now();
+    let store = rouse::store::open(url, 2)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let results = store
+        .test_pages(None, now - rouse::escalation::test_page::PROOF_MAX_AGE)
+        .await
+        .map_err(|e| format!("cannot read test pages (run `rouse migrate` first?): {e}"));
+    store.close().await;
+    let results = results?;
+    let mut out = std::io::stdout().lock();
+    match rouse::commands::check::check_with(
+        dir,
+        now,
+        env,
+        config,
+        config_file,
+        Some(&results),
+        &mut out,
+    ) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the configuration has errors".to_owned()),
+        Err(err) => Err(format!("cannot write output: {err}")),
+    }
 }
 
 fn exit(result: std::io::Result<bool>) -> ExitCode {

@@ -2,5 +2,6 @@
 //! alert, Slack's request signatures and button payloads, and (in
 //! `crate::http`) the endpoints people and providers reach.
 
+pub mod push;
 pub mod slack;
 pub mod token;

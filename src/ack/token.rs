@@ -2,7 +2,8 @@
 //!
 //! A token is `<person>.<action><expiry>.<mac>`:
 //! - `person`: the id of the person it was sent to (empty for a chat room);
-//! - `action`: `a` acknowledge, `r` resolve, `v` a voice call's TwiML URLs;
+//! - `action`: `a` acknowledge, `r` resolve, `v` a voice call's TwiML URLs,
+//!   `p` a push notification's acknowledge button;
 //! - `expiry`: unix seconds in base 36;
 //! - `mac`: HMAC-SHA256 over all of that and the alert id, truncated to 128
 //!   bits and base64url-encoded (22 characters).
@@ -37,6 +38,10 @@ pub enum Purpose {
     Resolve,
     /// Fetching a call's TwiML and posting its key presses.
     Voice,
+    /// The acknowledge button of a push notification (an ntfy `http` action),
+    /// which POSTs without showing a page: kept apart from ack links so that
+    /// neither can stand in for the other.
+    PushAck,
 }
 
 impl Purpose {
@@ -45,13 +50,19 @@ impl Purpose {
             Purpose::Acknowledge => 'a',
             Purpose::Resolve => 'r',
             Purpose::Voice => 'v',
+            Purpose::PushAck => 'p',
         }
     }
 
     fn from_code(c: char) -> Option<Purpose> {
-        [Purpose::Acknowledge, Purpose::Resolve, Purpose::Voice]
-            .into_iter()
-            .find(|p| p.code() == c)
+        [
+            Purpose::Acknowledge,
+            Purpose::Resolve,
+            Purpose::Voice,
+            Purpose::PushAck,
+        ]
+        .into_iter()
+        .find(|p| p.code() == c)
     }
 }
 
@@ -297,6 +308,7 @@ mod tests {
             format!("bob.{middle}.{mac}"),
             format!("{person}.r{}.{mac}", &middle[1..]),
             format!("{person}.v{}.{mac}", &middle[1..]),
+            format!("{person}.p{}.{mac}", &middle[1..]),
             format!("{person}.a{later}.{mac}"),
             format!("{person}.{middle}.{}", "A".repeat(22)),
         ] {

@@ -6,9 +6,9 @@ use super::yaml::{FileYaml, Text};
 use super::{Catalog, Diagnostic, Diagnostics, Parts};
 use crate::oncall::time::{parse_date, parse_duration, parse_instant, parse_zone};
 use crate::oncall::{
-    ActiveWindow, Channel, Contact, EscalationPolicy, Integration, Layer, LocalTime, Override,
-    Person, QuietHours, Repeat, Rotation, RoutingRule, Schedule, Service, ShiftLength, Step,
-    Target, Urgency, Weekdays,
+    ActiveWindow, Channel, Contact, EscalationPolicy, Integration, Layer, LocalTime, NotifyRule,
+    Override, Person, QuietHours, Repeat, Rotation, RoutingRule, Schedule, Service, ShiftLength,
+    Step, Target, Urgency, Weekdays,
 };
 use chrono_tz::Tz;
 use serde_saphyr::{Location, Spanned};
@@ -74,6 +74,46 @@ fn is_valid_id(s: &str) -> bool {
 fn is_phone(s: &str) -> bool {
     s.strip_prefix('+')
         .is_some_and(|d| (7..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Pushover user and group keys are 30 characters of `[A-Za-z0-9]`.
+fn is_pushover_key(s: &str) -> bool {
+    s.len() == 30 && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The address an ntfy contact is paged at: the bare topic, or
+/// `server/topic` when the person names their own server.
+fn ntfy_address(n: &super::yaml::NtfyYaml) -> Result<String, String> {
+    // ntfy's own rule for topic names.
+    let topic_ok = !n.topic.is_empty()
+        && n.topic.len() <= 64
+        && n.topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !topic_ok {
+        return Err(format!(
+            "invalid ntfy topic `{}`: use letters, digits, `-` or `_` (at most 64)",
+            n.topic
+        ));
+    }
+    match &n.server {
+        None => Ok(n.topic.clone()),
+        Some(server) => {
+            let server = server.trim_end_matches('/');
+            match reqwest::Url::parse(server) {
+                Ok(u)
+                    if matches!(u.scheme(), "https" | "http")
+                        && u.host().is_some()
+                        && u.query().is_none() =>
+                {
+                    Ok(format!("{server}/{}", n.topic))
+                }
+                _ => Err(format!(
+                    "invalid ntfy server `{server}`: expected an http(s) URL such as https://ntfy.sh"
+                )),
+            }
+        }
+    }
 }
 
 fn fnv1a(files: &[(PathBuf, String)]) -> u64 {
@@ -263,6 +303,18 @@ pub(super) fn build(
         watchers: BTreeMap::new(),
         maintenance: Vec::new(),
         fingerprint: fnv1a(files),
+        person_places: ids
+            .people
+            .iter()
+            .map(|(id, (file, line, column))| {
+                let place = super::Place {
+                    file: files.get(*file).map(|f| f.0.clone()).unwrap_or_default(),
+                    line: *line,
+                    column: *column,
+                };
+                (id.clone(), place)
+            })
+            .collect(),
     };
     for (f, doc) in &parsed {
         for p in &doc.people {
@@ -368,6 +420,27 @@ fn build_person(
                 ok = false;
             }
         }
+        if let Some(k) = &c.pushover {
+            if is_pushover_key(&k.value) {
+                contact.pushover = Some(k.value.clone());
+            } else {
+                // Never echo the key: close to a credential.
+                cx.err(
+                    at(f, k),
+                    "invalid Pushover user key: expected 30 letters and digits",
+                );
+                ok = false;
+            }
+        }
+        if let Some(n) = &c.ntfy {
+            match ntfy_address(&n.value) {
+                Ok(address) => contact.ntfy = Some(address),
+                Err(reason) => {
+                    cx.err(at(f, n), reason);
+                    ok = false;
+                }
+            }
+        }
     }
     let quiet_hours = match &y.quiet_hours {
         None => None,
@@ -395,6 +468,34 @@ fn build_person(
         }
         m => m.as_ref().map(|m| m.value),
     };
+    let mut notify = Vec::new();
+    for r in &y.notify {
+        let after = cx.parse(f, &r.value.after, parse_duration);
+        let via = match Channel::parse(&r.value.via.value) {
+            Some(via) if contact.reaches(via) => Some(via),
+            Some(via) => {
+                cx.err(
+                    at(f, &r.value.via),
+                    format!("notify via {via}, but the person has no {via} contact"),
+                );
+                None
+            }
+            None => {
+                cx.err(
+                    at(f, &r.value.via),
+                    format!(
+                        "unknown channel `{}`: expected push, sms, voice, email or chat",
+                        r.value.via.value
+                    ),
+                );
+                None
+            }
+        };
+        match (after, via) {
+            (Some(after), Some(via)) => notify.push(NotifyRule { after, via }),
+            _ => ok = false,
+        }
+    }
     let zone = zone?;
     ok.then(|| Person {
         id: y.id.value.clone(),
@@ -403,6 +504,7 @@ fn build_person(
         contact,
         quiet_hours,
         max_calls_per_hour,
+        notify,
     })
 }
 
@@ -592,20 +694,49 @@ fn build_policy(
         if sy.channels.value.is_empty() {
             cx.err(
                 at(f, &sy.channels),
-                "channels must list at least one of chat, sms, voice, email",
+                "channels must list at least one of chat, sms, voice, email, push",
+            );
+            ok = false;
+        }
+        let personal = sy
+            .channels
+            .value
+            .iter()
+            .any(|c| c.value.trim() == "personal");
+        if personal && sy.channels.value.len() > 1 {
+            cx.err(
+                at(f, &sy.channels),
+                "`personal` stands alone: write `channels: [personal]` and put other channels in `fallback`",
             );
             ok = false;
         }
         let mut channels = Vec::new();
-        for c in &sy.channels.value {
+        let listed: &[Text] = match (&sy.fallback, personal) {
+            (Some(fb), true) => &fb.value,
+            (Some(fb), false) => {
+                cx.err(
+                    at(f, fb),
+                    "`fallback` only applies to a step with `channels: [personal]`",
+                );
+                ok = false;
+                &[]
+            }
+            (None, true) => {
+                channels.extend(crate::oncall::DEFAULT_FALLBACK);
+                &[]
+            }
+            (None, false) => &sy.channels.value,
+        };
+        for c in listed {
             match Channel::parse(&c.value) {
                 Some(ch) => channels.push(ch),
                 None => {
                     cx.err(
                         at(f, c),
                         format!(
-                            "unknown channel `{}`: expected chat, sms, voice or email",
-                            c.value
+                            "unknown channel `{}`: expected chat, sms, voice, email or push{}",
+                            c.value,
+                            if personal { "" } else { " (or personal)" }
                         ),
                     );
                     ok = false;
@@ -617,6 +748,7 @@ fn build_policy(
                 delay,
                 targets,
                 channels,
+                personal,
             }),
             None => ok = false,
         }
@@ -649,12 +781,38 @@ fn build_policy(
             }
         },
     };
+    let breakthrough_after = match &y.breakthrough_after {
+        None => Some(crate::oncall::DEFAULT_BREAKTHROUGH_AFTER),
+        Some(v) => match parse_duration(&v.value) {
+            Ok(d)
+                if d >= chrono::TimeDelta::seconds(1)
+                    && d <= crate::oncall::MAX_BREAKTHROUGH_AFTER =>
+            {
+                Some(d)
+            }
+            Ok(_) => {
+                cx.err(
+                    at(f, v),
+                    "breakthrough_after must be 1s to 170s: the second call must come within 3 minutes of the first to ring through Do Not Disturb",
+                );
+                ok = false;
+                None
+            }
+            Err(e) => {
+                cx.err(at(f, v), e.to_string());
+                ok = false;
+                None
+            }
+        },
+    };
+    let breakthrough_on = y.breakthrough.as_ref().is_none_or(|b| b.value);
     ok.then(|| EscalationPolicy {
         id: y.id.value.clone(),
         name: y.name.as_ref().map(|n| n.value.clone()),
         steps,
         repeat,
         voice_repeat_every,
+        breakthrough_after: breakthrough_after.filter(|_| breakthrough_on),
     })
 }
 

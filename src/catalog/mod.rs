@@ -78,6 +78,22 @@ pub struct Catalog {
     watchers: BTreeMap<String, WatcherSpec>,
     maintenance: Vec<MaintenanceWindow>,
     fingerprint: u64,
+    /// Where each person is defined, for warnings that point at them.
+    person_places: BTreeMap<String, Place>,
+}
+
+/// A place in the rotation files: file, line, column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
 }
 
 impl Catalog {
@@ -159,6 +175,11 @@ impl Catalog {
 
     pub fn people(&self) -> impl Iterator<Item = &Person> {
         self.people.values()
+    }
+
+    /// Where the person `id` is defined (`people.yaml:3:9`).
+    pub fn person_place(&self, id: &str) -> Option<&Place> {
+        self.person_places.get(id)
     }
 
     /// FNV-1a over every file's path and content, in load order: equal catalogs loaded from
@@ -270,6 +291,7 @@ pub(crate) struct Parts {
     pub watchers: BTreeMap<String, WatcherSpec>,
     pub maintenance: Vec<MaintenanceWindow>,
     pub fingerprint: u64,
+    pub person_places: BTreeMap<String, Place>,
 }
 
 impl From<Parts> for Catalog {
@@ -284,6 +306,7 @@ impl From<Parts> for Catalog {
             watchers: p.watchers,
             maintenance: p.maintenance,
             fingerprint: p.fingerprint,
+            person_places: p.person_places,
         }
     }
 }

@@ -39,6 +39,15 @@ pub struct PersonYaml {
     pub quiet_hours: Option<RangeYaml>,
     #[serde(default)]
     pub max_calls_per_hour: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<NotifyYaml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyYaml {
+    pub after: Text,
+    pub via: Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +63,62 @@ pub struct ContactYaml {
     pub slack: Option<Text>,
     #[serde(default)]
     pub matrix: Option<Text>,
+    /// The person's Pushover user key.
+    #[serde(default)]
+    pub pushover: Option<Text>,
+    #[serde(default)]
+    pub ntfy: Option<Spanned<NtfyYaml>>,
+}
+
+/// `ntfy: alice-pager` (a topic on the configured server) or
+/// `ntfy: { server: https://ntfy.example, topic: alice-pager }`. Read by hand
+/// rather than as an untagged enum, which would lose the location.
+#[derive(Debug)]
+pub struct NtfyYaml {
+    pub server: Option<String>,
+    pub topic: String,
+}
+
+impl<'de> Deserialize<'de> for NtfyYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NtfyYaml;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an ntfy topic, or a map with `server` and `topic`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NtfyYaml, E> {
+                Ok(NtfyYaml {
+                    server: None,
+                    topic: v.to_owned(),
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<NtfyYaml, A::Error> {
+                let (mut server, mut topic) = (None, None);
+                while let Some(key) = m.next_key::<String>()? {
+                    match key.as_str() {
+                        "server" => server = Some(m.next_value::<String>()?),
+                        "topic" => topic = Some(m.next_value::<String>()?),
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                other,
+                                &["server", "topic"],
+                            ))
+                        }
+                    }
+                }
+                let topic = topic.ok_or_else(|| serde::de::Error::missing_field("topic"))?;
+                Ok(NtfyYaml { server, topic })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +191,11 @@ pub struct PolicyYaml {
     pub repeat: Option<Text>,
     #[serde(default)]
     pub voice_repeat_every: Option<Text>,
+    /// `false` turns breakthrough calls off.
+    #[serde(default)]
+    pub breakthrough: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub breakthrough_after: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +205,9 @@ pub struct StepYaml {
     pub delay: Option<Text>,
     pub targets: Spanned<Vec<Spanned<TargetYaml>>>,
     pub channels: Spanned<Vec<Text>>,
+    /// For `channels: [personal]`: what people without rules get.
+    #[serde(default)]
+    pub fallback: Option<Spanned<Vec<Text>>>,
 }
 
 /// Written as a one-key map (`- schedule: primary`); a struct rather than an enum keeps

@@ -32,10 +32,16 @@ impl Channel for Console {
     }
 
     async fn send(&self, n: &Notification) -> Outcome {
+        // A Pushover user key or an ntfy topic (which anyone may subscribe
+        // to) is close to a credential: the log names the person instead.
+        let to = match self.stands_in_for {
+            ChannelKind::Pushover | ChannelKind::Ntfy => n.recipient.label(),
+            _ => n.recipient.address(),
+        };
         tracing::info!(
             target: "rouse::page",
             channel = self.stands_in_for.as_str(),
-            to = n.recipient.address(),
+            to,
             alert = n.alert_id,
             severity = n.severity.as_str(),
             status = n.status.as_str(),

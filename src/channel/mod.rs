@@ -24,11 +24,14 @@ pub mod email;
 pub mod http;
 pub mod matrix;
 pub mod mattermost;
+pub mod ntfy;
+pub mod pushover;
 pub mod registry;
 pub mod render;
 pub mod slack;
 pub mod teams;
 pub mod twilio;
+pub mod vcard;
 pub mod webhook;
 
 /// How a notification travels; also the names used in policy YAML.
@@ -40,6 +43,12 @@ pub enum ChannelKind {
     Sms,
     Voice,
     Email,
+    /// Push through Pushover (a policy's `push` channel, for people with a
+    /// Pushover user key).
+    Pushover,
+    /// Push through an ntfy server (a policy's `push` channel, for people
+    /// with an ntfy topic).
+    Ntfy,
 }
 
 impl ChannelKind {
@@ -50,6 +59,8 @@ impl ChannelKind {
             ChannelKind::Sms,
             ChannelKind::Voice,
             ChannelKind::Email,
+            ChannelKind::Pushover,
+            ChannelKind::Ntfy,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -62,6 +73,8 @@ impl ChannelKind {
             ChannelKind::Sms => "sms",
             ChannelKind::Voice => "voice",
             ChannelKind::Email => "email",
+            ChannelKind::Pushover => "pushover",
+            ChannelKind::Ntfy => "ntfy",
         }
     }
 }
@@ -116,6 +129,11 @@ pub struct Notification {
     /// For SMS: the short code this number replies with (`4a` acknowledges).
     #[serde(default)]
     pub reply_code: Option<u32>,
+    /// For push: a URL that acknowledges this page with one POST from the
+    /// provider or the app (Pushover's `callback`, an ntfy `http` action). It
+    /// carries a credential, so it is a [`Secret`] and never serialized.
+    #[serde(skip)]
+    pub action_url: Option<Secret>,
     /// People paged by this step, for chat messages ("paging alice, bob").
     pub paged: Vec<String>,
     pub recipient: Recipient,
@@ -227,6 +245,9 @@ pub struct ChannelsConfig {
     pub mattermost: Option<mattermost::MattermostConfig>,
     pub matrix: Option<matrix::MatrixConfig>,
     pub email: Option<email::EmailConfig>,
+    /// Push that can ring through Do Not Disturb.
+    pub pushover: Option<pushover::PushoverSettings>,
+    pub ntfy: Option<ntfy::NtfySettings>,
 }
 
 impl ChannelsConfig {
@@ -362,7 +383,12 @@ pub(crate) struct Reply {
 /// A body that cannot be read after a success status is `Unknown`: the
 /// provider accepted the request but we cannot tell what it said about it.
 pub(crate) async fn execute(request: reqwest::RequestBuilder) -> Result<Reply, Outcome> {
-    let mut response = request.send().await.map_err(|e| classify_error(&e))?;
+    // Without the URL: for some providers it holds a credential (a webhook
+    // URL, Pushover's token in a receipt poll), and the reason is logged.
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| classify_error(&e.without_url()))?;
     let status = response.status();
     let headers = response.headers().clone();
     let mut bytes = Vec::new();

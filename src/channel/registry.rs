@@ -8,6 +8,8 @@ use super::discord::Discord;
 use super::email::Email;
 use super::matrix::Matrix;
 use super::mattermost::Mattermost;
+use super::ntfy::Ntfy;
+use super::pushover::Pushover;
 use super::slack::Slack;
 use super::teams::Teams;
 use super::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice, VoiceTokenFn};
@@ -86,6 +88,12 @@ pub fn build(
     if let Some(e) = &config.email {
         channels = channels.with(Arc::new(Email::new(e)?));
     }
+    if let Some(p) = &config.pushover {
+        channels = channels.with(Arc::new(Pushover::new(p, client.clone())?));
+    }
+    if let Some(n) = &config.ntfy {
+        channels = channels.with(Arc::new(Ntfy::new(n, client.clone())?));
+    }
     Ok(channels)
 }
 
@@ -99,6 +107,16 @@ pub fn apply_env(config: &mut ChannelsConfig, env: &dyn Fn(&str) -> Option<Strin
     if let Some(w) = config.webhook.as_mut() {
         if let Some(secret) = env("ROUSE_WEBHOOK_SECRET") {
             w.secret = Some(Secret::new(secret));
+        }
+    }
+    if let Some(p) = config.pushover.as_mut() {
+        if let Some(token) = env("ROUSE_PUSHOVER_TOKEN") {
+            p.token = Some(Secret::new(token));
+        }
+    }
+    if let Some(n) = config.ntfy.as_mut() {
+        if let Some(token) = env("ROUSE_NTFY_TOKEN") {
+            n.token = Some(Secret::new(token));
         }
     }
     if let Some(s) = config.slack.as_mut() {

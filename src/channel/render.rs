@@ -271,6 +271,7 @@ mod tests {
             ],
             ack_url: Some("https://rouse.example/ack/abc".into()),
             reply_code: None,
+            action_url: None,
             paged: vec!["alice".into(), "bob".into()],
             recipient: Recipient::Room {
                 address: "#ops".into(),

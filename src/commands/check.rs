@@ -1,8 +1,11 @@
 //! `rouse check DIR`: validate a rotations folder and warn about coverage gaps ahead,
-//! and about domains the configuration depends on that no `domain` watcher watches.
+//! about domains the configuration depends on that no `domain` watcher watches,
+//! and, with the database's test pages, about people going on call whose
+//! phones have not proven they wake them.
 
 use crate::catalog::{load_dir, Catalog};
 use crate::config::Config;
+use crate::escalation::test_page::{self, TestPageResult};
 use crate::oncall::coverage_gaps;
 use crate::watch::domain::registrable_domain;
 use crate::watch::spec::WatchKind;
@@ -52,6 +55,22 @@ pub fn check_with_config(
     config_file: Option<&Path>,
     out: &mut dyn Write,
 ) -> std::io::Result<bool> {
+    check_with(dir, now, env, config, config_file, None, out)
+}
+
+/// [`check_with_config`], and with `test_pages` (from `--database-url`) a
+/// `warning:` at each person on call in the next 14 days without an
+/// acknowledged test page on one of their high-urgency methods in the last
+/// 90 days.
+pub fn check_with(
+    dir: &Path,
+    now: DateTime<Utc>,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Config,
+    config_file: Option<&Path>,
+    test_pages: Option<&[TestPageResult]>,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
     let catalog = match load_dir(dir, env) {
         Ok(c) => c,
         Err(diags) => {
@@ -88,6 +107,22 @@ pub fn check_with_config(
     };
     for warning in uncovered_domains(&catalog, config, &sources) {
         writeln!(out, "{warning}")?;
+    }
+    if let Some(results) = test_pages {
+        for (person, method) in test_page::unproven(&catalog, results, now) {
+            let place = catalog
+                .person_place(&person)
+                .map(|p| format!("{p}: "))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "warning: {place}person `{person}` is on call in the next {} days without an acknowledged {} test page in the last {} days; run `rouse test-page {person} --via {}`",
+                test_page::ON_CALL_HORIZON.num_days(),
+                method.as_str(),
+                test_page::PROOF_MAX_AGE.num_days(),
+                method.as_str(),
+            )?;
+        }
     }
     let gap_text = if gaps.is_empty() {
         "no coverage gaps".to_string()

@@ -1,6 +1,7 @@
-//! Command logic behind `rouse check`, `rouse oncall` and `rouse watch`; the binary only
-//! parses flags.
+//! Command logic behind `rouse check`, `rouse oncall`, `rouse watch` and
+//! `rouse test-page`; the binary only parses flags.
 
 pub mod check;
 pub mod oncall;
+pub mod test_page;
 pub mod watch;

@@ -25,6 +25,7 @@ use crate::catalog::live::LiveCatalog;
 use crate::channel::console::Console;
 use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::clock::Clock;
+use crate::config::Secret;
 use crate::store::group_commit::{CommitError, DeliveryCommit};
 use crate::store::{
     DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
@@ -82,6 +83,8 @@ impl Channels {
             ChannelKind::Sms,
             ChannelKind::Voice,
             ChannelKind::Email,
+            ChannelKind::Pushover,
+            ChannelKind::Ntfy,
         ]
         .iter()
         .map(|k| format!("{}: {}", k.as_str(), self.get(*k).name()))
@@ -128,6 +131,37 @@ impl AckLinks {
             self.public_url.trim_end_matches('/'),
             crate::channel::twilio::percent_encode(&token)
         )
+    }
+}
+
+impl AckLinks {
+    /// The URL an ntfy `http` button POSTs to: a token that only
+    /// acknowledges, only this alert, for this person.
+    pub fn push_ack_url(&self, alert_id: i64, person: &str, now: DateTime<Utc>) -> String {
+        let token = self.signer.sign(
+            crate::ack::token::Purpose::PushAck,
+            alert_id,
+            person,
+            now + self.lifetime,
+        );
+        format!(
+            "{}/ntfy/ack/{alert_id}?t={}",
+            self.public_url.trim_end_matches('/'),
+            crate::channel::twilio::percent_encode(&token)
+        )
+    }
+
+    /// Pushover's `callback` for one page, with a fresh random secret; the
+    /// store keeps only its hash ([`crate::ack::push::secret_hash`]).
+    pub fn pushover_callback(&self, notification_id: i64) -> (Secret, String) {
+        let secret = crate::ack::push::new_secret();
+        let url = format!(
+            "{}/pushover/callback/{notification_id}/{}",
+            self.public_url.trim_end_matches('/'),
+            secret.expose()
+        );
+        let hash = crate::ack::push::secret_hash(secret.expose());
+        (Secret::new(url), hash)
     }
 }
 
@@ -290,14 +324,18 @@ impl Engine {
             .into_iter()
             .map(|d| NewNotification {
                 idempotency_key: format!(
-                    "alert-{}/fire-{fired}/{}/{}",
+                    "alert-{}/fire-{fired}/{}/{}{}",
                     alert.id,
                     d.channel.as_str(),
-                    d.recipient.address()
+                    d.recipient.address(),
+                    d.rule
+                        .map(|i| format!("{}{i}", crate::store::RULE_KEY_MARK))
+                        .unwrap_or_default()
                 ),
                 channel: d.channel,
                 target: d.target,
                 recipient: d.recipient,
+                delay: d.delay,
             })
             .collect();
         StepRecord {
@@ -561,6 +599,11 @@ async fn deliver(
                 records.push((claim, held));
                 continue;
             }
+            if let Some(links) = links.as_deref() {
+                callback_secret(store.as_ref(), links, clock.now(), &claim, alert, &mut n)
+                    .await
+                    .map_err(|e| CommitError::Store(e.to_string()))?;
+            }
         }
         ready.push((claim, n));
     }
@@ -642,6 +685,29 @@ async fn deliver(
     Ok(())
 }
 
+/// Gives an emergency Pushover page its callback URL, with a fresh secret
+/// whose hash is stored before the page leaves: a callback can only be
+/// checked against what was written first.
+async fn callback_secret(
+    store: &dyn Store,
+    links: &AckLinks,
+    now: DateTime<Utc>,
+    claim: &NotificationClaim,
+    alert: &Alert,
+    n: &mut Notification,
+) -> Result<(), StoreError> {
+    let emergency = alert.urgency == crate::alert::Urgency::High;
+    if claim.channel != ChannelKind::Pushover || claim.follow_up.is_some() || !emergency {
+        return Ok(());
+    }
+    let (url, hash) = links.pushover_callback(claim.id);
+    store
+        .set_push_secret(claim.id, claim.alert_id, &hash, now)
+        .await?;
+    n.action_url = Some(url);
+    Ok(())
+}
+
 /// Builds the notification for a claim, or records why it is not sent (the
 /// alert was closed meanwhile; follow-ups exist precisely because it was).
 /// `alert` was read after the claim, so an acknowledgement that committed
@@ -687,6 +753,13 @@ fn prepare(
             .then(|| links.map(|l| l.url(alert.id, person_id(&claim.recipient), clock.now())))
             .flatten(),
         reply_code: None,
+        action_url: (alert.status == AlertStatus::Triggered && claim.channel == ChannelKind::Ntfy)
+            .then(|| {
+                links.map(|l| {
+                    Secret::new(l.push_ack_url(alert.id, person_id(&claim.recipient), clock.now()))
+                })
+            })
+            .flatten(),
         paged,
         recipient: claim.recipient.clone(),
         attempt: claim.attempt,

@@ -7,3 +7,4 @@
 pub mod engine;
 pub mod plan;
 mod sms;
+pub mod test_page;

@@ -11,8 +11,10 @@
 //!   minutes if unset) while `repeat` allows; once passes are used up, the last
 //!   step's voice calls repeat every `voice_repeat_every` until someone
 //!   acknowledges — the "wake me up" guarantee;
-//! - for low-urgency alerts, SMS and voice wait while a person is in their
-//!   quiet hours (chat and email still go out).
+//! - for low-urgency alerts, SMS, voice and push wait while a person is in
+//!   their quiet hours (chat and email still go out);
+//! - an unanswered page call is followed by one breakthrough call to the same
+//!   number `breakthrough_after` later ([`breakthrough_at`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,11 @@ pub struct Delivery {
     /// How the recipient was found, for the timeline: `schedule:primary`.
     pub target: String,
     pub recipient: Recipient,
+    /// How long after the step fired it goes out (a personal rule's `after`).
+    pub delay: TimeDelta,
+    /// The personal rule it comes from (its index in the person's `notify`);
+    /// such pages stop when the policy's next step fires.
+    pub rule: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +143,14 @@ pub fn fire(
     } else {
         let who: Vec<String> = deliveries
             .iter()
-            .map(|d| format!("{} by {}", d.recipient.label(), d.channel.as_str()))
+            .map(|d| {
+                let later = if d.delay > TimeDelta::zero() {
+                    format!(" after {}", crate::oncall::time::format_duration(d.delay))
+                } else {
+                    String::new()
+                };
+                format!("{} by {}{later}", d.recipient.label(), d.channel.as_str())
+            })
             .collect();
         notes.insert(
             0,
@@ -200,6 +214,33 @@ pub fn fire(
     }
 }
 
+/// How a call ended, as far as waking someone goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEnd {
+    /// Rang out, busy, or voicemail: the phone may be in Do Not Disturb.
+    Unanswered,
+    /// Answered by a person, or failed in a way another call cannot fix.
+    Other,
+}
+
+/// When to call the same number again after a call that ended at
+/// `ended_at`, if at all: phones let a second call from the same number
+/// within three minutes ring through Do Not Disturb (iOS "Repeated Calls",
+/// Android's repeat callers), so an unanswered page call is followed by one
+/// more, `breakthrough_after` later. A breakthrough call gets none of its
+/// own; when it too goes unanswered, the escalation moves on.
+pub fn breakthrough_at(
+    policy: &EscalationPolicy,
+    end: CallEnd,
+    was_breakthrough: bool,
+    ended_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match (end, was_breakthrough, policy.breakthrough_after) {
+        (CallEnd::Unanswered, false, Some(after)) => Some(ended_at + after),
+        _ => None,
+    }
+}
+
 fn more_passes(repeat: Repeat, pass: u32) -> bool {
     match repeat {
         Repeat::UntilAck => true,
@@ -234,6 +275,8 @@ fn resolve(
                             recipient: Recipient::Room {
                                 address: room.clone(),
                             },
+                            delay: TimeDelta::zero(),
+                            rule: None,
                         },
                     );
                 }
@@ -269,69 +312,99 @@ fn resolve(
         let Some(person) = person.and_then(|id| catalog.person(&id)) else {
             continue;
         };
-        for channel in &channels {
-            match address(person, *channel) {
-                Some(address) => {
-                    let loud = matches!(channel, Channel::Sms | Channel::Voice);
-                    if loud && urgency == Urgency::Low && person.in_quiet_hours(now) {
-                        notes.push(note(
-                            TimelineKind::StepSkipped,
-                            format!(
-                                "{}: quiet hours, no {channel} for a low-urgency alert",
-                                person.id
-                            ),
-                        ));
-                        continue;
-                    }
-                    push_unique(
-                        &mut out,
-                        Delivery {
-                            channel: kind(*channel),
-                            target: label.clone(),
-                            recipient: Recipient::Person {
-                                id: person.id.clone(),
-                                name: person.name.clone(),
-                                address,
-                            },
-                        },
-                    );
-                }
-                None => notes.push(note(
+        // A personal step follows the person's own rules; without rules
+        // the step's channels (its fallback) apply, at once.
+        let rules: Vec<(Option<usize>, Channel, TimeDelta)> =
+            if step.personal && !person.notify.is_empty() {
+                person
+                    .notify
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !voice_only || r.via == Channel::Voice)
+                    .map(|(i, r)| (Some(i), r.via, r.after))
+                    .collect()
+            } else {
+                channels
+                    .iter()
+                    .map(|c| (None, *c, TimeDelta::zero()))
+                    .collect()
+            };
+        for (rule, channel, delay) in rules {
+            let addresses = addresses(person, channel);
+            if addresses.is_empty() {
+                notes.push(note(
                     TimelineKind::StepSkipped,
                     format!("{}: no {channel} contact", person.id),
-                )),
+                ));
+                continue;
+            }
+            // Push rings through Do Not Disturb: as loud as a call at night.
+            let loud = matches!(channel, Channel::Sms | Channel::Voice | Channel::Push);
+            if loud && urgency == Urgency::Low && person.in_quiet_hours(now + delay) {
+                notes.push(note(
+                    TimelineKind::StepSkipped,
+                    format!(
+                        "{}: quiet hours, no {channel} for a low-urgency alert",
+                        person.id
+                    ),
+                ));
+                continue;
+            }
+            for (kind, address) in addresses {
+                push_unique(
+                    &mut out,
+                    Delivery {
+                        channel: kind,
+                        target: label.clone(),
+                        recipient: Recipient::Person {
+                            id: person.id.clone(),
+                            name: person.name.clone(),
+                            address,
+                        },
+                        delay,
+                        rule,
+                    },
+                );
             }
         }
     }
     out
 }
 
-/// One notification per (channel, address) and step, even if two targets
-/// resolve to the same person.
+/// One notification per (channel, address, personal rule) and step, even
+/// if two targets resolve to the same person.
 fn push_unique(out: &mut Vec<Delivery>, delivery: Delivery) {
     if !out.iter().any(|d| {
-        d.channel == delivery.channel && d.recipient.address() == delivery.recipient.address()
+        d.channel == delivery.channel
+            && d.recipient.address() == delivery.recipient.address()
+            && d.rule == delivery.rule
     }) {
         out.push(delivery);
     }
 }
 
-fn address(person: &Person, channel: Channel) -> Option<String> {
+/// Where `channel` reaches `person`: one address, or for `push` each push
+/// app the person has (Pushover and ntfy both, if both are set).
+pub fn addresses(person: &Person, channel: Channel) -> Vec<(ChannelKind, String)> {
     let c = &person.contact;
+    let one = |kind: ChannelKind, a: &Option<String>| a.clone().map(|a| (kind, a));
     match channel {
-        Channel::Sms => c.sms.clone(),
-        Channel::Voice => c.voice.clone(),
-        Channel::Email => c.email.clone(),
-        Channel::Chat => c.slack.clone().or_else(|| c.matrix.clone()),
-    }
-}
-
-pub fn kind(channel: Channel) -> ChannelKind {
-    match channel {
-        Channel::Chat => ChannelKind::Chat,
-        Channel::Sms => ChannelKind::Sms,
-        Channel::Voice => ChannelKind::Voice,
-        Channel::Email => ChannelKind::Email,
+        Channel::Sms => one(ChannelKind::Sms, &c.sms).into_iter().collect(),
+        Channel::Voice => one(ChannelKind::Voice, &c.voice).into_iter().collect(),
+        Channel::Email => one(ChannelKind::Email, &c.email).into_iter().collect(),
+        Channel::Chat => one(
+            ChannelKind::Chat,
+            &c.slack.clone().or_else(|| c.matrix.clone()),
+        )
+        .into_iter()
+        .collect(),
+        Channel::Push => [
+            one(ChannelKind::Pushover, &c.pushover),
+            one(ChannelKind::Ntfy, &c.ntfy),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     }
 }
 
@@ -508,5 +581,69 @@ services:
         };
         assert!(fire(p, sms, &c, night, Urgency::Low).deliveries.is_empty());
         assert_eq!(fire(p, sms, &c, night, Urgency::High).deliveries.len(), 1);
+    }
+
+    #[test]
+    fn push_reaches_every_push_app_a_person_has() {
+        const PUSH: &str = r##"
+people:
+  - { id: alice, name: Alice, timezone: Europe/Berlin,
+      contact: { pushover: uQiRzpo4DXghDmr9QzzfQu27cmVRsG, ntfy: { server: "https://ntfy.example", topic: alice } },
+      quiet_hours: { from: "22:00", to: "07:00" } }
+  - { id: bob, name: Bob, timezone: Europe/Berlin, contact: { ntfy: bob-pager } }
+  - { id: carol, name: Carol, timezone: Europe/Berlin, contact: { sms: "+4915100000003" } }
+policies:
+  - id: p
+    steps:
+      - { targets: [{ person: alice }, { person: bob }, { person: carol }], channels: [push] }
+services:
+  - { id: svc, policy: p, integrations: [{ name: t, key: k }] }
+"##;
+        let c =
+            crate::catalog::load_files(&[(PathBuf::from("t.yaml"), PUSH.to_owned())], &|_| None)
+                .expect("valid push catalog");
+        let p = c.policy("p").expect("policy");
+        let noon = at(12, 0);
+        let plan = fire(p, Cursor::START, &c, noon, Urgency::High);
+        let who: Vec<(ChannelKind, &str)> = plan
+            .deliveries
+            .iter()
+            .map(|d| (d.channel, d.recipient.address()))
+            .collect();
+        assert_eq!(
+            who,
+            [
+                (ChannelKind::Pushover, "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"),
+                (ChannelKind::Ntfy, "https://ntfy.example/alice"),
+                (ChannelKind::Ntfy, "bob-pager"),
+            ]
+        );
+        assert!(plan
+            .notes
+            .iter()
+            .any(|n| n.message == "carol: no push contact"));
+        // Push rings through Do Not Disturb: not for a low-urgency alert at night.
+        let night = Utc.with_ymd_and_hms(2026, 11, 2, 23, 0, 0).unwrap();
+        let low = fire(p, Cursor::START, &c, night, Urgency::Low);
+        assert_eq!(low.deliveries.len(), 1, "only bob, who has no quiet hours");
+    }
+
+    #[test]
+    fn an_unanswered_call_is_followed_by_one_breakthrough_call() {
+        let c = catalog();
+        let p = c.policy("loud").expect("policy");
+        let t = at(12, 0);
+        assert_eq!(p.breakthrough_after, Some(TimeDelta::seconds(60)));
+        assert_eq!(
+            breakthrough_at(p, CallEnd::Unanswered, false, t),
+            Some(t + TimeDelta::seconds(60))
+        );
+        assert_eq!(breakthrough_at(p, CallEnd::Unanswered, true, t), None);
+        assert_eq!(breakthrough_at(p, CallEnd::Other, false, t), None);
+        let off = EscalationPolicy {
+            breakthrough_after: None,
+            ..p.clone()
+        };
+        assert_eq!(breakthrough_at(&off, CallEnd::Unanswered, false, t), None);
     }
 }

@@ -74,7 +74,9 @@ fn check(state: &AppState, alert_id: i64, token: &str) -> Result<Grant, Box<Resp
         .signer
         .verify(alert_id, token, state.clock.now())
         .map_err(|e| Box::new(refused(e)))?;
-    if grant.purpose == Purpose::Voice {
+    // Only links made for this page: a call's URL token or a push button's
+    // token is refused here, as theirs refuse ack links.
+    if !matches!(grant.purpose, Purpose::Acknowledge | Purpose::Resolve) {
         return Err(Box::new(refused(
             "this link is not an acknowledgement link",
         )));

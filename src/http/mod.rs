@@ -20,12 +20,15 @@ use crate::store::Store;
 
 mod ack;
 mod alerts;
+mod contact;
 pub use ack::ACK_LINK_LIFETIME;
 pub mod error;
 mod extract;
 mod health;
 mod intake;
 mod opsgenie;
+mod people;
+mod push;
 mod slack;
 pub mod throttle;
 mod twilio;
@@ -89,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics))
+        .route("/contact.vcf", get(contact::card))
         .route("/v1/events", post(intake::native))
         .route("/v2/enqueue", post(intake::pagerduty))
         .route(
@@ -114,6 +118,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
         .route("/v1/watchers", get(watchers::list))
+        .route("/v1/people/{id}/test-page", post(people::send_test_page))
+        .route("/v1/people/{id}/test-pages", get(people::test_pages))
         .route("/ack/{alert}", get(ack::show).post(ack::confirm))
         .route("/twilio/voice/{alert}", post(twilio::voice))
         .route("/twilio/voice/{alert}/gather", post(twilio::gather))
@@ -121,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/sms/status", post(twilio::sms_status))
         .route("/twilio/sms", post(twilio::inbound_sms))
         .route("/slack/interactions", post(slack::interactions))
+        .route(
+            "/pushover/callback/{notification}/{secret}",
+            post(push::callback),
+        )
+        .route("/ntfy/ack/{alert}", post(push::ntfy_ack))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -23,6 +23,8 @@ use crate::channel::twilio::callbacks::{
 };
 use crate::channel::twilio::twiml::{self, GatherAction};
 use crate::channel::twilio::{signature, Routes};
+use crate::channel::ChannelKind;
+use crate::escalation::plan;
 use crate::store::{Act, Via};
 
 #[derive(Debug, Deserialize)]
@@ -196,7 +198,19 @@ pub async fn call_status(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let answered_by = form_get(&form, "AnsweredBy").and_then(|a| a.parse::<AnsweredBy>().ok());
-    let (message, fall_through) = match call_reached_human(status, answered_by) {
+    let reached = call_reached_human(status, answered_by);
+    let unanswered =
+        matches!(status, CallStatus::NoAnswer | CallStatus::Busy) || reached == Reached::Machine;
+    if unanswered {
+        let what = match &reached {
+            Reached::Machine => "voicemail answered, not a person".to_owned(),
+            _ => status.to_string(),
+        };
+        if let Breakthrough::Applies = breakthrough(&state, sid, &what).await? {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+    let (message, fall_through) = match reached {
         Reached::Human => (format!("call {sid}: answered by a person"), false),
         Reached::Machine => (
             format!("call {sid}: voicemail answered, not a person; escalating"),
@@ -205,6 +219,61 @@ pub async fn call_status(
         Reached::NotReached(reason) => (format!("call {sid}: {reason}; escalating"), true),
     };
     report(&state, sid, &message, fall_through).await
+}
+
+enum Breakthrough {
+    /// The policy calls again (or already did for this call): the escalation
+    /// waits for that call instead of moving on now.
+    Applies,
+    DoesNotApply,
+}
+
+/// Queues the breakthrough call after an unanswered page call, when its
+/// policy wants one (see [`plan::breakthrough_at`]). A repeated callback
+/// finds it queued and changes nothing.
+async fn breakthrough(state: &AppState, sid: &str, what: &str) -> Result<Breakthrough, ApiError> {
+    let Some(page) = state.store.page_by_provider_id(sid).await? else {
+        return Ok(Breakthrough::DoesNotApply);
+    };
+    let Some(alert) = state.store.alert(page.alert_id).await? else {
+        return Ok(Breakthrough::DoesNotApply);
+    };
+    let Some(catalog) = state.catalog.current() else {
+        return Ok(Breakthrough::DoesNotApply);
+    };
+    // As the engine does: a policy renamed since the alert opened falls back
+    // to the service's current one.
+    let policy = alert
+        .policy_id
+        .as_deref()
+        .and_then(|id| catalog.policy(id))
+        .or_else(|| {
+            catalog
+                .service(&alert.service_id)
+                .and_then(|s| catalog.policy(&s.policy_id))
+        });
+    let now = state.clock.now();
+    let due = policy
+        .filter(|_| page.channel == ChannelKind::Voice)
+        .and_then(|p| {
+            plan::breakthrough_at(p, plan::CallEnd::Unanswered, page.is_breakthrough(), now)
+        });
+    let Some(due) = due else {
+        return Ok(Breakthrough::DoesNotApply);
+    };
+    let message = format!(
+        "call {sid}: {what}; calling the same number again at {} from the same caller id \
+         (a second call within 3 minutes rings through Do Not Disturb)",
+        due.format("%H:%M:%S UTC")
+    );
+    if state
+        .store
+        .queue_breakthrough(page.notification_id, due, now, &message)
+        .await?
+    {
+        state.engine_wake.notify_one();
+    }
+    Ok(Breakthrough::Applies)
 }
 
 /// `POST /twilio/sms/status`: an SMS that could not be delivered falls

@@ -11,8 +11,11 @@ pub mod service;
 pub mod time;
 
 pub use gaps::{coverage_gaps, Gap};
-pub use person::{Contact, Person, QuietHours};
-pub use policy::{Channel, EscalationPolicy, Repeat, Step, Target};
+pub use person::{Contact, NotifyRule, Person, QuietHours};
+pub use policy::{
+    Channel, EscalationPolicy, Repeat, Step, Target, DEFAULT_BREAKTHROUGH_AFTER, DEFAULT_FALLBACK,
+    MAX_BREAKTHROUGH_AFTER,
+};
 pub use rotation::{Rotation, Segment};
 pub use schedule::{Layer, OnCall, Override, Schedule, Shift, Source};
 pub use service::{Integration, Route, RoutingRule, Service, Urgency};

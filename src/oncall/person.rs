@@ -1,7 +1,8 @@
 //! People who can be paged: identity, home zone, contact methods and personal limits.
 
+use super::policy::Channel;
 use super::time::LocalTime;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,16 @@ pub struct Person {
     pub contact: Contact,
     pub quiet_hours: Option<QuietHours>,
     pub max_calls_per_hour: Option<u32>,
+    /// Personal notification rules, in order: what a `personal` step does
+    /// for this person. Empty: the step's fallback channels.
+    pub notify: Vec<NotifyRule>,
+}
+
+/// `{after: 1m, via: voice}`: notify by `via` this long after the step fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyRule {
+    pub after: TimeDelta,
+    pub via: Channel,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +33,24 @@ pub struct Contact {
     pub email: Option<String>,
     pub slack: Option<String>,
     pub matrix: Option<String>,
+    /// A Pushover user (or group) key.
+    pub pushover: Option<String>,
+    /// An ntfy topic: a bare topic on the configured server, or the topic's
+    /// full URL (`https://ntfy.example/alice-pager`) on the person's own.
+    pub ntfy: Option<String>,
+}
+
+impl Contact {
+    /// Whether `channel` can reach this contact at all.
+    pub fn reaches(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.sms.is_some(),
+            Channel::Voice => self.voice.is_some(),
+            Channel::Email => self.email.is_some(),
+            Channel::Chat => self.slack.is_some() || self.matrix.is_some(),
+            Channel::Push => self.pushover.is_some() || self.ntfy.is_some(),
+        }
+    }
 }
 
 /// A local time range in which low-urgency alerts must not wake the person. `to <= from`

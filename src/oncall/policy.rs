@@ -12,15 +12,33 @@ pub struct EscalationPolicy {
     pub repeat: Repeat,
     /// How often voice calls are repeated while nobody acknowledges; None = call once.
     pub voice_repeat_every: Option<TimeDelta>,
+    /// After a call that rang out, was busy or reached voicemail, call the
+    /// same number again this much later (`None`: `breakthrough: false`).
+    pub breakthrough_after: Option<TimeDelta>,
 }
+
+/// Default of a policy's `breakthrough_after`.
+pub const DEFAULT_BREAKTHROUGH_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// iOS lets a second call from the same number within three minutes ring
+/// through Do Not Disturb ("Repeated Calls"); the call itself rings for up to
+/// half a minute, so the gap stays under 170 s.
+pub const MAX_BREAKTHROUGH_AFTER: TimeDelta = TimeDelta::seconds(170);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// Wait after the previous step (after the alert for the first step).
     pub delay: TimeDelta,
     pub targets: Vec<Target>,
+    /// The channels every target is notified on; for a `personal` step, what
+    /// people without notification rules get (its `fallback`).
     pub channels: Vec<Channel>,
+    /// `channels: [personal]`: each person is notified by their own rules
+    /// ([`crate::oncall::Person::notify`]), people without rules on `channels`.
+    pub personal: bool,
 }
+
+/// The `channels` a `personal` step falls back to when it names none.
+pub const DEFAULT_FALLBACK: [Channel; 2] = [Channel::Sms, Channel::Voice];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -38,6 +56,9 @@ pub enum Channel {
     Sms,
     Voice,
     Email,
+    /// A push notification app (Pushover, ntfy) that can ring through Do Not
+    /// Disturb; which one depends on the person's contacts.
+    Push,
 }
 
 impl Channel {
@@ -47,6 +68,7 @@ impl Channel {
             "sms" => Some(Channel::Sms),
             "voice" => Some(Channel::Voice),
             "email" => Some(Channel::Email),
+            "push" => Some(Channel::Push),
             _ => None,
         }
     }
@@ -59,6 +81,7 @@ impl fmt::Display for Channel {
             Channel::Sms => "sms",
             Channel::Voice => "voice",
             Channel::Email => "email",
+            Channel::Push => "push",
         })
     }
 }

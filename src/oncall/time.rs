@@ -112,6 +112,18 @@ pub fn parse_duration(s: &str) -> Result<TimeDelta, ParseError> {
     Ok(TimeDelta::seconds(n * secs))
 }
 
+/// The shortest way to write a duration back: `90s`, `3m`, `2h`, `1d`.
+pub fn format_duration(d: TimeDelta) -> String {
+    let secs = d.num_seconds();
+    match secs {
+        0 => "0".to_owned(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Minutes since local midnight, 0..=1440 (1440 only as the end of a range: `24:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalTime(u16);

@@ -20,14 +20,17 @@ use crate::alert::{
 };
 use crate::channel::{ChannelKind, Recipient};
 use crate::escalation::plan::Cursor;
+use crate::escalation::test_page::{Method, TestPageResult};
 
 mod apply;
 pub mod group_commit;
 pub mod postgres;
+pub mod push;
 pub mod sms;
 pub mod sqlite;
 pub mod watch;
 
+pub use push::{PushBook, PushPage};
 pub use sms::SmsBook;
 pub use watch::WatchBook;
 
@@ -105,6 +108,10 @@ pub enum Via {
     Sms,
     Voice,
     Slack,
+    /// Acknowledged in the Pushover app (its callback, or a receipt poll).
+    Pushover,
+    /// An ntfy notification's acknowledge button.
+    Ntfy,
 }
 
 impl Via {
@@ -115,6 +122,8 @@ impl Via {
             Via::Sms => "sms",
             Via::Voice => "voice",
             Via::Slack => "slack",
+            Via::Pushover => "pushover",
+            Via::Ntfy => "ntfy",
         }
     }
 }
@@ -166,7 +175,13 @@ pub struct NewNotification {
     pub channel: ChannelKind,
     pub target: String,
     pub recipient: Recipient,
+    /// Due this long after the step fired (a personal rule's `after`).
+    pub delay: chrono::TimeDelta,
 }
+
+/// What the idempotency key of a page from a personal rule contains: such
+/// pages stop when the policy's next step fires.
+pub const RULE_KEY_MARK: &str = "/rule-";
 
 /// A notification claimed for sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +199,25 @@ pub struct NotificationClaim {
     /// `Some(previous provider id)` for a follow-up that updates an earlier
     /// message (the id may be unknown: `Some(None)`); `None` for a page.
     pub follow_up: Option<Option<String>>,
+}
+
+/// A sent page as a provider's callback finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPage {
+    pub notification_id: i64,
+    pub alert_id: i64,
+    pub channel: ChannelKind,
+    pub idempotency_key: String,
+}
+
+/// What a breakthrough call's idempotency key ends with: one per page.
+pub const BREAKTHROUGH_SUFFIX: &str = "/breakthrough";
+
+impl ProviderPage {
+    /// Whether this page is itself a breakthrough call (which gets none).
+    pub fn is_breakthrough(&self) -> bool {
+        self.idempotency_key.ends_with(BREAKTHROUGH_SUFFIX)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -256,7 +290,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + WatchBook + Send + Sync + 'static {
+pub trait Store: SmsBook + PushBook + WatchBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.
@@ -361,6 +395,39 @@ pub trait Store: SmsBook + WatchBook + Send + Sync + 'static {
         message: &str,
         fall_through: bool,
     ) -> Result<Option<i64>, StoreError>;
+    /// The page a provider's id belongs to (a call's `CallSid`).
+    async fn page_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<ProviderPage>, StoreError>;
+    /// Queues the breakthrough call for a voice page that went unanswered:
+    /// the same page again (same number, same firing), due at `due_at`, with
+    /// `message` in the timeline. `false` when the alert no longer fires or
+    /// the page already had its breakthrough call.
+    async fn queue_breakthrough(
+        &self,
+        notification_id: i64,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        message: &str,
+    ) -> Result<bool, StoreError>;
+    /// Records a test page (see [`crate::escalation::test_page`]): the alert
+    /// already opened for it, and its pages, due at `at`. One transaction.
+    async fn queue_test_page(
+        &self,
+        alert_id: i64,
+        person_id: &str,
+        method: Method,
+        pages: &[NewNotification],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Test pages sent since `since` (all people, or one), newest first, with
+    /// their alerts' acknowledgements.
+    async fn test_pages(
+        &self,
+        person_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TestPageResult>, StoreError>;
     /// Fires an alert's next step now (someone pressed "escalate").
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// When pages on `channels` reached `address` since `since`, oldest first
@@ -508,10 +575,13 @@ pub(crate) fn late_follow_up_candidates<'a>(
     won.filter(|(claim, record)| {
         claim.follow_up.is_none()
             && record.status == DeliveryStatus::Delivered
-            && matches!(
-                claim.channel,
-                ChannelKind::Chat | ChannelKind::Email | ChannelKind::Sms
-            )
+            && match claim.channel {
+                ChannelKind::Chat | ChannelKind::Email | ChannelKind::Sms => true,
+                // Its follow-up cancels the emergency page's repeats: only
+                // pages with a receipt have any.
+                ChannelKind::Pushover => record.provider_id.is_some(),
+                _ => false,
+            }
     })
     .map(|(claim, record)| (claim.id, record.at))
     .collect()
@@ -574,6 +644,10 @@ pub(crate) fn fall_throughs<'a>(
 
 pub(crate) fn parse_channel(s: &str) -> Result<ChannelKind, StoreError> {
     ChannelKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("channel {s:?}")))
+}
+
+pub(crate) fn parse_method(s: &str) -> Result<Method, StoreError> {
+    Method::parse(s).ok_or_else(|| StoreError::Corrupt(format!("test page method {s:?}")))
 }
 
 pub(crate) fn parse_delivery(s: &str) -> Result<DeliveryStatus, StoreError> {

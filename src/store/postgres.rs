@@ -20,15 +20,18 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
-    parse_channel, parse_delivery, winners, Act, AlertFilter, Backend, DeliveryRecord,
-    DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome, NewNotification,
-    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
+    StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
+use crate::escalation::test_page::{Method, TestPageResult};
 
+mod push;
 mod sms;
 mod watch;
 
@@ -300,10 +303,10 @@ impl Store for PostgresStore {
                     "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
                      recipient, address, status, due_at, created_at, updated_at)
                  SELECT alert_id, fired, key, channel, target, recipient::jsonb, address, 'pending',
-                        at, at, at
+                        due, at, at
                    FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                               $6::text[], $7::text[], $8::timestamptz[])
-                        AS v(alert_id, fired, key, channel, target, recipient, address, at)
+                               $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[])
+                        AS v(alert_id, fired, key, channel, target, recipient, address, at, due)
                  ON CONFLICT (idempotency_key) DO NOTHING",
                 )
                 .bind(deliveries.iter().map(|d| d.0).collect::<Vec<_>>())
@@ -334,6 +337,33 @@ impl Store for PostgresStore {
                         .collect::<Vec<_>>(),
                 )
                 .bind(deliveries.iter().map(|d| d.2).collect::<Vec<_>>())
+                .bind(
+                    deliveries
+                        .iter()
+                        .map(|d| d.2 + d.3.delay)
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A personal step's rules run until the policy's next step fires:
+            // that is now, for the pages of earlier firings not yet sent. (A
+            // first step has no earlier firing: new alerts, the hot path, skip this.)
+            let later: Vec<_> = won.iter().filter(|(claim, _)| claim.fired > 0).collect();
+            if !later.is_empty() {
+                sqlx::query(
+                    "UPDATE notifications n SET status = 'canceled', updated_at = v.at
+                       FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
+                            AS v(alert_id, fired, at)
+                      WHERE n.alert_id = v.alert_id AND n.fired < v.fired
+                        AND n.status IN ('pending', 'retry') AND NOT n.follow_up
+                        AND (n.lease_until IS NULL OR n.lease_until <= v.at)
+                        AND strpos(n.idempotency_key, $4) > 0",
+                )
+                .bind(later.iter().map(|(c, _)| c.alert_id).collect::<Vec<_>>())
+                .bind(later.iter().map(|(c, _)| c.fired + 1).collect::<Vec<_>>())
+                .bind(later.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+                .bind(crate::store::RULE_KEY_MARK)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -584,6 +614,152 @@ impl Store for PostgresStore {
             Ok(Some(alert_id))
         })
         .await
+    }
+
+    async fn page_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<ProviderPage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, alert_id, channel, idempotency_key FROM notifications
+              WHERE provider_id = $1 AND NOT follow_up",
+        )
+        .bind(provider_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ProviderPage {
+                notification_id: r.try_get("id")?,
+                alert_id: r.try_get("alert_id")?,
+                channel: parse_channel(r.try_get("channel")?)?,
+                idempotency_key: r.try_get("idempotency_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn queue_breakthrough(
+        &self,
+        notification_id: i64,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "INSERT INTO notifications (alert_id, fired, idempotency_key, channel,
+                     target, recipient, address, status, due_at, created_at, updated_at)
+                 SELECT n.alert_id, n.fired, n.idempotency_key || $4, n.channel, n.target,
+                        n.recipient, n.address, 'pending', $2, $3, $3
+                   FROM notifications n JOIN alerts a ON a.id = n.alert_id
+                  WHERE n.id = $1 AND a.status = 'triggered' AND NOT n.follow_up
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING alert_id",
+            )
+            .bind(notification_id)
+            .bind(due_at)
+            .bind(at)
+            .bind(crate::store::BREAKTHROUGH_SUFFIX)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                tx.commit().await?;
+                return Ok(false);
+            };
+            let alert_id: i64 = row.try_get("alert_id")?;
+            let entries = notes_to_timeline(
+                alert_id,
+                at,
+                &[(TimelineKind::Notified, message.to_owned())],
+            );
+            insert_timeline(&mut tx, &entries).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn queue_test_page(
+        &self,
+        alert_id: i64,
+        person_id: &str,
+        method: Method,
+        pages: &[NewNotification],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut recipients = Vec::with_capacity(pages.len());
+        for page in pages {
+            recipients.push(
+                serde_json::to_string(&page.recipient)
+                    .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
+            );
+        }
+        let recipients = &recipients;
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO test_pages (alert_id, person_id, method, sent_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(alert_id)
+            .bind(person_id)
+            .bind(method.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            for (page, recipient) in pages.iter().zip(recipients) {
+                sqlx::query(
+                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel,
+                         target, recipient, address, status, due_at, created_at, updated_at)
+                     VALUES ($1, 0, $2, $3, $4, $5::jsonb, $6, 'pending', $7, $8, $8)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(alert_id)
+                .bind(page.idempotency_key.as_str())
+                .bind(page.channel.as_str())
+                .bind(page.target.as_str())
+                .bind(recipient.as_str())
+                .bind(page.recipient.address())
+                .bind(at + page.delay)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn test_pages(
+        &self,
+        person_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TestPageResult>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.alert_id, t.person_id, t.method, t.sent_at, a.acknowledged_at,
+                    a.acknowledged_by
+               FROM test_pages t JOIN alerts a ON a.id = t.alert_id
+              WHERE ($1::text IS NULL OR t.person_id = $1) AND t.sent_at >= $2
+              ORDER BY t.sent_at DESC, t.alert_id DESC",
+        )
+        .bind(person_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TestPageResult {
+                    alert_id: r.try_get("alert_id")?,
+                    person_id: r.try_get("person_id")?,
+                    method: parse_method(r.try_get("method")?)?,
+                    sent_at: r.try_get("sent_at")?,
+                    acknowledged_at: r.try_get("acknowledged_at")?,
+                    acknowledged_by: r.try_get("acknowledged_by")?,
+                })
+            })
+            .collect()
     }
 
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -1000,7 +1176,8 @@ async fn close_escalations(conn: &mut PgConnection, rows: &[Closing]) -> Result<
                 n.recipient, n.address, 'pending', v.at, v.at, v.at, TRUE, n.provider_id
            FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(alert_id, at, now)
            JOIN notifications n ON n.alert_id = v.alert_id
-          WHERE NOT n.follow_up AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms')
+          WHERE NOT n.follow_up AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
+                     OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL))
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(rows.iter().map(|c| c.alert_id).collect::<Vec<_>>())

@@ -21,15 +21,18 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
-    notes_to_timeline, parse_channel, parse_delivery, winners, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
-    NewTimelineEntry, NotificationClaim, NotificationRow, StepRecord, Store, StoreError,
+    notes_to_timeline, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter,
+    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
+    StepRecord, Store, StoreError,
 };
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
+use crate::escalation::test_page::{Method, TestPageResult};
 
+mod push;
 mod sms;
 mod wal;
 mod watch;
@@ -359,6 +362,7 @@ impl Store for SqliteStore {
                      recipient, address, status, due_at, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, (alert_id, fired, at, d, recipient)| {
+                let due = (*at + d.delay).timestamp_millis();
                 let at = at.timestamp_millis();
                 b.push_bind(*alert_id)
                     .push_bind(*fired)
@@ -368,10 +372,31 @@ impl Store for SqliteStore {
                     .push_bind(recipient.as_str())
                     .push_bind(d.recipient.address())
                     .push_bind("pending")
-                    .push_bind(at)
+                    .push_bind(due)
                     .push_bind(at)
                     .push_bind(at);
             });
+            q.build().execute(&mut *tx).await?;
+        }
+        // A personal step's rules run until the policy's next step fires:
+        // that is now, for the pages of earlier firings not yet sent. (A first
+        // step has no earlier firing: new alerts, the hot path, skip this.)
+        let later: Vec<_> = won.iter().filter(|(claim, _)| claim.fired > 0).collect();
+        for chunk in later.chunks(apply::CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE notifications SET status = 'canceled', updated_at = v.column3 FROM (",
+            );
+            q.push_values(chunk, |mut b, (claim, record)| {
+                b.push_bind(claim.alert_id)
+                    .push_bind(claim.fired + 1)
+                    .push_bind(record.at.timestamp_millis());
+            });
+            q.push(") AS v WHERE notifications.alert_id = v.column1 AND notifications.fired < v.column2
+                   AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0
+                   AND (notifications.lease_until IS NULL OR notifications.lease_until <= v.column3)
+                   AND instr(notifications.idempotency_key, ");
+            q.push_bind(crate::store::RULE_KEY_MARK);
+            q.push(") > 0");
             q.build().execute(&mut *tx).await?;
         }
         let timeline: Vec<NewTimelineEntry> = won
@@ -598,6 +623,138 @@ impl Store for SqliteStore {
         tx.commit().await?;
         self.durable().await?;
         Ok(Some(alert_id))
+    }
+
+    async fn page_by_provider_id(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<ProviderPage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, alert_id, channel, idempotency_key FROM notifications
+              WHERE provider_id = ?1 AND follow_up = 0",
+        )
+        .bind(provider_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(ProviderPage {
+                notification_id: r.try_get("id")?,
+                alert_id: r.try_get("alert_id")?,
+                channel: parse_channel(r.try_get("channel")?)?,
+                idempotency_key: r.try_get("idempotency_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn queue_breakthrough(
+        &self,
+        notification_id: i64,
+        due_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel,
+                 target, recipient, address, status, due_at, created_at, updated_at)
+             SELECT n.alert_id, n.fired, n.idempotency_key || ?4, n.channel, n.target,
+                    n.recipient, n.address, 'pending', ?2, ?3, ?3
+               FROM notifications n JOIN alerts a ON a.id = n.alert_id
+              WHERE n.id = ?1 AND a.status = 'triggered' AND n.follow_up = 0
+             RETURNING alert_id",
+        )
+        .bind(notification_id)
+        .bind(due_at.timestamp_millis())
+        .bind(at.timestamp_millis())
+        .bind(crate::store::BREAKTHROUGH_SUFFIX)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let alert_id: i64 = row.try_get("alert_id")?;
+        let entries = notes_to_timeline(
+            alert_id,
+            at,
+            &[(TimelineKind::Notified, message.to_owned())],
+        );
+        insert_timeline(&mut tx, &entries).await?;
+        tx.commit().await?;
+        self.durable().await?;
+        Ok(true)
+    }
+
+    async fn queue_test_page(
+        &self,
+        alert_id: i64,
+        person_id: &str,
+        method: Method,
+        pages: &[NewNotification],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO test_pages (alert_id, person_id, method, sent_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(alert_id)
+        .bind(person_id)
+        .bind(method.as_str())
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        for page in pages {
+            sqlx::query(
+                "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel,
+                     target, recipient, address, status, due_at, created_at, updated_at)
+                 VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
+            )
+            .bind(alert_id)
+            .bind(page.idempotency_key.as_str())
+            .bind(page.channel.as_str())
+            .bind(page.target.as_str())
+            .bind(to_json(&page.recipient)?)
+            .bind(page.recipient.address())
+            .bind((at + page.delay).timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.durable().await
+    }
+
+    async fn test_pages(
+        &self,
+        person_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TestPageResult>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.alert_id, t.person_id, t.method, t.sent_at, a.acknowledged_at,
+                    a.acknowledged_by
+               FROM test_pages t JOIN alerts a ON a.id = t.alert_id
+              WHERE (?1 IS NULL OR t.person_id = ?1) AND t.sent_at >= ?2
+              ORDER BY t.sent_at DESC, t.alert_id DESC",
+        )
+        .bind(person_id)
+        .bind(since.timestamp_millis())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TestPageResult {
+                    alert_id: r.try_get("alert_id")?,
+                    person_id: r.try_get("person_id")?,
+                    method: parse_method(r.try_get("method")?)?,
+                    sent_at: instant(r.try_get("sent_at")?)?,
+                    acknowledged_at: r
+                        .try_get::<Option<i64>, _>("acknowledged_at")?
+                        .map(instant)
+                        .transpose()?,
+                    acknowledged_by: r.try_get("acknowledged_by")?,
+                })
+            })
+            .collect()
     }
 
     async fn escalate_now(&self, alert_id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -1120,7 +1277,8 @@ fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closi
         });
         q.push(
             ") AS v JOIN notifications n ON n.alert_id = v.column1
-              WHERE n.follow_up = 0 AND n.status = 'delivered' AND n.channel IN ('chat', 'email', 'sms'); ",
+              WHERE n.follow_up = 0 AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
+                     OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL)); ",
         );
     }
 }

@@ -179,7 +179,7 @@ fn empty_participants_and_bad_channel() {
         errors(PEOPLE, &rest),
         vec![
             "b.yaml:4:19: participants must list at least one person",
-            "b.yaml:17:20: unknown channel `pigeon`: expected chat, sms, voice or email",
+            "b.yaml:17:20: unknown channel `pigeon`: expected chat, sms, voice, email or push (or personal)",
         ]
     );
 }
@@ -280,4 +280,101 @@ fn check_reports_coverage_gaps_as_warnings() {
     assert!(!rouse::commands::check::check(dir.path(), now, &no_env, &mut out).unwrap());
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("c.yaml:1:9: "), "{text}");
+}
+
+#[test]
+fn bad_push_contacts_point_at_their_value() {
+    let people = "people:
+  - id: alice
+    name: Alice
+    timezone: Europe/Berlin
+    contact: { pushover: short-key, ntfy: \"no/slashes\" }
+  - id: bob
+    name: Bob
+    timezone: UTC
+    contact:
+      ntfy: { server: \"ftp://ntfy.example\", topic: bob }
+";
+    assert_eq!(
+        errors(people, REST),
+        vec![
+            "a.yaml:5:26: invalid Pushover user key: expected 30 letters and digits",
+            "a.yaml:5:43: invalid ntfy topic `no/slashes`: use letters, digits, `-` or `_` (at most 64)",
+            "a.yaml:10:13: invalid ntfy server `ftp://ntfy.example`: expected an http(s) URL such as https://ntfy.sh",
+        ]
+    );
+    let good = people
+        .replace("short-key", "uQiRzpo4DXghDmr9QzzfQu27cmVRsG")
+        .replace("\"no/slashes\"", "alice-pager")
+        .replace("ftp://", "https://");
+    let c = load(&[
+        ("a.yaml", &good),
+        ("b.yaml", &REST.replace("[sms]", "[push]")),
+    ])
+    .unwrap();
+    let bob = c.person("bob").unwrap();
+    assert_eq!(
+        bob.contact.ntfy.as_deref(),
+        Some("https://ntfy.example/bob")
+    );
+}
+
+#[test]
+fn breakthrough_after_must_stay_inside_three_minutes() {
+    let rest = REST.replace("  - id: p\n", "  - id: p\n    breakthrough_after: 3m\n");
+    assert_eq!(
+        errors(PEOPLE, &rest),
+        vec!["b.yaml:15:25: breakthrough_after must be 1s to 170s: the second call must come within 3 minutes of the first to ring through Do Not Disturb"]
+    );
+    let off = REST.replace("  - id: p\n", "  - id: p\n    breakthrough: false\n");
+    let c = load(&[("a.yaml", PEOPLE), ("b.yaml", &off)]).unwrap();
+    assert_eq!(c.policy("p").unwrap().breakthrough_after, None);
+}
+
+#[test]
+fn personal_rules_name_known_channels_the_person_can_be_reached_on() {
+    let people = "people:
+  - id: alice
+    name: Alice
+    timezone: Europe/Berlin
+    contact: { sms: \"+4915100000001\" }
+    notify:
+      - { after: 0m, via: pigeon }
+      - { after: 1m, via: voice }
+      - { after: soon, via: sms }
+  - id: bob
+    name: Bob
+    timezone: UTC
+";
+    assert_eq!(
+        errors(people, REST),
+        vec![
+            "a.yaml:7:27: unknown channel `pigeon`: expected push, sms, voice, email or chat",
+            "a.yaml:8:27: notify via voice, but the person has no voice contact",
+            "a.yaml:9:18: invalid duration `soon`: expected a number followed by s, m, h, d or w (e.g. `5m`, `12h`, `1w`)",
+        ]
+    );
+    let mixed = REST.replace("[sms]", "[personal, sms]");
+    assert_eq!(
+        errors(PEOPLE, &mixed),
+        vec!["b.yaml:17:19: `personal` stands alone: write `channels: [personal]` and put other channels in `fallback`"]
+    );
+    let stray = REST.replace("[sms]", "[sms]\n        fallback: [voice]");
+    assert_eq!(
+        errors(PEOPLE, &stray),
+        vec!["b.yaml:18:19: `fallback` only applies to a step with `channels: [personal]`"]
+    );
+    let bad_fallback = REST.replace("[sms]", "[personal]\n        fallback: [pager]");
+    assert_eq!(
+        errors(PEOPLE, &bad_fallback),
+        vec!["b.yaml:18:20: unknown channel `pager`: expected chat, sms, voice, email or push"]
+    );
+    let ok = load(&[
+        ("a.yaml", PEOPLE),
+        ("b.yaml", &REST.replace("[sms]", "[personal]")),
+    ])
+    .unwrap();
+    let step = &ok.policy("p").unwrap().steps[0];
+    assert!(step.personal);
+    assert_eq!(step.channels, rouse::oncall::DEFAULT_FALLBACK);
 }

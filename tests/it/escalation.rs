@@ -573,6 +573,7 @@ async fn an_ack_racing_a_send_still_updates_the_room(db: &TestDb) {
         recipient: Recipient::Room {
             address: "#ops".to_owned(),
         },
+        delay: TimeDelta::zero(),
     };
     let record = rouse::store::StepRecord {
         at: t0(),

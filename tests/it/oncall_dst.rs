@@ -496,6 +496,7 @@ fn quiet_hours_cross_midnight() {
             to: LocalTime::parse("07:00", true).unwrap(),
         }),
         max_calls_per_hour: None,
+        notify: Vec::new(),
     };
     assert!(p.in_quiet_hours(Utc.with_ymd_and_hms(2026, 1, 5, 22, 0, 0).unwrap())); // 23:00 local
     assert!(!p.in_quiet_hours(Utc.with_ymd_and_hms(2026, 1, 5, 12, 0, 0).unwrap()));

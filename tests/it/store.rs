@@ -763,6 +763,7 @@ async fn alerts_paged_at_a_number_newest_first(db: &TestDb) {
             name: "Alice".to_owned(),
             address: number.to_owned(),
         },
+        delay: chrono::TimeDelta::zero(),
     };
     let records: Vec<_> = claims
         .into_iter()

@@ -36,6 +36,7 @@ pub fn notification(to: &str) -> Notification {
         links: vec![],
         ack_url: Some("https://pager.example.com/ack/abc".into()),
         reply_code: None,
+        action_url: None,
         paged: vec!["alice".into()],
         recipient: Recipient::Person {
             id: "alice".into(),

@@ -41,6 +41,7 @@ fn notification() -> Notification {
         links: vec![],
         ack_url: None,
         reply_code: None,
+        action_url: None,
         paged: vec![],
         recipient: Recipient::Person {
             id: "bob".into(),

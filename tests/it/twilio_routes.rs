@@ -17,6 +17,9 @@ const ALICE: &str = "+4915100000001";
 const KEY: &str = "twilio-routes-key-0123456789";
 
 /// Both people on call around the clock in turn; voice at once, SMS after.
+/// Without breakthrough calls (on the system clock they would come a minute
+/// later; `breakthrough.rs` runs them on a virtual clock), so an unanswered
+/// call moves the escalation on at once.
 const CATALOG: &str = r#"
 people:
   - { id: alice, name: Alice, timezone: Europe/Berlin, contact: { sms: "+4915100000001", voice: "+4915100000001" } }
@@ -26,6 +29,7 @@ schedules:
   - { id: primary, timezone: Europe/Berlin, layers: [{ rotation: solo }] }
 policies:
   - id: call-first
+    breakthrough: false
     steps:
       - { delay: 0m, targets: [{ schedule: primary }], channels: [voice] }
       - { delay: 1h, targets: [{ schedule: primary }], channels: [sms] }

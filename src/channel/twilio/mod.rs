@@ -391,6 +391,7 @@ mod tests {
             links: vec![],
             ack_url: ack_url.map(str::to_string),
             reply_code: None,
+            action_url: None,
             paged: vec![],
             recipient: Recipient::Room {
                 address: "+15550000000".into(),

@@ -103,6 +103,7 @@ pub fn notification(status: AlertStatus) -> Notification {
         )],
         ack_url: Some("https://rouse.example/ack/t0k3n".into()),
         reply_code: None,
+        action_url: None,
         paged: vec!["alice".into(), "bob".into()],
         recipient: Recipient::Room {
             address: "C123".into(),
