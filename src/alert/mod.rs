@@ -5,6 +5,7 @@
 pub mod event;
 pub mod lifecycle;
 pub mod model;
+pub mod silence;
 
 pub use event::{
     json_depth, truncate_summary, Action, Event, IntakeKind, Link, Severity, UnknownSeverity,

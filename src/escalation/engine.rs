@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::plan;
+use crate::alert::silence::{Silence, SilenceSet, Subject};
 use crate::alert::{Alert, AlertStatus, TimelineKind};
 use crate::catalog::live::LiveCatalog;
 use crate::channel::console::Console;
@@ -227,9 +228,23 @@ impl Engine {
         }
         // Every claimed alert in one read, not one query per alert.
         let alerts = self.alerts_of(claims.iter().map(|c| c.alert_id)).await?;
+        // Silences in force, and those that ended since the earliest step
+        // was due (to say so when a silenced alert starts paging).
+        let earliest = claims.iter().map(|c| c.due_at).min().unwrap_or(now);
+        let silences = SilenceSet::new(
+            self.store
+                .silences(earliest.min(now) - TimeDelta::seconds(1))
+                .await?,
+        );
         let mut records = Vec::with_capacity(claims.len());
         for claim in claims {
-            let record = self.plan_step(&claim, alerts.get(&claim.alert_id), &catalog, now);
+            let record = self.plan_step(
+                &claim,
+                alerts.get(&claim.alert_id),
+                &catalog,
+                &silences,
+                now,
+            );
             records.push((claim, record));
         }
         // All steps of a round in one transaction: one commit, not one per alert.
@@ -273,6 +288,7 @@ impl Engine {
         claim: &EscalationClaim,
         alert: Option<&Alert>,
         catalog: &crate::catalog::Catalog,
+        silences: &SilenceSet,
         now: DateTime<Utc>,
     ) -> StepRecord {
         let Some(alert) = alert.filter(|a| a.status == AlertStatus::Triggered) else {
@@ -305,16 +321,17 @@ impl Engine {
                 next: Some((claim.cursor, now + TimeDelta::minutes(1))),
             };
         };
-        if let Some((until, reason)) = catalog.maintenance_at(&alert.service_id, now) {
-            return in_maintenance(reason, until, now);
+        if let Some((until, why)) = suppressed(alert, catalog, silences, now) {
+            metrics::counter!("rouse_pages_suppressed_total", "by" => why.by()).increment(1);
+            return postponed(&why.describe(), until, now);
         }
         let mut step_plan = plan::fire(policy, claim.cursor, catalog, now, alert.urgency);
-        if maintenance_just_ended(claim, &alert.service_id, catalog) {
+        if let Some(why) = suppression_just_ended(claim, alert, catalog, silences) {
             step_plan.notes.insert(
                 0,
                 plan::Note {
                     kind: TimelineKind::StepFired,
-                    message: "maintenance over: escalating from the first step".to_owned(),
+                    message: format!("{} over: escalating from the first step", why.by()),
                 },
             );
         }
@@ -866,16 +883,63 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, key: &str) -> TimeDe
     jittered.max(floor).max(TimeDelta::seconds(1))
 }
 
-/// A step due while its service is in maintenance: nobody is paged, and the
-/// escalation waits for the window's end, then starts from its first step.
-fn in_maintenance(reason: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> StepRecord {
+/// Why nobody may be paged for an alert right now.
+enum Suppression<'a> {
+    Maintenance(&'a str),
+    Silence(&'a Silence),
+}
+
+impl Suppression<'_> {
+    fn by(&self) -> &'static str {
+        match self {
+            Suppression::Maintenance(_) => "maintenance",
+            Suppression::Silence(_) => "silence",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Suppression::Maintenance(reason) => format!("in maintenance: {reason}"),
+            Suppression::Silence(s) => s.describe(),
+        }
+    }
+}
+
+/// A maintenance window of the alert's service, or a silence matching the
+/// alert, in force at `t`, with when it ends (the later of the two).
+fn suppressed<'a>(
+    alert: &Alert,
+    catalog: &'a crate::catalog::Catalog,
+    silences: &'a SilenceSet,
+    t: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, Suppression<'a>)> {
+    let window = catalog
+        .maintenance_at(&alert.service_id, t)
+        .map(|(end, reason)| (end, Suppression::Maintenance(reason)));
+    let subject = Subject {
+        service: &alert.service_id,
+        severity: alert.severity.as_str(),
+        labels: &alert.labels,
+    };
+    let silence = silences
+        .matching(&subject, t)
+        .map(|s| (s.ends_at, Suppression::Silence(s)));
+    match (window, silence) {
+        (Some(w), Some(s)) => Some(if s.0 > w.0 { s } else { w }),
+        (w, s) => w.or(s),
+    }
+}
+
+/// A step due while nobody may be paged: the timeline says why, and the
+/// escalation waits for the end, then starts from its first step.
+fn postponed(why: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> StepRecord {
     StepRecord {
         at: now,
         deliveries: Vec::new(),
         notes: vec![(
             TimelineKind::StepSkipped,
             format!(
-                "in maintenance: {reason} — nobody is paged until {}; escalation then starts from its first step",
+                "{why} — nobody is paged until {}; escalation then starts from its first step",
                 until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         )],
@@ -883,18 +947,24 @@ fn in_maintenance(reason: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Ste
     }
 }
 
-/// The first step again, due at the instant a window covering the service
-/// ended: the step [`in_maintenance`] postponed.
-fn maintenance_just_ended(
+/// The first step again, due the instant a suppression of this alert ended:
+/// the step [`postponed`] held back.
+fn suppression_just_ended<'a>(
     claim: &EscalationClaim,
-    service_id: &str,
-    catalog: &crate::catalog::Catalog,
-) -> bool {
-    claim.cursor == plan::Cursor::START
-        && claim.fired > 0
-        && catalog
-            .maintenance_at(service_id, claim.due_at - TimeDelta::milliseconds(1))
-            .is_some()
+    alert: &Alert,
+    catalog: &'a crate::catalog::Catalog,
+    silences: &'a SilenceSet,
+) -> Option<Suppression<'a>> {
+    if claim.cursor != plan::Cursor::START || claim.fired == 0 {
+        return None;
+    }
+    suppressed(
+        alert,
+        catalog,
+        silences,
+        claim.due_at - TimeDelta::milliseconds(1),
+    )
+    .map(|(_, why)| why)
 }
 
 impl std::fmt::Debug for Engine {

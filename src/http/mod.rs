@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -29,6 +29,7 @@ mod intake;
 mod opsgenie;
 mod people;
 mod push;
+mod silences;
 mod slack;
 pub mod throttle;
 mod twilio;
@@ -118,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
         .route("/v1/watchers", get(watchers::list))
+        .route("/v1/silences", get(silences::list).post(silences::create))
+        .route("/v1/silences/{id}", delete(silences::expire))
         .route("/v1/people/{id}/test-page", post(people::send_test_page))
         .route("/v1/people/{id}/test-pages", get(people::test_pages))
         .route("/ack/{alert}", get(ack::show).post(ack::confirm))

@@ -26,11 +26,13 @@ mod apply;
 pub mod group_commit;
 pub mod postgres;
 pub mod push;
+pub mod silence;
 pub mod sms;
 pub mod sqlite;
 pub mod watch;
 
 pub use push::{PushBook, PushPage};
+pub use silence::SilenceBook;
 pub use sms::SmsBook;
 pub use watch::WatchBook;
 
@@ -290,7 +292,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + PushBook + WatchBook + Send + Sync + 'static {
+pub trait Store: SmsBook + PushBook + WatchBook + SilenceBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.

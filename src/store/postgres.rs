@@ -32,6 +32,7 @@ use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
 mod push;
+mod silence;
 mod sms;
 mod watch;
 

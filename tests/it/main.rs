@@ -35,6 +35,7 @@ mod peers;
 mod personal;
 mod push;
 mod server;
+mod silences;
 mod store;
 mod support;
 mod test_pages;
