@@ -48,6 +48,29 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Who would be woken, when and how, if an alert arrived at --at and nobody acknowledged.
+    Simulate {
+        /// Folder of rotation files (default: the configured rotations_dir).
+        dir: Option<PathBuf>,
+        /// The service the alert arrives at.
+        #[arg(long)]
+        service: String,
+        /// When it arrives, RFC 3339 (default: now).
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// critical, error, warning or info.
+        #[arg(long, default_value = "critical")]
+        severity: String,
+        /// A label of the alert, key=value (repeatable); routes match on them.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// How long to follow the escalation (e.g. 2h).
+        #[arg(long = "for", default_value = "2h", value_parser = parse_span)]
+        horizon: chrono::TimeDelta,
+        /// Machine-readable output (the same JSON as POST /v1/simulate).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who is on call now (or at --at), or the shifts between --from and --until.
     Oncall {
         /// Folder of rotation files (default: the configured rotations_dir).
@@ -87,6 +110,16 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("expected an RFC 3339 instant such as 2026-11-26T09:00:00Z: {e}"))
 }
 
+fn parse_span(s: &str) -> Result<chrono::TimeDelta, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("expected a duration such as 2h: {e}"))?;
+    let d = chrono::TimeDelta::from_std(d).map_err(|e| e.to_string())?;
+    if d > chrono::TimeDelta::days(14) {
+        return Err("at most 14d".to_owned());
+    }
+    Ok(d)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = |name: &str| std::env::var(name).ok();
@@ -111,6 +144,33 @@ fn main() -> ExitCode {
                 &env,
                 &config,
                 cli.config.as_deref(),
+                &mut out,
+            ));
+        }
+        Command::Simulate {
+            dir,
+            service,
+            at,
+            severity,
+            labels,
+            horizon,
+            json,
+        } => {
+            let args = rouse::commands::simulate::SimulateArgs {
+                dir: dir.clone().unwrap_or_else(|| config.rotations_dir.clone()),
+                service: service.clone(),
+                at: *at,
+                severity: severity.clone(),
+                labels: labels.clone(),
+                horizon: *horizon,
+                json: *json,
+                number_cap_per_hour: config.pages_per_number_per_hour,
+            };
+            let mut out = std::io::stdout().lock();
+            return exit(rouse::commands::simulate::simulate(
+                &args,
+                Utc::now(),
+                &env,
                 &mut out,
             ));
         }
@@ -176,7 +236,7 @@ fn main() -> ExitCode {
                     .await
                     .map(|done| println!("{done}"))
             }
-            Command::Check { .. } | Command::Oncall { .. } => Ok(()),
+            Command::Check { .. } | Command::Oncall { .. } | Command::Simulate { .. } => Ok(()),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

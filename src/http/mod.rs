@@ -30,6 +30,7 @@ mod opsgenie;
 mod people;
 mod push;
 mod silences;
+mod simulate;
 mod slack;
 pub mod throttle;
 mod twilio;
@@ -121,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/watchers", get(watchers::list))
         .route("/v1/silences", get(silences::list).post(silences::create))
         .route("/v1/silences/{id}", delete(silences::expire))
+        .route("/v1/simulate", post(simulate::simulate))
         .route("/v1/people/{id}/test-page", post(people::send_test_page))
         .route("/v1/people/{id}/test-pages", get(people::test_pages))
         .route("/ack/{alert}", get(ack::show).post(ack::confirm))

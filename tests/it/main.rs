@@ -36,6 +36,7 @@ mod personal;
 mod push;
 mod server;
 mod silences;
+mod simulate;
 mod store;
 mod support;
 mod test_pages;
