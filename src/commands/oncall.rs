@@ -132,6 +132,17 @@ fn at(
             }
         }
     }
+    for w in catalog.maintenance_windows() {
+        if let Some(end) = w.covering(t) {
+            writeln!(
+                out,
+                "maintenance: {} until {} ({}): nobody is paged",
+                w.services.join(", "),
+                utc(end),
+                w.reason
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -147,7 +158,7 @@ fn shift_json(s: &Shift, zone: chrono_tz::Tz) -> Value {
 }
 
 fn window(
-    _catalog: &Catalog,
+    catalog: &Catalog,
     schedules: &[&Schedule],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -196,6 +207,18 @@ fn window(
                 local(x.end, s.zone),
                 who,
                 via
+            )?;
+        }
+    }
+    for w in catalog.maintenance_windows() {
+        for (start, end) in w.occurrences(from, until, 100) {
+            writeln!(
+                out,
+                "maintenance: {} from {} to {} ({}): nobody is paged",
+                w.services.join(", "),
+                utc(start),
+                utc(end),
+                w.reason
             )?;
         }
     }

@@ -175,3 +175,34 @@ async fn the_api_applies_stored_silences(db: &TestDb) {
     app.stop().await;
 }
 crate::both_backends!(the_api_applies_stored_silences);
+
+#[test]
+fn rouse_oncall_shows_maintenance_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("oncall.yaml"), CATALOG).unwrap();
+    let show = |at: Option<DateTime<Utc>>, from: Option<DateTime<Utc>>| {
+        let args = rouse::commands::oncall::OncallArgs {
+            dir: dir.path().to_owned(),
+            at,
+            schedule: None,
+            json: false,
+            from,
+            until: from.map(|f| f + TimeDelta::days(1)),
+        };
+        let mut out = Vec::new();
+        rouse::commands::oncall::oncall(&args, Utc::now(), &|_| None, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let now = show(Some(utc("2026-03-10T10:30:00Z")), None);
+    assert!(
+        now.contains("maintenance: shop until 2026-03-10T11:00:00Z (db upgrade): nobody is paged"),
+        "{now}"
+    );
+    let range = show(None, Some(utc("2026-03-10T00:00:00Z")));
+    assert!(
+        range.contains(
+            "maintenance: shop from 2026-03-10T10:00:00Z to 2026-03-10T11:00:00Z (db upgrade)"
+        ),
+        "{range}"
+    );
+}
