@@ -110,6 +110,9 @@ pub struct Engine {
     outcomes: DeliveryCommit,
     /// Builds the signed ack link each page carries, when configured.
     ack_links: Option<Arc<AckLinks>>,
+    /// The silences of the last round, compiled: rebuilt only when the
+    /// stored ones change, so each regex is compiled once.
+    silences: std::sync::Mutex<(Vec<Silence>, Arc<SilenceSet>)>,
 }
 
 /// Signs `{public_url}/ack/{alert}?t=…` links.
@@ -192,6 +195,7 @@ impl Engine {
             pages_per_number_per_hour: DEFAULT_PAGES_PER_NUMBER_PER_HOUR,
             outcomes: DeliveryCommit::start(store).0,
             ack_links: None,
+            silences: std::sync::Mutex::new((Vec::new(), Arc::new(SilenceSet::default()))),
         }
     }
 
@@ -231,18 +235,18 @@ impl Engine {
         // Silences in force, and those that ended since the earliest step
         // was due (to say so when a silenced alert starts paging).
         let earliest = claims.iter().map(|c| c.due_at).min().unwrap_or(now);
-        let silences = SilenceSet::new(
-            self.store
-                .silences(earliest.min(now) - TimeDelta::seconds(1))
-                .await?,
-        );
+        let stored = self
+            .store
+            .silences(earliest.min(now) - TimeDelta::seconds(1))
+            .await?;
+        let silences = self.compiled(stored);
         let mut records = Vec::with_capacity(claims.len());
         for claim in claims {
             let record = self.plan_step(
                 &claim,
                 alerts.get(&claim.alert_id),
                 &catalog,
-                &silences,
+                silences.as_ref(),
                 now,
             );
             records.push((claim, record));
@@ -264,6 +268,19 @@ impl Engine {
             }
         }
         Ok(fired)
+    }
+
+    /// `stored` compiled, reusing the last round's set when nothing changed.
+    fn compiled(&self, stored: Vec<Silence>) -> Arc<SilenceSet> {
+        let mut cache = self
+            .silences
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.0 != stored {
+            let set = Arc::new(SilenceSet::new(stored.clone()));
+            *cache = (stored, set);
+        }
+        cache.1.clone()
     }
 
     /// The alerts with these ids, read at once.
