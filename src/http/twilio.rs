@@ -8,11 +8,12 @@
 //! leaked auth token cannot make Rouse speak about another alert.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::ack::token::Purpose;
 use crate::alert::TimelineKind;
