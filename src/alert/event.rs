@@ -205,6 +205,43 @@ pub struct Event {
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
+impl Event {
+    /// The content an open alert shows after this event refreshed it, when
+    /// `earlier` is what it showed before: each field this event leaves
+    /// empty keeps the earlier value. Senders often repeat a trigger with
+    /// less than the first one carried (a re-sent webhook without its
+    /// runbook link), and a page must not lose a link because of it.
+    pub fn keeping_earlier(mut self, earlier: &Event) -> Event {
+        if self.summary.is_empty() {
+            self.summary.clone_from(&earlier.summary);
+        }
+        if self.source.is_empty() {
+            self.source.clone_from(&earlier.source);
+        }
+        if self.labels.is_empty() {
+            self.labels.clone_from(&earlier.labels);
+        }
+        if is_empty_json(&self.details) {
+            self.details.clone_from(&earlier.details);
+        }
+        if self.links.is_empty() {
+            self.links.clone_from(&earlier.links);
+        }
+        self
+    }
+}
+
+/// `null`, `{}` and `[]`: details that say nothing, so a refresh keeps the
+/// stored ones (see [`Event::keeping_earlier`]).
+pub fn is_empty_json(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(map) => map.is_empty(),
+        serde_json::Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
 /// Cuts `s` to at most [`MAX_SUMMARY_CHARS`] characters, ending with
 /// [`TRUNCATION_MARKER`] when anything was removed. Counts chars, never bytes,
 /// so multi-byte characters are never split.
@@ -256,6 +293,43 @@ mod tests {
         assert!("P1".parse::<Severity>().is_err());
         assert_eq!(Severity::from_wire("critical"), Some(Severity::Critical));
         assert_eq!(Severity::from_wire("Critical"), None);
+    }
+
+    #[test]
+    fn a_refresh_keeps_what_it_leaves_empty() {
+        let first = Event {
+            kind: IntakeKind::Native,
+            action: Action::Trigger,
+            dedup_key: Some("k".to_owned()),
+            summary: "disk full".to_owned(),
+            severity: Severity::Critical,
+            source: "db-1".to_owned(),
+            labels: [("team".to_owned(), "db".to_owned())].into(),
+            details: json!({"runbook": "https://wiki/disk"}),
+            links: vec![Link::new("https://wiki/disk", "runbook")],
+            occurred_at: None,
+        };
+        let bare = Event {
+            summary: "disk still full".to_owned(),
+            severity: Severity::Error,
+            source: String::new(),
+            labels: BTreeMap::new(),
+            details: json!({}),
+            links: Vec::new(),
+            ..first.clone()
+        };
+        let kept = bare.clone().keeping_earlier(&first);
+        assert_eq!(kept.summary, "disk still full");
+        assert_eq!(kept.severity, Severity::Error);
+        assert_eq!(kept.source, "db-1");
+        assert_eq!(kept.labels, first.labels);
+        assert_eq!(kept.details, first.details);
+        assert_eq!(kept.links, first.links);
+        let newer = Event {
+            details: json!({"free": 0}),
+            ..bare
+        };
+        assert_eq!(newer.keeping_earlier(&first).details, json!({"free": 0}));
     }
 
     #[test]
