@@ -186,16 +186,13 @@ impl Config {
                 setting: "--config".to_owned(),
                 message: format!("cannot read {}: {e}", path.display()),
             })?;
-            channels = parse_channels(&text).map_err(|message| ConfigError {
-                setting: format!("{}: channels", path.display()),
-                message,
-            })?;
-            for (name, value) in parse_file(&text).map_err(|message| ConfigError {
-                setting: path.display().to_string(),
-                message,
-            })? {
+            // The settings first: a YAML mistake anywhere in the file (a
+            // duplicate key, bad syntax) is reported there with its place,
+            // not blamed on the channel block read afterwards.
+            for (name, value) in parse_file(&text).map_err(|e| e.in_file(path, ""))? {
                 values.insert(name, (value, Origin::File));
             }
+            channels = parse_channels(&text).map_err(|e| e.in_file(path, "channels: "))?;
         }
         for setting in SETTINGS {
             if let Some(value) = env(setting.env) {
@@ -497,7 +494,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 
 /// The config file is a flat or nested YAML mapping; nested keys are joined with
 /// dots so `intake: {max_body_bytes: 1}` and `intake.max_body_bytes: 1` agree.
-fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
+fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, FileError> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Node {
@@ -505,14 +502,14 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
         Scalar(serde_json::Value),
     }
     if text.len() > 1 << 20 {
-        return Err("the file is larger than 1 MiB".to_owned());
+        return Err(FileError::whole("the file is larger than 1 MiB"));
     }
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: 8, max_nodes: 10_000 },
         with_snippet: false,
     };
     let root: Option<BTreeMap<String, Node>> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(FileError::yaml)?;
     let mut out = Vec::new();
     let mut stack: Vec<(String, Node)> = root.unwrap_or_default().into_iter().rev().collect();
     while let Some((key, node)) = stack.pop() {
@@ -526,7 +523,7 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
             }
             Node::Scalar(value) => {
                 let Some(setting) = SETTINGS.iter().find(|s| s.file == key) else {
-                    return Err(format!("unknown setting {key:?}"));
+                    return Err(FileError::whole(format!("unknown setting {key:?}")));
                 };
                 let text = match value {
                     serde_json::Value::String(s) => s,
@@ -541,7 +538,7 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
 }
 
 /// The `channels:` block, read with its own types (unknown keys rejected).
-fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, String> {
+fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, FileError> {
     #[derive(Deserialize)]
     struct File {
         #[serde(default)]
@@ -552,8 +549,71 @@ fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, String> 
         with_snippet: false,
     };
     let file: Option<File> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(FileError::yaml)?;
     Ok(file.and_then(|f| f.channels).unwrap_or_default())
+}
+
+/// A problem in the configuration file, with its place when it has one.
+#[derive(Debug)]
+struct FileError {
+    /// Line and column, 1-based.
+    at: Option<(u64, u64)>,
+    message: String,
+}
+
+impl FileError {
+    fn whole(message: impl Into<String>) -> Self {
+        Self {
+            at: None,
+            message: message.into(),
+        }
+    }
+
+    /// In our words: the parser's own wording is written for programmers
+    /// (it suggests settings of the library, "set DuplicateKeyPolicy in
+    /// Options"), so only its user-facing rendering is passed on, and a
+    /// duplicate key, the likeliest slip in a hand-edited file, is named
+    /// outright.
+    fn yaml(e: serde_saphyr::Error) -> Self {
+        let e = e.without_snippet();
+        let at = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .filter(|(line, _)| *line > 0);
+        let message = match e {
+            serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+                format!("duplicate key `{k}`")
+            }
+            serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => {
+                "duplicate key".to_owned()
+            }
+            other => {
+                let text = other.render_with_formatter(&serde_saphyr::UserMessageFormatter);
+                strip_location(&one_line(&text))
+            }
+        };
+        Self { at, message }
+    }
+
+    /// `rouse.yaml:3:1: duplicate key `listen``, as a [`ConfigError`].
+    fn in_file(self, path: &Path, section: &str) -> ConfigError {
+        let setting = match self.at {
+            Some((line, column)) => format!("{}:{line}:{column}", path.display()),
+            None => path.display().to_string(),
+        };
+        ConfigError {
+            setting,
+            message: format!("{section}{}", self.message),
+        }
+    }
+}
+
+/// serde-saphyr appends " at line N, column M"; [`FileError`] carries the place.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
+    }
 }
 
 /// 256 random bits, hex: uuid v4 draws from the OS's CSPRNG.
@@ -640,6 +700,38 @@ mod tests {
         std::fs::write(&path, "lisen: 0.0.0.0:9000\n").unwrap();
         let err = Config::load(Some(&path), &env_of(&[])).unwrap_err();
         assert!(err.message.contains("unknown setting \"lisen\""), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_key_names_the_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "listen: 0.0.0.0:9000\nchannels: {}\nlisten: 0.0.0.0:9001\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        let at = format!("{}:3:1", path.display());
+        assert_eq!(
+            err,
+            format!("invalid configuration: {at}: duplicate key `listen`"),
+        );
+        assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+        // Inside a channel block, too: the place is the second key.
+        std::fs::write(
+            &path,
+            "channels:\n  webhook:\n    url: https://a.example\n    url: https://b.example\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{}:4:", path.display())), "{err}");
+        assert!(err.contains("duplicate key `url`"), "{err}");
+        assert!(!err.contains("Options"), "{err}");
     }
 
     #[test]
