@@ -49,6 +49,8 @@ pub enum RunError {
     Serve(std::io::Error),
     #[error("invalid configuration: {0}")]
     Channels(channel::ConfigError),
+    #[error("{0}")]
+    Locked(#[from] store::sqlite::LockError),
 }
 
 /// How long the TwiML URL of a call stays valid: long enough for a call that
@@ -96,6 +98,7 @@ pub async fn run_with_clock(
     let config = Arc::new(config);
     // Install the metrics recorder before anything counts.
     telemetry::metrics();
+    let _serving = serve_lock(&config)?;
     let store = open_migrated(&config).await?;
 
     let stop = CancellationToken::new();
@@ -233,8 +236,24 @@ async fn open_migrated(config: &Config) -> Result<Arc<dyn store::Store>, RunErro
     Ok(store)
 }
 
-/// `rouse migrate`: applies migrations and exits.
+/// One server per SQLite file (see [`store::sqlite::ServeLock`]); nothing to
+/// hold for PostgreSQL, which replicas share.
+fn serve_lock(config: &Config) -> Result<Option<store::sqlite::ServeLock>, RunError> {
+    let url = config.database_url.expose();
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    Ok(store::sqlite::ServeLock::take(
+        url,
+        &config.database_display(),
+    )?)
+}
+
+/// `rouse migrate`: applies migrations and exits. It takes the serving lock
+/// too: a server migrates its database itself at start-up, and changing the
+/// schema under a running one is never what was meant.
 pub async fn migrate(config: &Config) -> Result<(), RunError> {
+    let _lock = serve_lock(config)?;
     let store = open_migrated(config).await?;
     store.close().await;
     tracing::info!(database = %config.database_display(), "migrations applied");

@@ -31,9 +31,12 @@ use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod lock;
 mod sms;
 mod wal;
 mod watch;
+
+pub use lock::{LockError, ServeLock};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

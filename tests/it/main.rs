@@ -29,6 +29,7 @@ mod oncall_props;
 mod outage_replay;
 mod peers;
 mod server;
+mod sqlite_lock;
 mod store;
 mod support;
 mod tls_peer;
