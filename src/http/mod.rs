@@ -25,6 +25,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+mod replay;
 mod slack;
 pub mod throttle;
 mod twilio;

@@ -23,11 +23,13 @@ use crate::escalation::plan::Cursor;
 
 mod apply;
 pub mod group_commit;
+pub mod inbound;
 pub mod postgres;
 pub mod sms;
 pub mod sqlite;
 pub mod watch;
 
+pub use inbound::InboundBook;
 pub use sms::SmsBook;
 pub use watch::WatchBook;
 
@@ -256,7 +258,7 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + WatchBook + Send + Sync + 'static {
+pub trait Store: SmsBook + WatchBook + InboundBook + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.

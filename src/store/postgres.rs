@@ -30,6 +30,7 @@ use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod inbound;
 mod sms;
 mod watch;
 

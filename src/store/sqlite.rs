@@ -31,6 +31,7 @@ use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 
+mod inbound;
 mod lock;
 mod sms;
 mod wal;

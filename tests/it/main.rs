@@ -19,6 +19,7 @@ mod chat_teams;
 mod escalation;
 mod fake_twilio;
 mod http_rejections;
+mod inbound_replay;
 mod intake_errors;
 mod intake_fixtures;
 mod intake_http;
