@@ -52,6 +52,39 @@ pub enum StoreError {
     Io(String),
 }
 
+impl StoreError {
+    /// The database cannot be reached right now (down, restarting, refusing
+    /// connections, every connection busy): nothing was stored, and the same
+    /// request later may well succeed. Intake answers these 503 with
+    /// `Retry-After`, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return matches!(self, StoreError::Closed);
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                matches!(
+                    code.as_ref(),
+                    // PostgreSQL: connection exceptions (08…), admin or crash
+                    // shutdown, cannot connect now (57P0x), too many
+                    // connections (53300), and a database not accepting
+                    // connections (55000, `ALLOW_CONNECTIONS false`).
+                    "08000" | "08001" | "08003" | "08004" | "08006" | "57P01" | "57P02"
+                        | "57P03" | "53300" | "55000"
+                        // SQLite: busy or locked past the busy timeout.
+                        | "5" | "6" | "261" | "517"
+                )
+            }),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {

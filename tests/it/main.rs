@@ -32,6 +32,7 @@ mod peers;
 mod server;
 mod sqlite_lock;
 mod store;
+mod store_outage;
 mod support;
 mod tls_peer;
 mod twilio_client;
