@@ -201,6 +201,9 @@ impl Config {
         }
         let mut config = Config::default();
         crate::channel::registry::apply_env(&mut channels, env);
+        // Unless set, the grace outlasts every provider's timeout, so a send
+        // started just before SIGTERM can finish and be recorded as it went.
+        config.shutdown_grace = default_grace(channels.longest_timeout());
         config.channels = std::sync::Arc::new(channels);
         for (name, (value, origin)) in values {
             let Some(setting) = SETTINGS.iter().find(|s| s.file == name) else {
@@ -237,6 +240,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `shutdown_grace` when not set: 20 s, or 5 s more than the longest
+/// provider timeout if that is longer (an SMTP `timeout_secs` of 60 gives 65 s).
+pub fn default_grace(longest_provider_timeout: Duration) -> Duration {
+    (longest_provider_timeout + Duration::from_secs(5)).max(Duration::from_secs(20))
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -691,6 +700,28 @@ mod tests {
         assert_eq!(err.setting, "ROUSE_SHUTDOWN_GRACE");
         let err = Config::load(None, &env_of(&[("ROUSE_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert_eq!(err.setting, "database_url");
+    }
+
+    #[test]
+    fn the_default_grace_outlasts_every_provider_timeout() {
+        let c = Config::load(None, &env_of(&[])).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        assert!(c.shutdown_grace > c.channels.longest_timeout());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "channels:\n  email: {host: 127.0.0.1, tls: none, from: r@localhost, timeout_secs: 60}\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env_of(&[])).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(65));
+        let c = Config::load(Some(&path), &env_of(&[("ROUSE_SHUTDOWN_GRACE", "3s")])).unwrap();
+        assert_eq!(
+            c.shutdown_grace,
+            Duration::from_secs(3),
+            "an explicit setting wins"
+        );
     }
 
     #[test]

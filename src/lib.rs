@@ -191,6 +191,16 @@ pub async fn run_with_clock(
     let serve = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let grace = config.shutdown_grace;
+    if grace < config.channels.longest_timeout() {
+        tracing::warn!(?grace, provider_timeout = ?config.channels.longest_timeout(), "shutdown_grace is shorter than a provider's timeout: sends still waiting at the end of the grace are recorded as unknown and not resent");
+    }
+    let cutter = engine.clone();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        tokio::time::sleep(cut_off_after(grace)).await;
+        cutter.cut_off_sends();
+    });
     let drained = async {
         serve.await.map_err(RunError::Serve)?;
         // The router (and with it every GroupCommit handle) is gone: the writer
@@ -209,6 +219,14 @@ pub async fn run_with_clock(
     store.close().await;
     tracing::info!("rouse stopped");
     Ok(())
+}
+
+/// When, after SIGTERM, sends still waiting on a provider are cut off and
+/// recorded as unknown: before the grace ends, leaving its last quarter (at
+/// most 5 s) to write that down, so none is left leased for the next server
+/// to send again.
+fn cut_off_after(grace: std::time::Duration) -> std::time::Duration {
+    grace.saturating_sub((grace / 4).min(std::time::Duration::from_secs(5)))
 }
 
 async fn shrink_periodically(throttle: Arc<Throttle>, stop: CancellationToken) {

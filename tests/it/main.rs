@@ -30,6 +30,7 @@ mod oncall_props;
 mod outage_replay;
 mod peers;
 mod server;
+mod shutdown_sends;
 mod sqlite_lock;
 mod store;
 mod store_outage;
