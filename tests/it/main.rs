@@ -23,6 +23,7 @@ mod inbound_replay;
 mod intake_errors;
 mod intake_fixtures;
 mod intake_http;
+mod intake_limits;
 mod intake_proptest;
 mod oncall_dst;
 mod oncall_example;
