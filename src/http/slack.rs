@@ -55,11 +55,18 @@ pub async fn interactions(
         return Ok(StatusCode::OK.into_response());
     }
     // Slack retries an interaction it got no answer to in time; the same
-    // press (its action_ts, by the same user) acts once.
-    let stamps: Vec<&str> = interaction
+    // press (its action_ts, on the same button, by the same user) acts once.
+    let stamps: Vec<String> = interaction
         .actions
         .iter()
-        .filter_map(|a| a.action_ts.as_deref())
+        .filter_map(|a| {
+            let ts = a.action_ts.as_deref()?;
+            Some(format!(
+                "{ts}/{}/{}",
+                a.action_id,
+                a.value.as_deref().unwrap_or("")
+            ))
+        })
         .collect();
     let id = (!stamps.is_empty()).then(|| format!("{}:{}", interaction.user.id, stamps.join(",")));
     replay::once(&state, "slack", id, pressed(&state, &interaction)).await
