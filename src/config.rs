@@ -578,29 +578,14 @@ impl FileError {
         }
     }
 
-    /// In our words: the parser's own wording is written for programmers
-    /// (it suggests settings of the library, "set DuplicateKeyPolicy in
-    /// Options"), so only its user-facing rendering is passed on, and a
-    /// duplicate key, the likeliest slip in a hand-edited file, is named
-    /// outright.
+    /// In our words (see [`crate::yaml::message`]), with its place.
     fn yaml(e: serde_saphyr::Error) -> Self {
-        let e = e.without_snippet();
         let at = e
+            .without_snippet()
             .location()
             .map(|l| (l.line(), l.column()))
             .filter(|(line, _)| *line > 0);
-        let message = match e {
-            serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
-                format!("duplicate key `{k}`")
-            }
-            serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => {
-                "duplicate key".to_owned()
-            }
-            other => {
-                let text = other.render_with_formatter(&serde_saphyr::UserMessageFormatter);
-                strip_location(&one_line(&text))
-            }
-        };
+        let message = crate::yaml::message(&e);
         Self { at, message }
     }
 
@@ -617,14 +602,6 @@ impl FileError {
     }
 }
 
-/// serde-saphyr appends " at line N, column M"; [`FileError`] carries the place.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(", column ") => message[..i].to_owned(),
-        _ => message.to_owned(),
-    }
-}
-
 /// 256 random bits, hex: uuid v4 draws from the OS's CSPRNG.
 fn random_key() -> String {
     format!(
@@ -632,10 +609,6 @@ fn random_key() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn redact_url_password(url: &str) -> String {

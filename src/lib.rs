@@ -21,6 +21,7 @@ pub mod oncall;
 pub mod store;
 pub mod telemetry;
 pub mod watch;
+pub mod yaml;
 
 use std::future::Future;
 use std::sync::Arc;
