@@ -186,16 +186,13 @@ impl Config {
                 setting: "--config".to_owned(),
                 message: format!("cannot read {}: {e}", path.display()),
             })?;
-            channels = parse_channels(&text).map_err(|message| ConfigError {
-                setting: format!("{}: channels", path.display()),
-                message,
-            })?;
-            for (name, value) in parse_file(&text).map_err(|message| ConfigError {
-                setting: path.display().to_string(),
-                message,
-            })? {
+            // The settings first: a YAML mistake anywhere in the file (a
+            // duplicate key, bad syntax) is reported there with its place,
+            // not blamed on the channel block read afterwards.
+            for (name, value) in parse_file(&text).map_err(|e| e.in_file(path, ""))? {
                 values.insert(name, (value, Origin::File));
             }
+            channels = parse_channels(&text).map_err(|e| e.in_file(path, "channels: "))?;
         }
         for setting in SETTINGS {
             if let Some(value) = env(setting.env) {
@@ -204,6 +201,9 @@ impl Config {
         }
         let mut config = Config::default();
         crate::channel::registry::apply_env(&mut channels, env);
+        // Unless set, the grace outlasts every provider's timeout, so a send
+        // started just before SIGTERM can finish and be recorded as it went.
+        config.shutdown_grace = default_grace(channels.longest_timeout());
         config.channels = std::sync::Arc::new(channels);
         for (name, (value, origin)) in values {
             let Some(setting) = SETTINGS.iter().find(|s| s.file == name) else {
@@ -240,6 +240,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `shutdown_grace` when not set: 20 s, or 5 s more than the longest
+/// provider timeout if that is longer (an SMTP `timeout_secs` of 60 gives 65 s).
+pub fn default_grace(longest_provider_timeout: Duration) -> Duration {
+    (longest_provider_timeout + Duration::from_secs(5)).max(Duration::from_secs(20))
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -497,7 +503,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 
 /// The config file is a flat or nested YAML mapping; nested keys are joined with
 /// dots so `intake: {max_body_bytes: 1}` and `intake.max_body_bytes: 1` agree.
-fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
+fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, FileError> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Node {
@@ -505,14 +511,14 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
         Scalar(serde_json::Value),
     }
     if text.len() > 1 << 20 {
-        return Err("the file is larger than 1 MiB".to_owned());
+        return Err(FileError::whole("the file is larger than 1 MiB"));
     }
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: 8, max_nodes: 10_000 },
         with_snippet: false,
     };
     let root: Option<BTreeMap<String, Node>> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(FileError::yaml)?;
     let mut out = Vec::new();
     let mut stack: Vec<(String, Node)> = root.unwrap_or_default().into_iter().rev().collect();
     while let Some((key, node)) = stack.pop() {
@@ -526,7 +532,7 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
             }
             Node::Scalar(value) => {
                 let Some(setting) = SETTINGS.iter().find(|s| s.file == key) else {
-                    return Err(format!("unknown setting {key:?}"));
+                    return Err(FileError::whole(format!("unknown setting {key:?}")));
                 };
                 let text = match value {
                     serde_json::Value::String(s) => s,
@@ -541,7 +547,7 @@ fn parse_file(text: &str) -> Result<Vec<(&'static str, String)>, String> {
 }
 
 /// The `channels:` block, read with its own types (unknown keys rejected).
-fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, String> {
+fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, FileError> {
     #[derive(Deserialize)]
     struct File {
         #[serde(default)]
@@ -552,8 +558,48 @@ fn parse_channels(text: &str) -> Result<crate::channel::ChannelsConfig, String> 
         with_snippet: false,
     };
     let file: Option<File> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| one_line(&e.to_string()))?;
+        serde_saphyr::from_str_with_options(text, options).map_err(FileError::yaml)?;
     Ok(file.and_then(|f| f.channels).unwrap_or_default())
+}
+
+/// A problem in the configuration file, with its place when it has one.
+#[derive(Debug)]
+struct FileError {
+    /// Line and column, 1-based.
+    at: Option<(u64, u64)>,
+    message: String,
+}
+
+impl FileError {
+    fn whole(message: impl Into<String>) -> Self {
+        Self {
+            at: None,
+            message: message.into(),
+        }
+    }
+
+    /// In our words (see [`crate::yaml::message`]), with its place.
+    fn yaml(e: serde_saphyr::Error) -> Self {
+        let at = e
+            .without_snippet()
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .filter(|(line, _)| *line > 0);
+        let message = crate::yaml::message(&e);
+        Self { at, message }
+    }
+
+    /// `rouse.yaml:3:1: duplicate key `listen``, as a [`ConfigError`].
+    fn in_file(self, path: &Path, section: &str) -> ConfigError {
+        let setting = match self.at {
+            Some((line, column)) => format!("{}:{line}:{column}", path.display()),
+            None => path.display().to_string(),
+        };
+        ConfigError {
+            setting,
+            message: format!("{section}{}", self.message),
+        }
+    }
 }
 
 /// 256 random bits, hex: uuid v4 draws from the OS's CSPRNG.
@@ -563,10 +609,6 @@ fn random_key() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn redact_url_password(url: &str) -> String {
@@ -634,12 +676,66 @@ mod tests {
     }
 
     #[test]
+    fn the_default_grace_outlasts_every_provider_timeout() {
+        let c = Config::load(None, &env_of(&[])).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        assert!(c.shutdown_grace > c.channels.longest_timeout());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "channels:\n  email: {host: 127.0.0.1, tls: none, from: r@localhost, timeout_secs: 60}\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env_of(&[])).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(65));
+        let c = Config::load(Some(&path), &env_of(&[("ROUSE_SHUTDOWN_GRACE", "3s")])).unwrap();
+        assert_eq!(
+            c.shutdown_grace,
+            Duration::from_secs(3),
+            "an explicit setting wins"
+        );
+    }
+
+    #[test]
     fn unknown_file_settings_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rouse.yaml");
         std::fs::write(&path, "lisen: 0.0.0.0:9000\n").unwrap();
         let err = Config::load(Some(&path), &env_of(&[])).unwrap_err();
         assert!(err.message.contains("unknown setting \"lisen\""), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_key_names_the_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "listen: 0.0.0.0:9000\nchannels: {}\nlisten: 0.0.0.0:9001\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        let at = format!("{}:3:1", path.display());
+        assert_eq!(
+            err,
+            format!("invalid configuration: {at}: duplicate key `listen`"),
+        );
+        assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+        // Inside a channel block, too: the place is the second key.
+        std::fs::write(
+            &path,
+            "channels:\n  webhook:\n    url: https://a.example\n    url: https://b.example\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{}:4:", path.display())), "{err}");
+        assert!(err.contains("duplicate key `url`"), "{err}");
+        assert!(!err.contains("Options"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod oncall;
 pub mod store;
 pub mod telemetry;
 pub mod watch;
+pub mod yaml;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub enum RunError {
     Serve(std::io::Error),
     #[error("invalid configuration: {0}")]
     Channels(channel::ConfigError),
+    #[error("{0}")]
+    Locked(#[from] store::sqlite::LockError),
 }
 
 /// How long the TwiML URL of a call stays valid: long enough for a call that
@@ -96,6 +99,7 @@ pub async fn run_with_clock(
     let config = Arc::new(config);
     // Install the metrics recorder before anything counts.
     telemetry::metrics();
+    let _serving = serve_lock(&config)?;
     let store = open_migrated(&config).await?;
 
     let stop = CancellationToken::new();
@@ -201,6 +205,16 @@ pub async fn run_with_clock(
     let serve = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let grace = config.shutdown_grace;
+    if grace < config.channels.longest_timeout() {
+        tracing::warn!(?grace, provider_timeout = ?config.channels.longest_timeout(), "shutdown_grace is shorter than a provider's timeout: sends still waiting at the end of the grace are recorded as unknown and not resent");
+    }
+    let cutter = engine.clone();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        tokio::time::sleep(cut_off_after(grace)).await;
+        cutter.cut_off_sends();
+    });
     let drained = async {
         serve.await.map_err(RunError::Serve)?;
         // The router (and with it every GroupCommit handle) is gone: the writer
@@ -219,6 +233,14 @@ pub async fn run_with_clock(
     store.close().await;
     tracing::info!("rouse stopped");
     Ok(())
+}
+
+/// When, after SIGTERM, sends still waiting on a provider are cut off and
+/// recorded as unknown: before the grace ends, leaving its last quarter (at
+/// most 5 s) to write that down, so none is left leased for the next server
+/// to send again.
+fn cut_off_after(grace: std::time::Duration) -> std::time::Duration {
+    grace.saturating_sub((grace / 4).min(std::time::Duration::from_secs(5)))
 }
 
 async fn shrink_periodically(throttle: Arc<Throttle>, stop: CancellationToken) {
@@ -246,8 +268,24 @@ async fn open_migrated(config: &Config) -> Result<Arc<dyn store::Store>, RunErro
     Ok(store)
 }
 
-/// `rouse migrate`: applies migrations and exits.
+/// One server per SQLite file (see [`store::sqlite::ServeLock`]); nothing to
+/// hold for PostgreSQL, which replicas share.
+fn serve_lock(config: &Config) -> Result<Option<store::sqlite::ServeLock>, RunError> {
+    let url = config.database_url.expose();
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    Ok(store::sqlite::ServeLock::take(
+        url,
+        &config.database_display(),
+    )?)
+}
+
+/// `rouse migrate`: applies migrations and exits. It takes the serving lock
+/// too: a server migrates its database itself at start-up, and changing the
+/// schema under a running one is never what was meant.
 pub async fn migrate(config: &Config) -> Result<(), RunError> {
+    let _lock = serve_lock(config)?;
     let store = open_migrated(config).await?;
     store.close().await;
     tracing::info!(database = %config.database_display(), "migrations applied");

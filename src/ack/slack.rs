@@ -88,6 +88,10 @@ pub struct SlackAction {
     pub action_id: String,
     #[serde(default)]
     pub value: Option<String>,
+    /// When the button was pressed, as Slack names the press: with the
+    /// user, the id a re-sent interaction repeats.
+    #[serde(default)]
+    pub action_ts: Option<String>,
 }
 
 /// What a Rouse button asks for.
@@ -170,6 +174,7 @@ mod tests {
         let action = |id: &str, value: Option<&str>| SlackAction {
             action_id: id.into(),
             value: value.map(Into::into),
+            action_ts: None,
         };
         assert_eq!(
             action("rouse_ack", Some("42")).press(),

@@ -55,15 +55,6 @@ pub(super) fn at<T>(file: usize, s: &Spanned<T>) -> Place {
     place(file, &s.referenced)
 }
 
-/// serde-saphyr appends " at line N, column M"; the diagnostic carries those separately.
-fn strip_location(msg: &str) -> String {
-    let first = msg.lines().next().unwrap_or(msg);
-    match first.rfind(" at line ") {
-        Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
-        _ => first.to_string(),
-    }
-}
-
 fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -265,7 +256,7 @@ pub(super) fn build(
             Ok(doc) => parsed.push((i, doc.unwrap_or_default())),
             Err(e) => {
                 let p = e.location().map_or((i, 1, 1), |l| place(i, &l));
-                cx.err(p, strip_location(&e.without_snippet().to_string()));
+                cx.err(p, crate::yaml::message(&e));
                 cx.parse_failed = true;
             }
         }

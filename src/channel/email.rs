@@ -104,7 +104,7 @@ impl Email {
             (None, None) => {}
             _ => return Err(bad("username and password go together".into())),
         }
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(10).clamp(1, 120));
+        let timeout = conversation_timeout(config.timeout_secs);
         builder = builder.timeout(Some(timeout));
         let domain = match &config.message_id_domain {
             Some(d) if !d.trim().is_empty() => d.trim().to_owned(),
@@ -265,4 +265,9 @@ impl Channel for Email {
     async fn follow_up(&self, n: &Notification, _previous_provider_id: Option<&str>) -> Outcome {
         self.send(n).await
     }
+}
+
+/// `timeout_secs` as used: 10 s by default, within 1..=120 s.
+pub(crate) fn conversation_timeout(timeout_secs: Option<u64>) -> Duration {
+    Duration::from_secs(timeout_secs.unwrap_or(10).clamp(1, 120))
 }

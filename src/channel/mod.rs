@@ -251,6 +251,17 @@ pub struct ChannelsConfig {
 }
 
 impl ChannelsConfig {
+    /// The longest a configured provider may take to answer one send: the
+    /// HTTP channels' request timeout, or the SMTP conversation's.
+    pub fn longest_timeout(&self) -> std::time::Duration {
+        let smtp = self
+            .email
+            .as_ref()
+            .map(|e| email::conversation_timeout(e.timeout_secs));
+        smtp.into_iter()
+            .fold(http::REQUEST_TIMEOUT, std::cmp::Ord::max)
+    }
+
     /// The hosts the configured channels send to, with the setting naming
     /// each: what `rouse check` asks domain watchers to cover. Only hosts:
     /// webhook URLs carry secrets in their paths.

@@ -113,6 +113,9 @@ pub struct Engine {
     /// The silences of the last round, compiled: rebuilt only when the
     /// stored ones change, so each regex is compiled once.
     silences: std::sync::Mutex<(Vec<Silence>, Arc<SilenceSet>)>,
+    /// Cancelled when the shutdown grace is nearly over (see
+    /// [`Engine::cut_off_sends`]).
+    cut_off: CancellationToken,
 }
 
 /// Signs `{public_url}/ack/{alert}?t=…` links.
@@ -196,7 +199,17 @@ impl Engine {
             outcomes: DeliveryCommit::start(store).0,
             ack_links: None,
             silences: std::sync::Mutex::new((Vec::new(), Arc::new(SilenceSet::default()))),
+            cut_off: CancellationToken::new(),
         }
+    }
+
+    /// Ends the sends still waiting on a provider, at the end of the
+    /// shutdown grace: each is recorded as `unknown` (the request left; the
+    /// provider may have it) rather than left leased, which would have the
+    /// next server send it again once the lease ran out. Sends not started
+    /// yet are handed back to be sent by the next server.
+    pub fn cut_off_sends(&self) {
+        self.cut_off.cancel();
     }
 
     /// Every page carries a signed link that acknowledges its alert.
@@ -419,6 +432,7 @@ impl Engine {
             let caps = self.caps_for(&group[0]);
             let alerts = alerts.clone();
             let texts = texts.clone();
+            let cut_off = self.cut_off.clone();
             in_flight.spawn(async move {
                 let _permit = permit;
                 let sending = Sending {
@@ -427,6 +441,7 @@ impl Engine {
                     channel,
                     clock,
                     links,
+                    cut_off,
                 };
                 if let Err(err) = deliver(sending, &alerts, &texts, group, caps).await {
                     tracing::error!(error = %err, "recording a delivery failed; it will be retried after its lease");
@@ -585,6 +600,7 @@ struct Sending {
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
     links: Option<Arc<AckLinks>>,
+    cut_off: CancellationToken,
 }
 
 /// Sends one message for `claims` (one page, or several SMS pages for the
@@ -603,6 +619,7 @@ async fn deliver(
         channel,
         clock,
         links,
+        cut_off,
     } = sending;
     let via = channel.name().to_owned();
     let mut ready: Vec<(NotificationClaim, Notification)> = Vec::with_capacity(claims.len());
@@ -675,6 +692,14 @@ async fn deliver(
         outcomes.submit(records).await?;
         return Ok(());
     }
+    if cut_off.is_cancelled() {
+        // Shutting down, and nothing has left yet: the next server sends it.
+        for (claim, _) in &ready {
+            records.push((claim.clone(), handed_back(clock.now(), &via, &who)));
+        }
+        outcomes.submit(records).await?;
+        return Ok(());
+    }
     let send = async {
         if ready.len() > 1 {
             let all: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
@@ -690,10 +715,15 @@ async fn deliver(
             }
         }
     };
-    let outcome = match tokio::time::timeout(SEND_DEADLINE, send).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Unknown {
-            reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+    let outcome = tokio::select! {
+        sent = tokio::time::timeout(SEND_DEADLINE, send) => match sent {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Unknown {
+                reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+            },
+        },
+        () = cut_off.cancelled() => Outcome::Unknown {
+            reason: "cut off by shutdown while waiting for the provider".to_owned(),
         },
     };
     metrics::counter!("rouse_notifications_total", "channel" => kind.as_str(), "outcome" => outcome.name())
@@ -806,6 +836,20 @@ pub fn person_id(recipient: &Recipient) -> &str {
     match recipient {
         Recipient::Person { id, .. } => id,
         Recipient::Room { .. } => "",
+    }
+}
+
+/// A claim given back unsent at shutdown: due at once, no attempt counted.
+fn handed_back(now: DateTime<Utc>, via: &str, who: &str) -> DeliveryRecord {
+    DeliveryRecord {
+        at: now,
+        status: DeliveryStatus::Retry,
+        provider_id: None,
+        error: None,
+        retry_at: Some(now),
+        fall_through: false,
+        count_attempt: false,
+        message: format!("{via} to {who}: not sent, shutting down; the next server sends it"),
     }
 }
 

@@ -6,11 +6,12 @@
 //! Tokens are bound to the alert, the person and the action, and expire (see
 //! [`crate::ack::token`]). The page needs no login and works on a phone.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::ack::token::{Grant, Purpose};
 use crate::alert::{Action, Alert, AlertStatus, Decision};

@@ -1,7 +1,7 @@
 //! The alert API for people and scripts: list, show with timeline,
 //! acknowledge, resolve. Guarded by the admin token.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::extract::Credential;
+use super::extract::{Body, Credential, Path, Query};
 use super::{ApiError, AppState};
 use crate::alert::{Action, AlertStatus, Decision};
 use crate::store::{Act, AlertFilter};
@@ -56,9 +56,8 @@ pub struct ListQuery {
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut statuses = Vec::new();
     for part in query.status.iter().flat_map(|s| s.split(',')) {
         match part.trim() {
@@ -114,7 +113,7 @@ pub async fn acknowledge(
     admin: Admin,
     state: State<AppState>,
     id: Path<i64>,
-    body: Option<Json<ActBody>>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     act(admin, state, id, body, Action::Acknowledge).await
 }
@@ -124,7 +123,7 @@ pub async fn resolve(
     admin: Admin,
     state: State<AppState>,
     id: Path<i64>,
-    body: Option<Json<ActBody>>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     act(admin, state, id, body, Action::Resolve).await
 }
@@ -133,12 +132,18 @@ async fn act(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    body: Option<Json<ActBody>>,
+    body: Body,
     action: Action,
 ) -> Result<Response, ApiError> {
-    let by = body
-        .and_then(|Json(b)| b.by)
-        .unwrap_or_else(|| "api".to_owned());
+    // No body at all is fine (`by` defaults); a body must be valid JSON.
+    let Body(bytes) = body;
+    let parsed: ActBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ActBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?
+    };
+    let by = parsed.by.unwrap_or_else(|| "api".to_owned());
     if by.chars().count() > 128 || by.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
             "by must be at most 128 printable characters".to_owned(),

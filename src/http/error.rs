@@ -10,6 +10,14 @@ use serde_json::json;
 use crate::store::group_commit::CommitError;
 use crate::store::StoreError;
 
+/// What a client is told while the database cannot be reached; the cause is logged.
+const UNAVAILABLE: &str = "the database is unavailable; the event was not stored, retry";
+
+/// `Retry-After` on every 503: the database is back or a configuration
+/// loaded within seconds more often than not, and senders that honour it
+/// (Alertmanager, PagerDuty clients) then do not hammer a struggling server.
+pub const RETRY_UNAVAILABLE_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -50,9 +58,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Commit(CommitError::Closed) => {
+            ApiError::Unavailable(_)
+            | ApiError::Commit(CommitError::Closed | CommitError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Commit(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,6 +70,8 @@ impl ApiError {
     /// What the client is told; internal errors say only that something failed.
     pub fn public_message(&self) -> String {
         match self {
+            ApiError::Store(e) if e.is_unavailable() => UNAVAILABLE.to_owned(),
+            ApiError::Commit(CommitError::Unavailable(_)) => UNAVAILABLE.to_owned(),
             ApiError::Store(_) | ApiError::Commit(CommitError::Store(_)) => {
                 "internal error; the event was not stored, retry".to_owned()
             }
@@ -86,11 +98,15 @@ impl IntoResponse for ApiError {
             body["errors"] = json!(self.errors());
         }
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(retry_after_secs.max(1)),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_UNAVAILABLE_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -6,6 +6,7 @@ use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
 
@@ -60,6 +61,45 @@ impl FromRequestParts<AppState> for Credential {
                 "missing credentials: send Authorization: Bearer <key> or X-Rouse-Key: <key>"
                     .to_owned(),
             )),
+        }
+    }
+}
+
+/// A typed path segment. axum's own `Path` answers a bad segment (`abc` for
+/// an alert id, a key that is not UTF-8) in plain text; this one answers
+/// through [`ApiError`] like everything else.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// A typed query string, rejected in the JSON error shape: a missing
+/// parameter or one given twice (`?name=a&name=b`) is a 400 with a reason.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
     }
 }

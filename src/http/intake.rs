@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::extract::{Body, Credential};
+use super::extract::{Body, Credential, Path, Query};
 use super::{ApiError, AppState};
 use crate::alert::{Action, Event, IntakeKind};
 use crate::catalog::Catalog;

@@ -29,6 +29,7 @@ mod intake;
 mod opsgenie;
 mod people;
 mod push;
+mod replay;
 mod silences;
 mod simulate;
 mod slack;

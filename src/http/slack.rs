@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{replay, ApiError, AppState};
 use crate::ack::slack::{self, ButtonPress};
 use crate::alert::{Action, Decision};
 use crate::channel::twilio::callbacks::parse_form;
@@ -54,6 +54,25 @@ pub async fn interactions(
     if interaction.kind != "block_actions" {
         return Ok(StatusCode::OK.into_response());
     }
+    // Slack retries an interaction it got no answer to in time; the same
+    // press (its action_ts, on the same button, by the same user) acts once.
+    let stamps: Vec<String> = interaction
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let ts = a.action_ts.as_deref()?;
+            Some(format!(
+                "{ts}/{}/{}",
+                a.action_id,
+                a.value.as_deref().unwrap_or("")
+            ))
+        })
+        .collect();
+    let id = (!stamps.is_empty()).then(|| format!("{}:{}", interaction.user.id, stamps.join(",")));
+    replay::once(&state, "slack", id, pressed(&state, &interaction)).await
+}
+
+async fn pressed(state: &AppState, interaction: &slack::Interaction) -> Result<Response, ApiError> {
     let person = state.catalog.current().and_then(|c| {
         c.people()
             .find(|p| p.contact.slack.as_deref() == Some(interaction.user.id.as_str()))
@@ -70,7 +89,7 @@ pub async fn interactions(
             metrics::counter!("rouse_slack_presses_total", "outcome" => "unknown_user")
                 .increment(1);
             tell(
-                &state,
+                state,
                 interaction.response_url.as_deref(),
                 &format!(
                     "Rouse does not know your Slack user ({}): ask an admin to add `slack: {}` to your contact in the on-call configuration. Nothing was changed.",
@@ -106,7 +125,7 @@ pub async fn interactions(
                 Some(alert) => format!("#{alert_id} is already {}.", alert.status.as_str()),
                 None => format!("#{alert_id} no longer exists."),
             };
-            tell(&state, interaction.response_url.as_deref(), &status);
+            tell(state, interaction.response_url.as_deref(), &status);
         }
     }
     state.engine_wake.notify_one();

@@ -8,12 +8,13 @@
 //! leaked auth token cannot make Rouse speak about another alert.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState};
+use super::extract::{Path, Query};
+use super::{replay, ApiError, AppState};
 use crate::ack::token::Purpose;
 use crate::alert::TimelineKind;
 use crate::alert::{Action, AlertStatus};
@@ -141,14 +142,34 @@ pub async fn gather(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = verified_call(&state, alert_id, &q, &uri, &headers, &body)?;
+    // One call's key press for one alert is one event, whatever its retries.
+    let id = form_get(&form, "CallSid").map(|sid| {
+        let digits = form_get(&form, "Digits").unwrap_or("");
+        format!("{sid}:{alert_id}:{digits}")
+    });
+    replay::once(
+        &state,
+        "twilio-gather",
+        id,
+        press(&state, alert_id, &q, &form),
+    )
+    .await
+}
+
+async fn press(
+    state: &AppState,
+    alert_id: i64,
+    q: &TokenQuery,
+    form: &Form,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let digits = form_get(&form, "Digits").unwrap_or("");
+    let digits = form_get(form, "Digits").unwrap_or("");
     let gather_url = Routes::new(&state.config.public_url).gather_url(alert_id, &q.n);
     let (action, answer) = twiml::gather_result(digits, &gather_url);
     // The call went out to the person paged, so `To` is their number; the
     // signed URL token names them too.
-    let called = form_get(&form, "To").unwrap_or("");
-    let who = person_at(&state, called).unwrap_or_else(|| called.to_owned());
+    let called = form_get(form, "To").unwrap_or("");
+    let who = person_at(state, called).unwrap_or_else(|| called.to_owned());
     match action {
         GatherAction::Acknowledge | GatherAction::Resolve => {
             let action = if action == GatherAction::Resolve {
@@ -186,9 +207,21 @@ pub async fn call_status(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = verified(&state, &uri, &headers, &body)?;
+    let id = form_get(&form, "CallSid")
+        .map(|sid| format!("{sid}:{}", form_get(&form, "CallStatus").unwrap_or("")));
+    replay::once(
+        &state,
+        "twilio-call-status",
+        id,
+        call_progress(&state, &form),
+    )
+    .await
+}
+
+async fn call_progress(state: &AppState, form: &Form) -> Result<Response, ApiError> {
     let (Some(sid), Some(status)) = (
-        form_get(&form, "CallSid"),
-        form_get(&form, "CallStatus").and_then(|s| s.parse::<CallStatus>().ok()),
+        form_get(form, "CallSid"),
+        form_get(form, "CallStatus").and_then(|s| s.parse::<CallStatus>().ok()),
     ) else {
         return Err(ApiError::BadRequest(
             "CallSid and CallStatus are required".to_owned(),
@@ -197,7 +230,7 @@ pub async fn call_status(
     if !status.is_final() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let answered_by = form_get(&form, "AnsweredBy").and_then(|a| a.parse::<AnsweredBy>().ok());
+    let answered_by = form_get(form, "AnsweredBy").and_then(|a| a.parse::<AnsweredBy>().ok());
     let reached = call_reached_human(status, answered_by);
     let unanswered =
         matches!(status, CallStatus::NoAnswer | CallStatus::Busy) || reached == Reached::Machine;
@@ -206,7 +239,7 @@ pub async fn call_status(
             Reached::Machine => "voicemail answered, not a person".to_owned(),
             _ => status.to_string(),
         };
-        if let Breakthrough::Applies = breakthrough(&state, sid, &what).await? {
+        if let Breakthrough::Applies = breakthrough(state, sid, &what).await? {
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
@@ -218,7 +251,7 @@ pub async fn call_status(
         ),
         Reached::NotReached(reason) => (format!("call {sid}: {reason}; escalating"), true),
     };
-    report(&state, sid, &message, fall_through).await
+    report(state, sid, &message, fall_through).await
 }
 
 enum Breakthrough {
@@ -285,9 +318,15 @@ pub async fn sms_status(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = verified(&state, &uri, &headers, &body)?;
+    let id = form_get(&form, "MessageSid")
+        .map(|sid| format!("{sid}:{}", form_get(&form, "MessageStatus").unwrap_or("")));
+    replay::once(&state, "twilio-sms-status", id, sms_progress(&state, &form)).await
+}
+
+async fn sms_progress(state: &AppState, form: &Form) -> Result<Response, ApiError> {
     let (Some(sid), Some(status)) = (
-        form_get(&form, "MessageSid"),
-        form_get(&form, "MessageStatus").and_then(|s| s.parse::<MessageStatus>().ok()),
+        form_get(form, "MessageSid"),
+        form_get(form, "MessageStatus").and_then(|s| s.parse::<MessageStatus>().ok()),
     ) else {
         return Err(ApiError::BadRequest(
             "MessageSid and MessageStatus are required".to_owned(),
@@ -296,7 +335,7 @@ pub async fn sms_status(
     if !sms_failed(status) {
         if status == MessageStatus::Delivered {
             return report(
-                &state,
+                state,
                 sid,
                 &format!("sms {sid}: delivered to the phone"),
                 false,
@@ -305,9 +344,9 @@ pub async fn sms_status(
         }
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let code = form_get(&form, "ErrorCode").unwrap_or("none");
+    let code = form_get(form, "ErrorCode").unwrap_or("none");
     let message = format!("sms {sid}: {} (error {code}); escalating", status.as_str());
-    report(&state, sid, &message, true).await
+    report(state, sid, &message, true).await
 }
 
 async fn report(
@@ -339,8 +378,13 @@ pub async fn inbound_sms(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = verified(&state, &uri, &headers, &body)?;
-    let from = form_get(&form, "From").unwrap_or("");
-    let Some(person) = person_at(&state, from) else {
+    let id = form_get(&form, "MessageSid").map(str::to_owned);
+    replay::once(&state, "twilio-sms", id, sms_reply_to(&state, &form)).await
+}
+
+async fn sms_reply_to(state: &AppState, form: &Form) -> Result<Response, ApiError> {
+    let from = form_get(form, "From").unwrap_or("");
+    let Some(person) = person_at(state, from) else {
         // Never echo or log the body: it is a stranger's text.
         tracing::info!(
             from = %redact_number(from),
@@ -349,14 +393,14 @@ pub async fn inbound_sms(
         metrics::counter!("rouse_sms_replies_total", "outcome" => "unknown_number").increment(1);
         return Ok(sms_reply(None));
     };
-    let command = parse_sms_reply(form_get(&form, "Body").unwrap_or(""));
+    let command = parse_sms_reply(form_get(form, "Body").unwrap_or(""));
     let (label, outcome) = match command {
         Some(SmsCommand::Act { verb, code }) => {
-            ("act", act_on(&state, from, &person, verb, code).await?)
+            ("act", act_on(state, from, &person, verb, code).await?)
         }
-        Some(SmsCommand::AckAll) => ("ack_all", ack_all(&state, from, &person).await?),
-        Some(SmsCommand::Stop) => ("stop", opt(&state, from, &person, true).await?),
-        Some(SmsCommand::Start) => ("start", opt(&state, from, &person, false).await?),
+        Some(SmsCommand::AckAll) => ("ack_all", ack_all(state, from, &person).await?),
+        Some(SmsCommand::Stop) => ("stop", opt(state, from, &person, true).await?),
+        Some(SmsCommand::Start) => ("start", opt(state, from, &person, false).await?),
         // Rate-limited: an auto-responder answering our help with its own
         // text must not start an endless exchange.
         Some(SmsCommand::Help) | None => (

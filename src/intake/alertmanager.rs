@@ -25,7 +25,7 @@ use super::{
     dedup_key_too_long, details_too_deep, from_json_object, non_blank, parse_timestamp, IntakeError,
 };
 use crate::alert::{
-    truncate_summary, Action, Event, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
+    truncate_summary, Action, Event, FieldNames, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
     MAX_DETAILS_DEPTH,
 };
 
@@ -250,10 +250,7 @@ fn map_alert(
     links.extend(extras.links);
     links.extend(flavor.group_links.iter().cloned());
 
-    if errors.len() > errors_before {
-        return None;
-    }
-    Some(Event {
+    let event = Event {
         kind: flavor.kind,
         action: action?,
         dedup_key: fingerprint.map(str::to_owned),
@@ -264,7 +261,23 @@ fn map_alert(
         details,
         links,
         occurred_at,
-    })
+    };
+    let (labels, links, source, details) = (
+        format!("alerts[{i}].labels"),
+        format!("alerts[{i}] links"),
+        format!("alerts[{i}] source (labels.instance or labels.job)"),
+        format!("alerts[{i}] details (annotations and the alert's fields)"),
+    );
+    errors.extend(event.limit_errors(FieldNames {
+        labels: &labels,
+        links: &links,
+        source: &source,
+        details: &details,
+    }));
+    if errors.len() > errors_before {
+        return None;
+    }
+    Some(event)
 }
 
 /// Parses an Alertmanager v4 webhook into one event per alert.

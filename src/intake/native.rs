@@ -26,7 +26,7 @@ use super::{
     dedup_key_too_long, details_too_deep, from_json_object, non_blank, parse_timestamp, IntakeError,
 };
 use crate::alert::{
-    truncate_summary, Action, Event, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
+    truncate_summary, Action, Event, FieldNames, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
     MAX_DETAILS_DEPTH,
 };
 
@@ -134,11 +134,7 @@ pub fn parse(body: &[u8]) -> Result<Event, IntakeError> {
     let Some(action) = action else {
         return Err(IntakeError::Invalid(errors));
     };
-    if !errors.is_empty() {
-        return Err(IntakeError::Invalid(errors));
-    }
-
-    Ok(Event {
+    let event = Event {
         kind: IntakeKind::Native,
         action,
         dedup_key: dedup_key.map(str::to_owned),
@@ -149,5 +145,15 @@ pub fn parse(body: &[u8]) -> Result<Event, IntakeError> {
         details,
         links,
         occurred_at,
-    })
+    };
+    errors.extend(event.limit_errors(FieldNames {
+        labels: "labels",
+        links: "links",
+        source: "source",
+        details: "details",
+    }));
+    if !errors.is_empty() {
+        return Err(IntakeError::Invalid(errors));
+    }
+    Ok(event)
 }

@@ -25,7 +25,7 @@ use super::{
     dedup_key_too_long, details_too_deep, from_json_object, non_blank, parse_timestamp, IntakeError,
 };
 use crate::alert::{
-    truncate_summary, Action, Event, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
+    truncate_summary, Action, Event, FieldNames, IntakeKind, Link, Severity, MAX_DEDUP_KEY_CHARS,
     MAX_DETAILS_DEPTH,
 };
 
@@ -213,23 +213,30 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), IntakeError> {
         ));
     }
 
-    let (Some(routing_key), Some(action), true) = (routing_key, action, errors.is_empty()) else {
+    let (Some(routing_key), Some(action)) = (routing_key, action) else {
         return Err(IntakeError::Invalid(errors));
     };
-
-    Ok((
-        routing_key.to_owned(),
-        Event {
-            kind: IntakeKind::PagerDuty,
-            action,
-            dedup_key: dedup_key.map(str::to_owned),
-            summary: summary.map(truncate_summary).unwrap_or_default(),
-            severity: severity.unwrap_or(Severity::Info),
-            source: source.unwrap_or_default().to_owned(),
-            labels,
-            details,
-            links,
-            occurred_at,
-        },
-    ))
+    let event = Event {
+        kind: IntakeKind::PagerDuty,
+        action,
+        dedup_key: dedup_key.map(str::to_owned),
+        summary: summary.map(truncate_summary).unwrap_or_default(),
+        severity: severity.unwrap_or(Severity::Info),
+        source: source.unwrap_or_default().to_owned(),
+        labels,
+        details,
+        links,
+        occurred_at,
+    };
+    errors.extend(event.limit_errors(FieldNames {
+        // component, group and class become labels of those names.
+        labels: "payload",
+        links: "'links'",
+        source: "'payload.source'",
+        details: "'payload.custom_details'",
+    }));
+    if !errors.is_empty() {
+        return Err(IntakeError::Invalid(errors));
+    }
+    Ok((routing_key.to_owned(), event))
 }

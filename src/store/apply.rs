@@ -479,7 +479,10 @@ fn new_alert<'a>(item: &'a Ingest, dedup_key: &'a str, event: Cow<'a, Event>) ->
     }
 }
 
-/// One more event on an open alert: counted, and its content is the alert's now.
+/// One more event on an open alert: counted, and its content is the alert's
+/// now, except for the fields it leaves empty ([`Event::keeping_earlier`]).
+/// Within the batch the earlier content is in memory; against the stored
+/// row each backend's update keeps a column its empty field leaves NULL.
 fn refresh<'a>(
     existing: &mut [Existing<'a>],
     opened: &mut [Opened<'a>],
@@ -491,13 +494,17 @@ fn refresh<'a>(
         Slot::Existing(i) => {
             if let Some(e) = existing.get_mut(i) {
                 e.change.added_events += 1;
+                let event = match e.change.refreshed.take() {
+                    Some((earlier, _)) => Cow::Owned(event.into_owned().keeping_earlier(&earlier)),
+                    None => event,
+                };
                 e.change.refreshed = Some((event, item.received_at));
             }
         }
         Slot::New(i) => {
             if let Some(o) = opened.get_mut(i) {
                 o.alert.event_count += 1;
-                o.alert.event = event;
+                o.alert.event = Cow::Owned(event.into_owned().keeping_earlier(&o.alert.event));
                 o.alert.last_seen_at = item.received_at;
             }
         }

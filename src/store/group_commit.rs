@@ -35,6 +35,9 @@ pub enum CommitError {
     Store(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The database cannot be reached ([`StoreError::is_unavailable`]).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 type Write<T, R> =
@@ -256,6 +259,9 @@ async fn sync_loop<R: Send>(
 }
 
 fn commit_error(err: &StoreError) -> CommitError {
+    if err.is_unavailable() {
+        return CommitError::Unavailable(err.to_string());
+    }
     CommitError::Store(err.to_string())
 }
 

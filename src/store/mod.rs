@@ -24,6 +24,7 @@ use crate::escalation::test_page::{Method, TestPageResult};
 
 mod apply;
 pub mod group_commit;
+pub mod inbound;
 pub mod postgres;
 pub mod push;
 pub mod silence;
@@ -31,6 +32,7 @@ pub mod sms;
 pub mod sqlite;
 pub mod watch;
 
+pub use inbound::InboundBook;
 pub use push::{PushBook, PushPage};
 pub use silence::SilenceBook;
 pub use sms::SmsBook;
@@ -53,6 +55,39 @@ pub enum StoreError {
     /// A commit could not be made durable (the disk refused a sync).
     #[error("could not sync to disk: {0}")]
     Io(String),
+}
+
+impl StoreError {
+    /// The database cannot be reached right now (down, restarting, refusing
+    /// connections, every connection busy): nothing was stored, and the same
+    /// request later may well succeed. Intake answers these 503 with
+    /// `Retry-After`, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return matches!(self, StoreError::Closed);
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                matches!(
+                    code.as_ref(),
+                    // PostgreSQL: connection exceptions (08…), admin or crash
+                    // shutdown, cannot connect now (57P0x), too many
+                    // connections (53300), and a database not accepting
+                    // connections (55000, `ALLOW_CONNECTIONS false`).
+                    "08000" | "08001" | "08003" | "08004" | "08006" | "57P01" | "57P02"
+                        | "57P03" | "53300" | "55000"
+                        // SQLite: busy or locked past the busy timeout.
+                        | "5" | "6" | "261" | "517"
+                )
+            }),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -292,7 +327,9 @@ pub struct NotificationRow {
 }
 
 #[async_trait]
-pub trait Store: SmsBook + PushBook + WatchBook + SilenceBook + Send + Sync + 'static {
+pub trait Store:
+    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round trip for `/readyz`.

@@ -25,12 +25,14 @@ use super::{
     NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
     StepRecord, Store, StoreError,
 };
+use crate::alert::event::is_empty_json;
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
+mod inbound;
 mod push;
 mod silence;
 mod sms;
@@ -952,7 +954,7 @@ async fn insert_alerts(
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let mut c = AlertColumns::with_capacity(rows.len());
     for row in rows {
-        c.push(Some(&row.event), row.status)?;
+        c.push(Some(&row.event), row.status, false)?;
     }
     let returned = sqlx::query(
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
@@ -1010,6 +1012,7 @@ async fn update_alerts(
         c.push(
             row.refreshed.as_ref().map(|(e, _)| e.as_ref()),
             status.unwrap_or(AlertStatus::Triggered),
+            true,
         )?;
         if status.is_none() {
             // Unchanged: COALESCE keeps the stored status.
@@ -1213,17 +1216,37 @@ impl AlertColumns {
         }
     }
 
-    fn push(&mut self, event: Option<&Event>, status: AlertStatus) -> Result<(), StoreError> {
+    /// `keep_stored` (an update): an empty field is NULL, and the update's
+    /// COALESCE keeps the stored value (see `Event::keeping_earlier`).
+    fn push(
+        &mut self,
+        event: Option<&Event>,
+        status: AlertStatus,
+        keep_stored: bool,
+    ) -> Result<(), StoreError> {
         self.status.push(Some(status.as_str()));
-        self.summary.push(event.map(|e| e.summary.clone()));
-        self.severity.push(event.map(|e| e.severity.as_str()));
-        self.source.push(event.map(|e| e.source.clone()));
-        self.labels
-            .push(event.map(|e| to_json(&e.labels)).transpose()?);
-        self.details
-            .push(event.map(|e| to_json(&e.details)).transpose()?);
-        self.links
-            .push(event.map(|e| to_json(&e.links)).transpose()?);
+        let event = |keep: fn(&Event) -> bool| event.filter(|e| !keep_stored || keep(e));
+        self.summary
+            .push(event(|e| !e.summary.is_empty()).map(|e| e.summary.clone()));
+        self.severity
+            .push(event(|_| true).map(|e| e.severity.as_str()));
+        self.source
+            .push(event(|e| !e.source.is_empty()).map(|e| e.source.clone()));
+        self.labels.push(
+            event(|e| !e.labels.is_empty())
+                .map(|e| to_json(&e.labels))
+                .transpose()?,
+        );
+        self.details.push(
+            event(|e| !is_empty_json(&e.details))
+                .map(|e| to_json(&e.details))
+                .transpose()?,
+        );
+        self.links.push(
+            event(|e| !e.links.is_empty())
+                .map(|e| to_json(&e.links))
+                .transpose()?,
+        );
         Ok(())
     }
 }

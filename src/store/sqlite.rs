@@ -26,17 +26,22 @@ use super::{
     NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
     StepRecord, Store, StoreError,
 };
+use crate::alert::event::is_empty_json;
 use crate::alert::TimelineKind;
 use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
+mod inbound;
+mod lock;
 mod push;
 mod silence;
 mod sms;
 mod wal;
 mod watch;
+
+pub use lock::{LockError, ServeLock};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -1130,11 +1135,12 @@ fn push_update_alerts<'a>(
     if !refreshed.is_empty() {
         let mut encoded = Vec::with_capacity(refreshed.len());
         for row in &refreshed {
+            // An empty field binds NULL, and COALESCE keeps the stored value.
             encoded.push(match &row.refreshed {
                 Some((event, _)) => Some((
-                    to_json(&event.labels)?,
-                    to_json(&event.details)?,
-                    to_json(&event.links)?,
+                    non_empty_json(&event.labels, event.labels.is_empty())?,
+                    non_empty_json(&event.details, is_empty_json(&event.details))?,
+                    non_empty_json(&event.links, event.links.is_empty())?,
                 )),
                 None => None,
             });
@@ -1150,15 +1156,12 @@ fn push_update_alerts<'a>(
         );
         q.push_values(refreshed.into_iter().zip(encoded), |mut b, (row, json)| {
             let event = row.refreshed.as_ref().map(|(e, _)| e);
-            let (labels, details, links) = match json {
-                Some((l, d, k)) => (Some(l), Some(d), Some(k)),
-                None => (None, None, None),
-            };
+            let (labels, details, links) = json.unwrap_or((None, None, None));
             b.push_bind(row.id)
                 .push_bind(row.added_events)
-                .push_bind(event.map(|e| e.summary.as_str()))
+                .push_bind(event.map(|e| e.summary.as_str()).filter(|s| !s.is_empty()))
                 .push_bind(event.map(|e| e.severity.as_str()))
-                .push_bind(event.map(|e| e.source.as_str()))
+                .push_bind(event.map(|e| e.source.as_str()).filter(|s| !s.is_empty()))
                 .push_bind(labels)
                 .push_bind(details)
                 .push_bind(links)
@@ -1333,6 +1336,17 @@ fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 
 fn json(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("json column: {e}")))
+}
+
+/// `None` for an empty value, so an update's COALESCE keeps the stored one.
+fn non_empty_json<T: serde::Serialize>(
+    value: &T,
+    empty: bool,
+) -> Result<Option<String>, StoreError> {
+    if empty {
+        return Ok(None);
+    }
+    to_json(value).map(Some)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

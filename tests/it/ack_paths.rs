@@ -643,3 +643,35 @@ async fn status_texts_tell_the_others_and_are_limited(db: &TestDb) {
     rig.stop().await;
 }
 both_backends!(status_texts_tell_the_others_and_are_limited);
+
+/// Slack re-sends an interaction it got no answer to in time: the same press
+/// (same user, same `action_ts`) acts once and is answered the same way.
+async fn a_resent_slack_press_acts_once(db: &TestDb) {
+    let rig = Rig::start(db).await;
+    let id = rig.trigger("slack-resent").await;
+    let body = rig.press_body(ALICE_SLACK, "rouse_ack", id);
+    let now = t0().timestamp();
+    let signature = rouse::ack::slack::sign(&Secret::new(SIGNING_SECRET), now, body.as_bytes());
+    assert_eq!(rig.post_slack(&body, now, &signature).await, 200);
+    assert_eq!(rig.post_slack(&body, now, &signature).await, 200);
+    let shown = rig.alert(id).await;
+    assert!(acked_by(&shown, "alice", "slack"), "{shown}");
+    let acks = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "acknowledged")
+        .count();
+    assert_eq!(acks, 1, "the re-sent press acted again: {shown}");
+    // A first press tells nobody "already acknowledged"; a second acting
+    // press would have.
+    let told = rig
+        .slack
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/actions/"))
+        .count();
+    assert_eq!(told, 0);
+    rig.stop().await;
+}
+both_backends!(a_resent_slack_press_acts_once);

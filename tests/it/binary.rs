@@ -229,3 +229,24 @@ async fn sigterm_with_requests_in_flight_loses_nothing_acknowledged() {
     );
     db.close().await;
 }
+
+/// Logs written to a pipe or a file (a collector, `2> rouse.log`) carry no
+/// ANSI colour codes; colour is for a terminal only.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rouse()
+        .args(["migrate"])
+        .env("ROUSE_DATABASE_URL", "sqlite://rouse.db")
+        .env_remove("NO_COLOR")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrations applied"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escape in piped logs: {stderr:?}"
+    );
+}

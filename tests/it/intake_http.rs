@@ -652,3 +652,47 @@ async fn an_alert_is_paged_through_the_console_when_nothing_is_configured() {
     .await;
     app.stop().await;
 }
+
+/// A duplicate trigger that carries no details, links, labels or source
+/// keeps the alert's: a runbook link from the first event must not vanish
+/// because a later sender left it out. A non-empty value still replaces.
+async fn a_duplicate_without_details_keeps_the_alerts(db: &TestDb) {
+    let app = TestApp::spawn(db, |_| {}).await;
+    let first = json!({"action": "trigger", "dedup_key": "keep-1", "summary": "disk full",
+        "severity": "critical", "source": "db-1", "labels": {"team": "payments"},
+        "details": {"runbook": "https://wiki/disk"},
+        "links": [{"href": "https://wiki/disk", "text": "runbook"}]});
+    let (status, body) = app.post("/v1/events", &[AUTH], first.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["alert_id"].as_i64().unwrap();
+    let bare = json!({"action": "trigger", "dedup_key": "keep-1", "summary": "disk still full",
+        "severity": "critical"});
+    let (status, body) = app.post("/v1/events", &[AUTH], bare.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("deduplicated")),
+        "{body}"
+    );
+    let (_, shown) = app.admin_get(&format!("/v1/alerts/{id}")).await;
+    let alert = &shown["alert"];
+    assert_eq!(alert["summary"], "disk still full", "{alert}");
+    assert_eq!(alert["links"][0]["href"], "https://wiki/disk", "{alert}");
+    assert_eq!(alert["details"]["runbook"], "https://wiki/disk", "{alert}");
+    assert_eq!(alert["labels"]["team"], "payments", "{alert}");
+    assert_eq!(alert["source"], "db-1", "{alert}");
+
+    let newer = json!({"action": "trigger", "dedup_key": "keep-1", "summary": "disk full again",
+        "severity": "critical", "links": [{"href": "https://grafana/d/disk"}],
+        "details": {"free": "0%"}});
+    let (status, _) = app.post("/v1/events", &[AUTH], newer.to_string()).await;
+    assert_eq!(status, 202);
+    let (_, shown) = app.admin_get(&format!("/v1/alerts/{id}")).await;
+    let alert = &shown["alert"];
+    assert_eq!(
+        alert["links"][0]["href"], "https://grafana/d/disk",
+        "{alert}"
+    );
+    assert_eq!(alert["details"], json!({"free": "0%"}), "{alert}");
+    app.stop().await;
+}
+both_backends!(a_duplicate_without_details_keeps_the_alerts);

@@ -922,3 +922,61 @@ async fn resolve_then_trigger_of_one_key_in_one_batch_opens_a_new_alert(db: &Tes
     assert_eq!(new.summary, "now critical");
 }
 both_backends!(resolve_then_trigger_of_one_key_in_one_batch_opens_a_new_alert);
+
+/// Provider webhooks seen: insert-first, answered once, a dead claim taken
+/// over, old ids pruned.
+async fn inbound_ids_are_claimed_once(db: &TestDb) {
+    use rouse::store::inbound::{Answer, Seen};
+    let store = db.open().await;
+    let long_ago = t0() - Duration::hours(1);
+    let claim = |id: &'static str, at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_inbound("twilio-sms", id, at, at - Duration::minutes(2))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("SM1", t0()).await, Seen::First);
+    assert_eq!(claim("SM1", t0()).await, Seen::InProgress);
+    let answer = Answer {
+        status: 200,
+        content_type: Some("text/xml; charset=utf-8".to_owned()),
+        body: "<Response><Message>#1 acknowledged.</Message></Response>".to_owned(),
+    };
+    store
+        .answer_inbound("twilio-sms", "SM1", &answer)
+        .await
+        .unwrap();
+    assert_eq!(claim("SM1", t0()).await, Seen::Answered(answer.clone()));
+    // The same id from another provider is another message.
+    assert_eq!(
+        store
+            .claim_inbound("slack", "SM1", t0(), long_ago)
+            .await
+            .unwrap(),
+        Seen::First
+    );
+    // A claim never answered (its process died) is taken over later on…
+    assert_eq!(claim("SM2", long_ago).await, Seen::First);
+    assert_eq!(claim("SM2", t0()).await, Seen::First);
+    // …and one whose request failed is forgotten at once.
+    store.forget_inbound("twilio-sms", "SM2").await.unwrap();
+    assert_eq!(claim("SM2", t0()).await, Seen::First);
+    // An answered id is never taken over, however old.
+    assert_eq!(
+        claim("SM1", t0() + Duration::hours(2)).await,
+        Seen::Answered(answer)
+    );
+    assert_eq!(
+        store
+            .prune_inbound(t0() + Duration::seconds(1))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(claim("SM1", t0()).await, Seen::First);
+    store.close().await;
+}
+both_backends!(inbound_ids_are_claimed_once);

@@ -185,15 +185,16 @@ async fn an_sms_reply_acknowledges_only_alerts_paged_to_that_number() {
     let id = open_alert(&app, "reply").await;
     eventually("the call", || async { !fake.calls().is_empty() }).await;
     let url = format!("{}/twilio/sms", app.base);
+    // Each text is its own message with its own MessageSid (a repeated
+    // MessageSid is a re-sent webhook, answered as the first time).
+    let sent = std::sync::atomic::AtomicU32::new(0);
     let send = |from: &str, body: &str| {
+        let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let params = vec![
             ("From".to_owned(), from.to_owned()),
             ("To".to_owned(), "+15005550006".to_owned()),
             ("Body".to_owned(), body.to_owned()),
-            (
-                "MessageSid".to_owned(),
-                "SM00000000000000000000000000000009".to_owned(),
-            ),
+            ("MessageSid".to_owned(), format!("SM{n:032}")),
         ];
         let signature = twilio_signature(TOKEN, &url, &params);
         app.http

@@ -1,0 +1,92 @@
+//! [`InboundBook`] on PostgreSQL: the primary key decides between replicas;
+//! `ON CONFLICT` makes the loser of two identical inserts see the winner's row.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::PostgresStore;
+use crate::store::inbound::{answer_text, parse_answer, Answer, InboundBook, Seen};
+use crate::store::StoreError;
+
+#[async_trait]
+impl InboundBook for PostgresStore {
+    async fn claim_inbound(
+        &self,
+        provider: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> Result<Seen, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO inbound_seen (provider, message_id, first_answer, seen_at)
+             VALUES ($1, $2, NULL, $3)
+             ON CONFLICT (provider, message_id) DO UPDATE SET seen_at = excluded.seen_at
+              WHERE inbound_seen.first_answer IS NULL AND inbound_seen.seen_at < $4
+             RETURNING seen_at",
+        )
+        .bind(provider)
+        .bind(message_id)
+        .bind(at)
+        .bind(abandoned_before)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(Seen::First);
+        }
+        // The conflicting row is committed (ON CONFLICT waited for it), so it is visible.
+        let row = sqlx::query(
+            "SELECT first_answer FROM inbound_seen WHERE provider = $1 AND message_id = $2",
+        )
+        .bind(provider)
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let answer = match row {
+            Some(row) => row.try_get::<Option<String>, _>("first_answer")?,
+            // Forgotten (its request failed) between the two statements.
+            None => return Ok(Seen::InProgress),
+        };
+        Ok(match answer {
+            Some(text) => Seen::Answered(parse_answer(&text)?),
+            None => Seen::InProgress,
+        })
+    }
+
+    async fn answer_inbound(
+        &self,
+        provider: &str,
+        message_id: &str,
+        answer: &Answer,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE inbound_seen SET first_answer = $3 WHERE provider = $1 AND message_id = $2",
+        )
+        .bind(provider)
+        .bind(message_id)
+        .bind(answer_text(answer)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_inbound(&self, provider: &str, message_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM inbound_seen
+              WHERE provider = $1 AND message_id = $2 AND first_answer IS NULL",
+        )
+        .bind(provider)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn prune_inbound(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM inbound_seen WHERE seen_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
