@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{from_json_object, non_blank, IntakeError};
+use crate::alert::event::FieldNames;
 use crate::alert::{Action, Event, IntakeKind, Severity, MAX_DEDUP_KEY_CHARS};
 
 pub const MAX_MESSAGE: usize = 130;
@@ -185,7 +186,7 @@ pub fn parse_create(body: &[u8]) -> Result<Event, IntakeError> {
             )),
         );
     }
-    Ok(Event {
+    let event = Event {
         kind: IntakeKind::Opsgenie,
         action: Action::Trigger,
         dedup_key: Some(dedup_key(&alias)),
@@ -197,7 +198,19 @@ pub fn parse_create(body: &[u8]) -> Result<Event, IntakeError> {
         details: Value::Object(extra),
         links: Vec::new(),
         occurred_at: None,
-    })
+    };
+    // Truncation above keeps every field inside Rouse's limits; checking
+    // anyway keeps this format under the same rule as the others.
+    let errors = event.limit_errors(FieldNames {
+        labels: "details",
+        links: "links",
+        source: "source",
+        details: "description, tags and note",
+    });
+    if !errors.is_empty() {
+        return Err(IntakeError::Invalid(errors));
+    }
+    Ok(event)
 }
 
 /// A close or acknowledge body (an empty body is allowed, as Opsgenie does).
