@@ -123,6 +123,12 @@ pub fn check_with(
                 method.as_str(),
             )?;
         }
+    } else {
+        writeln!(
+            out,
+            "note: test pages not checked; with --database-url, people on call in the next {} days whose phones have not proven they wake them are warned about",
+            test_page::ON_CALL_HORIZON.num_days()
+        )?;
     }
     let gap_text = if gaps.is_empty() {
         "no coverage gaps".to_string()
