@@ -77,6 +77,9 @@ pub struct Catalog {
     keys: HashMap<[u8; 32], (String, usize)>,
     watchers: BTreeMap<String, WatcherSpec>,
     maintenance: Vec<MaintenanceWindow>,
+    /// Services with a watchdog watcher: intake asks for every event, and
+    /// most services have none.
+    watchdog_services: BTreeSet<String>,
     fingerprint: u64,
     /// Where each person is defined, for warnings that point at them.
     person_places: BTreeMap<String, Place>,
@@ -116,6 +119,22 @@ impl Catalog {
 
     pub fn watcher(&self, id: &str) -> Option<&WatcherSpec> {
         self.watchers.get(id)
+    }
+
+    /// The ids of the service's watchdog watchers whose matchers `labels`
+    /// satisfy: intake records such an event as their ping.
+    pub fn watchdog_hits(
+        &self,
+        service_id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        if !self.watchdog_services.contains(service_id) {
+            return Vec::new();
+        }
+        self.watchdogs(service_id)
+            .filter(|(_, d)| d.matches(labels))
+            .map(|(id, _)| id.to_owned())
+            .collect()
     }
 
     /// The watchdog watchers of one service, with their ids: intake records
@@ -303,6 +322,12 @@ impl From<Parts> for Catalog {
             policies: p.policies,
             services: p.services,
             keys: p.keys,
+            watchdog_services: p
+                .watchers
+                .values()
+                .filter(|w| matches!(w.kind, WatchKind::Watchdog(_)))
+                .map(|w| w.service.clone())
+                .collect(),
             watchers: p.watchers,
             maintenance: p.maintenance,
             fingerprint: p.fingerprint,

@@ -275,9 +275,8 @@ pub(super) fn build_watcher(
 
 fn schedule(cx: &mut Ctx<'_>, f: usize, y: &WatcherYaml, default: TimeDelta) -> Option<When> {
     match (&y.every, &y.cron) {
-        (Some(e), Some(c)) => {
+        (Some(_), Some(c)) => {
             cx.err(at(f, c), "give either `every` or `cron`, not both");
-            let _ = e;
             None
         }
         (Some(e), None) => {

@@ -20,7 +20,7 @@ use crate::store::Heartbeat;
 use crate::watch::decide::WatchState;
 use crate::watch::runner::{self, Probes};
 use crate::watch::spec::{WatchKind, WatcherSpec};
-use crate::watch::{CheckFailure, CheckResult, Level};
+use crate::watch::{CheckResult, Level};
 
 /// Exit code: nothing critical found.
 pub const EXIT_OK: u8 = 0;
@@ -28,10 +28,6 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_CRITICAL: u8 = 1;
 /// Exit code: the configuration (or the command line) is wrong.
 pub const EXIT_CONFIG: u8 = 2;
-
-/// How much longer than its own timeout a check may run before it is
-/// abandoned (the probe keeps to its timeout itself; this catches one that does not).
-const GUARD_MARGIN: Duration = Duration::from_secs(2);
 
 /// Opening the database must not hang the command (a Postgres host that drops packets).
 const STORE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -186,7 +182,7 @@ async fn run_all(
                 p.configured_at.get(&spec.id).copied().unwrap_or(now),
             ),
         };
-        let handle = spawn_check(
+        let handle = runner::spawn_check(
             probes.clone(),
             permits.clone(),
             spec.clone(),
@@ -199,11 +195,7 @@ async fn run_all(
     let mut reports = Vec::with_capacity(tasks.len());
     for (spec, last_ping, task) in tasks {
         let outcome = match task {
-            Ok(handle) => Ok(handle.await.unwrap_or_else(|err| {
-                Err(CheckFailure::new(format!(
-                    "the check failed unexpectedly: {err}"
-                )))
-            })),
+            Ok(handle) => Ok(runner::joined(&spec, handle.await).0),
             Err(skipped) => Err(skipped),
         };
         let result = classify(&spec, &outcome, last_ping);
@@ -214,31 +206,6 @@ async fn run_all(
         });
     }
     reports
-}
-
-/// One check in its own task (a panicking probe comes back as a JoinError
-/// instead of ending the command) under a guard a little longer than its timeout.
-fn spawn_check(
-    probes: Arc<Probes>,
-    permits: Arc<Semaphore>,
-    spec: WatcherSpec,
-    now: DateTime<Utc>,
-    last_ping: Option<DateTime<Utc>>,
-    configured_at: DateTime<Utc>,
-) -> tokio::task::JoinHandle<CheckResult> {
-    tokio::spawn(async move {
-        let _permit = permits.acquire_owned().await;
-        let guard = spec.timeout + GUARD_MARGIN;
-        let check = runner::check(&probes, &spec, now, last_ping, configured_at);
-        tokio::time::timeout(guard, check)
-            .await
-            .unwrap_or_else(|_| {
-                Err(CheckFailure::new(format!(
-                    "no verdict within {}s (the check was abandoned)",
-                    spec.timeout.as_secs()
-                )))
-            })
-    })
 }
 
 fn classify(

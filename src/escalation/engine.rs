@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::hold::{self, hold_at, Cap, Hold};
 use super::plan;
 use crate::alert::silence::{Silence, SilenceSet, Subject};
 use crate::alert::{Alert, AlertStatus, TimelineKind};
@@ -453,37 +454,16 @@ impl Engine {
 
     /// The hourly caps that apply to one page: per number, and the person's own.
     fn caps_for(&self, claim: &NotificationClaim) -> Vec<Cap> {
-        if claim.follow_up.is_some()
-            || !matches!(claim.channel, ChannelKind::Sms | ChannelKind::Voice)
-        {
+        if claim.follow_up.is_some() {
             return Vec::new();
         }
-        let mut caps = Vec::new();
-        // u32::MAX is "no cap": no count can reach it, so asking the store
-        // how many pages went out (a read per send) would be wasted.
-        if self.pages_per_number_per_hour < u32::MAX {
-            caps.push(Cap {
-                per_hour: self.pages_per_number_per_hour,
-                channels: &[ChannelKind::Sms, ChannelKind::Voice],
-                what: "pages to this number",
-            });
-        }
-        if let (ChannelKind::Voice, Recipient::Person { id, .. }) =
-            (claim.channel, &claim.recipient)
-        {
-            let personal = self
-                .catalog
-                .current()
-                .and_then(|c| c.person(id).and_then(|p| p.max_calls_per_hour));
-            if let Some(per_hour) = personal {
-                caps.push(Cap {
-                    per_hour,
-                    channels: &[ChannelKind::Voice],
-                    what: "calls (their max_calls_per_hour)",
-                });
-            }
-        }
-        caps
+        let catalog = self.catalog.current();
+        hold::caps(
+            claim.channel,
+            &claim.recipient,
+            self.pages_per_number_per_hour,
+            catalog.as_deref(),
+        )
     }
 
     /// Waits until every send started so far has finished and been recorded.
@@ -560,14 +540,6 @@ fn bundle(claims: Vec<NotificationClaim>) -> Vec<Vec<NotificationClaim>> {
     groups
 }
 
-/// An hourly limit on pages to one address.
-#[derive(Debug, Clone, Copy)]
-struct Cap {
-    per_hour: u32,
-    channels: &'static [ChannelKind],
-    what: &'static str,
-}
-
 /// When the send may go out under `caps`, or `None` if it may go now.
 async fn held_until(
     store: &dyn Store,
@@ -580,11 +552,7 @@ async fn held_until(
         let sent = store
             .sent_since(address, cap.channels, now - TimeDelta::hours(1))
             .await?;
-        let limit = cap.per_hour.max(1) as usize;
-        // Free again when the oldest send inside the window leaves it.
-        let oldest_counted = sent.len().checked_sub(limit).and_then(|i| sent.get(i));
-        if let Some(&oldest) = oldest_counted {
-            let free_at = oldest + TimeDelta::hours(1);
+        if let Some(free_at) = hold::cap_free_at(&sent, cap) {
             if latest.is_none_or(|(t, _)| free_at > t) {
                 latest = Some((free_at, *cap));
             }
@@ -944,51 +912,19 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, key: &str) -> TimeDe
     jittered.max(floor).max(TimeDelta::seconds(1))
 }
 
-/// Why nobody may be paged for an alert right now.
-enum Suppression<'a> {
-    Maintenance(&'a str),
-    Silence(&'a Silence),
-}
-
-impl Suppression<'_> {
-    fn by(&self) -> &'static str {
-        match self {
-            Suppression::Maintenance(_) => "maintenance",
-            Suppression::Silence(_) => "silence",
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Suppression::Maintenance(reason) => format!("in maintenance: {reason}"),
-            Suppression::Silence(s) => s.describe(),
-        }
-    }
-}
-
-/// A maintenance window of the alert's service, or a silence matching the
-/// alert, in force at `t`, with when it ends (the later of the two).
+/// The hold on `alert` at `t`, if any (see [`hold_at`]).
 fn suppressed<'a>(
     alert: &Alert,
     catalog: &'a crate::catalog::Catalog,
     silences: &'a SilenceSet,
     t: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, Suppression<'a>)> {
-    let window = catalog
-        .maintenance_at(&alert.service_id, t)
-        .map(|(end, reason)| (end, Suppression::Maintenance(reason)));
+) -> Option<(DateTime<Utc>, Hold<'a>)> {
     let subject = Subject {
         service: &alert.service_id,
         severity: alert.severity.as_str(),
         labels: &alert.labels,
     };
-    let silence = silences
-        .matching(&subject, t)
-        .map(|s| (s.ends_at, Suppression::Silence(s)));
-    match (window, silence) {
-        (Some(w), Some(s)) => Some(if s.0 > w.0 { s } else { w }),
-        (w, s) => w.or(s),
-    }
+    hold_at(catalog, silences, &subject, t)
 }
 
 /// A step due while nobody may be paged: the timeline says why, and the
@@ -1015,7 +951,7 @@ fn suppression_just_ended<'a>(
     alert: &Alert,
     catalog: &'a crate::catalog::Catalog,
     silences: &'a SilenceSet,
-) -> Option<Suppression<'a>> {
+) -> Option<Hold<'a>> {
     if claim.cursor != plan::Cursor::START || claim.fired == 0 {
         return None;
     }

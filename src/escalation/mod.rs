@@ -6,6 +6,7 @@
 //! durable timers and the channels, and never lets a provider failure stop it.
 
 pub mod engine;
+pub mod hold;
 pub mod plan;
 pub mod simulate;
 mod sms;

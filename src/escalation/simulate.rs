@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::hold::{self, hold_at};
 use super::plan::{self, Cursor, Phase};
 use crate::alert::silence::{SilenceSet, Subject};
 use crate::alert::{Severity, TimelineKind, Urgency};
@@ -87,17 +88,17 @@ pub fn simulate(catalog: &Catalog, q: &Question<'_>) -> Result<Simulation, Strin
         severity: q.severity.as_str(),
         labels: q.labels,
     };
-    let mut sent: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    let mut sent: HashMap<String, Vec<(DateTime<Utc>, ChannelKind)>> = HashMap::new();
     let mut cursor = Cursor::START;
     let mut due = plan::first_due(policy, q.at);
     for _ in 0..MAX_ROUNDS {
         if due > until {
             break;
         }
-        if let Some((end, why)) = held(catalog, q.silences, &subject, due) {
+        if let Some((end, why)) = hold_at(catalog, q.silences, &subject, due) {
             sim.notes.push(SimNote {
                 at: due,
-                message: format!("{why}: nobody is paged until {}", stamp(end)),
+                message: format!("{}: nobody is paged until {}", why.describe(), stamp(end)),
             });
             cursor = Cursor::START;
             due = end;
@@ -165,58 +166,37 @@ pub fn simulate(catalog: &Catalog, q: &Question<'_>) -> Result<Simulation, Strin
     Ok(sim)
 }
 
-/// A maintenance window or silence in force at `t`, as the engine sees it.
-fn held(
-    catalog: &Catalog,
-    silences: &SilenceSet,
-    subject: &Subject<'_>,
-    t: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, String)> {
-    let window = catalog
-        .maintenance_at(subject.service, t)
-        .map(|(end, reason)| (end, format!("in maintenance: {reason}")));
-    let silence = silences
-        .matching(subject, t)
-        .map(|s| (s.ends_at, s.describe()));
-    match (window, silence) {
-        (Some(w), Some(s)) => Some(if s.0 > w.0 { s } else { w }),
-        (w, s) => w.or(s),
-    }
-}
-
-/// The engine's per-number caps, counted over the simulated pages: SMS and
-/// calls per number per hour, and a person's own `max_calls_per_hour`.
+/// The engine's hourly caps ([`hold::caps`]), counted over the simulated
+/// pages: the reason a page would be held back, if one would.
 fn cap(
     catalog: &Catalog,
-    sent: &mut HashMap<String, Vec<DateTime<Utc>>>,
+    sent: &mut HashMap<String, Vec<(DateTime<Utc>, ChannelKind)>>,
     recipient: &Recipient,
     channel: ChannelKind,
     at: DateTime<Utc>,
     per_number: u32,
 ) -> Option<String> {
-    if !matches!(channel, ChannelKind::Sms | ChannelKind::Voice) {
+    let caps = hold::caps(channel, recipient, per_number, Some(catalog));
+    if caps.is_empty() {
         return None;
     }
     let hour_ago = at - TimeDelta::hours(1);
-    let times = sent.entry(recipient.address().to_owned()).or_default();
-    times.retain(|t| *t > hour_ago);
-    if times.len() >= per_number as usize {
-        return Some(format!(
-            "held back: {per_number} pages to this number in the last hour"
-        ));
-    }
-    if channel == ChannelKind::Voice {
-        let personal = match recipient {
-            Recipient::Person { id, .. } => catalog.person(id).and_then(|p| p.max_calls_per_hour),
-            Recipient::Room { .. } => None,
-        };
-        if let Some(max) = personal {
-            if times.len() >= max as usize {
-                return Some(format!("held back: max_calls_per_hour {max}"));
-            }
+    let pages = sent.entry(recipient.address().to_owned()).or_default();
+    pages.retain(|(t, _)| *t > hour_ago);
+    for c in &caps {
+        let counted: Vec<DateTime<Utc>> = pages
+            .iter()
+            .filter(|(_, ch)| c.channels.contains(ch))
+            .map(|(t, _)| *t)
+            .collect();
+        if hold::cap_free_at(&counted, c).is_some_and(|free| free > at) {
+            return Some(format!(
+                "held back: {} {} in the last hour",
+                c.per_hour, c.what
+            ));
         }
     }
-    times.push(at);
+    pages.push((at, channel));
     None
 }
 

@@ -169,16 +169,7 @@ pub async fn heartbeat(
 ) -> Result<Response, ApiError> {
     let target = authorize(&state, &key)?;
     let name = query.name.unwrap_or_else(|| target.integration.clone());
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "name must be 1 to 128 printable characters".to_owned(),
-        ));
-    }
-    let beat = state
-        .store
-        .record_heartbeat(&target.service_id, &name, state.clock.now())
-        .await?;
-    metrics::counter!("rouse_heartbeats_total").increment(1);
+    let beat = ping(&state, &target, &name).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -190,6 +181,26 @@ pub async fn heartbeat(
         })),
     )
         .into_response())
+}
+
+/// Records a heartbeat ping of `target`'s service (every endpoint that
+/// takes pings comes here).
+pub(super) async fn ping(
+    state: &AppState,
+    target: &Target,
+    name: &str,
+) -> Result<crate::store::Heartbeat, ApiError> {
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 128 printable characters".to_owned(),
+        ));
+    }
+    let beat = state
+        .store
+        .record_heartbeat(&target.service_id, name, state.clock.now())
+        .await?;
+    metrics::counter!("rouse_heartbeats_total").increment(1);
+    Ok(beat)
 }
 
 /// Who an integration key belongs to, resolved against the current configuration.
@@ -254,7 +265,7 @@ pub(super) async fn commit(
     let events: Vec<Event> = events
         .into_iter()
         .filter_map(|event| {
-            let hits = crate::watch::runner::watchdog_hits(&target.catalog, &service.id, &event);
+            let hits = target.catalog.watchdog_hits(&service.id, &event.labels);
             if hits.is_empty() {
                 return Some(event);
             }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::Body;
-use super::intake::{authorize, commit, invalid, Target};
+use super::intake::{authorize, commit, invalid, ping, Target};
 use super::{ApiError, AppState};
 use crate::alert::{Action, IntakeKind};
 use crate::intake::opsgenie::{self, Identifier};
@@ -153,17 +153,7 @@ pub async fn heartbeat(
     let started = Instant::now();
     let result = async {
         let target = genie(&state, &headers)?;
-        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-            return Err(ApiError::BadRequest(
-                "heartbeat name must be 1 to 128 printable characters".to_owned(),
-            ));
-        }
-        state
-            .store
-            .record_heartbeat(&target.service_id, &name, state.clock.now())
-            .await?;
-        metrics::counter!("rouse_heartbeats_total").increment(1);
-        Ok(())
+        ping(&state, &target, &name).await.map(|_| ())
     }
     .await;
     answer(result, started, "PONG - Heartbeat received")

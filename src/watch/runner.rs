@@ -21,7 +21,7 @@ use super::probe;
 use super::silence::Silence;
 use super::spec::{WatchKind, WatchdogSpec, WatcherSpec};
 use super::{CheckFailure, CheckResult, Level};
-use crate::alert::{Action, Event, IntakeKind, Severity, MAX_SUMMARY_CHARS};
+use crate::alert::{Action, Event, IntakeKind, Severity};
 use crate::catalog::live::LiveCatalog;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -96,6 +96,9 @@ pub struct Runner {
     storm_threshold: u64,
     engine_wake: Arc<Notify>,
     wake: Arc<Notify>,
+    /// The fingerprint of the catalog whose watchers were last given rows:
+    /// rows are written when the configuration changes, not every round.
+    ensured: std::sync::Mutex<Option<u64>>,
 }
 
 /// How much longer than its own timeout a check may run before the runner
@@ -108,6 +111,8 @@ const CLAIM_LIMIT: u32 = 256;
 /// What one run produced, before it is stored.
 struct Ran {
     claim: WatcherClaim,
+    /// The state the claim carried, as read.
+    state: WatchState,
     spec: WatcherSpec,
     result: CheckResult,
     took: Duration,
@@ -135,6 +140,7 @@ impl Runner {
             storm_threshold,
             engine_wake,
             wake: Arc::new(Notify::new()),
+            ensured: std::sync::Mutex::new(None),
         }
     }
 
@@ -154,12 +160,8 @@ impl Runner {
         if specs.is_empty() {
             return Ok(0);
         }
-        let prints: Vec<(String, String)> = specs
-            .iter()
-            .map(|s| (s.id.clone(), fingerprint(s)))
-            .collect();
-        self.store.ensure_watchers(&prints, now).await?;
-        let ids: Vec<String> = prints.into_iter().map(|(id, _)| id).collect();
+        self.ensure(&catalog, &specs, now).await?;
+        let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
         let longest = specs.iter().map(|s| s.timeout).max().unwrap_or_default();
         // Long enough that a live run never loses its slot, short enough
         // that a dead replica's slot is soon run by another.
@@ -171,11 +173,47 @@ impl Runner {
         if claims.is_empty() {
             return Ok(0);
         }
-        let beats = self.store.heartbeats().await?;
+        // Only silence watchers read pings.
+        let beats = if claims
+            .iter()
+            .filter_map(|c| catalog.watcher(&c.id))
+            .any(|spec| silence(spec).is_some())
+        {
+            self.store.heartbeats().await?
+        } else {
+            Vec::new()
+        };
         let ran = self.run_all(&catalog, claims, &beats, now).await;
         let count = ran.len();
         self.record(&catalog, ran, now).await?;
         Ok(count)
+    }
+
+    /// Gives the catalog's watchers their rows, once per configuration.
+    async fn ensure(
+        &self,
+        catalog: &Catalog,
+        specs: &[&WatcherSpec],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let loaded = Some(catalog.fingerprint());
+        let done = *self
+            .ensured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if done == loaded {
+            return Ok(());
+        }
+        let prints: Vec<(String, String)> = specs
+            .iter()
+            .map(|s| (s.id.clone(), fingerprint(s)))
+            .collect();
+        self.store.ensure_watchers(&prints, now).await?;
+        *self
+            .ensured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
+        Ok(())
     }
 
     async fn run_all(
@@ -197,52 +235,23 @@ impl Runner {
                 .unwrap_or_default();
             let configured_at = state.configured_at.unwrap_or(now);
             let last_ping = last_ping(&spec, beats);
-            let probes = self.probes.clone();
-            let permits = self.concurrency.clone();
-            // The probe keeps to `timeout` itself and reports what timed
-            // out; this guard, a little longer, catches one that does not.
-            let timeout = spec.timeout;
-            let guard = timeout + GUARD_MARGIN;
-            let job = spec.clone();
-            // Its own task: a panic inside a probe ends that task only and
-            // comes back as a JoinError.
-            let handle = tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let started = Instant::now();
-                let result = match tokio::time::timeout(
-                    guard,
-                    probes.check(&job, now, last_ping, configured_at),
-                )
-                .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(CheckFailure::new(format!(
-                        "no verdict within {}s (the check was abandoned)",
-                        timeout.as_secs()
-                    ))),
-                };
-                (result, started.elapsed())
-            });
+            let handle = spawn_check(
+                self.probes.clone(),
+                self.concurrency.clone(),
+                spec.clone(),
+                now,
+                last_ping,
+                configured_at,
+            );
             let deadline = silence(&spec).map(|s| s.deadline(last_ping, configured_at));
-            tasks.push((claim, spec, handle, deadline));
+            tasks.push((claim, state, spec, handle, deadline));
         }
         let mut ran = Vec::with_capacity(tasks.len());
-        for (claim, spec, handle, deadline) in tasks {
-            let (result, took) = match handle.await {
-                Ok(done) => done,
-                Err(err) => {
-                    tracing::error!(watcher = %spec.id, error = %err, "a watcher's check panicked; recorded as a failed run");
-                    metrics::counter!("rouse_watcher_panics_total").increment(1);
-                    (
-                        Err(CheckFailure::new(
-                            "the check failed unexpectedly (an internal error was logged)",
-                        )),
-                        Duration::ZERO,
-                    )
-                }
-            };
+        for (claim, state, spec, handle, deadline) in tasks {
+            let (result, took) = joined(&spec, handle.await);
             ran.push(Ran {
                 claim,
+                state,
                 spec,
                 result,
                 took,
@@ -264,14 +273,8 @@ impl Runner {
         let mut items = Vec::new();
         let mut finished = Vec::with_capacity(ran.len());
         for run in ran {
-            let state: WatchState = run
-                .claim
-                .state
-                .clone()
-                .and_then(|s| serde_json::from_value(s).ok())
-                .unwrap_or_default();
             let (mut state, emits) =
-                decide::apply(state, &run.spec, &target(&run.spec), &run.result, now);
+                decide::apply(run.state, &run.spec, &target(&run.spec), &run.result, now);
             state.last_duration_ms = u64::try_from(run.took.as_millis()).unwrap_or(u64::MAX);
             observe(&run.spec, &state, &run.result, run.took);
             if let WatchKind::Pulse(_) = run.spec.kind {
@@ -368,7 +371,7 @@ impl Runner {
                 kind: IntakeKind::Watch,
                 action,
                 dedup_key: Some(dedup_key),
-                summary: truncate(summary),
+                summary: crate::alert::truncate_summary(&summary),
                 severity,
                 source: format!("rouse watcher {}", spec.id),
                 labels,
@@ -396,6 +399,52 @@ impl Runner {
             }
         }
     }
+}
+
+/// Starts one check in its own task (a panic inside a probe ends that task
+/// only and comes back as a `JoinError`), waiting for one of `permits`, under
+/// a guard a little longer than its timeout: the probe keeps to the timeout
+/// itself and reports what timed out; the guard catches one that does not.
+/// Returns the result and how long the check took once it had its permit.
+pub fn spawn_check(
+    prober: Arc<dyn Prober>,
+    permits: Arc<Semaphore>,
+    spec: WatcherSpec,
+    now: DateTime<Utc>,
+    last_ping: Option<DateTime<Utc>>,
+    configured_at: DateTime<Utc>,
+) -> tokio::task::JoinHandle<(CheckResult, Duration)> {
+    tokio::spawn(async move {
+        let _permit = permits.acquire_owned().await;
+        let started = Instant::now();
+        let check = prober.check(&spec, now, last_ping, configured_at);
+        let result = tokio::time::timeout(spec.timeout + GUARD_MARGIN, check)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CheckFailure::new(format!(
+                    "no verdict within {}s (the check was abandoned)",
+                    spec.timeout.as_secs()
+                )))
+            });
+        (result, started.elapsed())
+    })
+}
+
+/// A [`spawn_check`] task's outcome; a panic is a failed run, logged.
+pub fn joined(
+    spec: &WatcherSpec,
+    done: Result<(CheckResult, Duration), tokio::task::JoinError>,
+) -> (CheckResult, Duration) {
+    done.unwrap_or_else(|err| {
+        tracing::error!(watcher = %spec.id, error = %err, "a watcher's check panicked; recorded as a failed run");
+        metrics::counter!("rouse_watcher_panics_total").increment(1);
+        (
+            Err(CheckFailure::new(
+                "the check failed unexpectedly (an internal error was logged)",
+            )),
+            Duration::ZERO,
+        )
+    })
 }
 
 /// Runs one watcher's check once. Used by the runner and by `rouse watch --once`.
@@ -486,16 +535,6 @@ fn resolve_note(spec: &WatcherSpec, code: &str, result: &CheckResult) -> Option<
     Some(super::domain::renewed_note(&facts))
 }
 
-fn truncate(summary: String) -> String {
-    if summary.chars().count() <= MAX_SUMMARY_CHARS {
-        return summary;
-    }
-    let keep = MAX_SUMMARY_CHARS - crate::alert::TRUNCATION_MARKER.chars().count();
-    let mut s: String = summary.chars().take(keep).collect();
-    s.push_str(crate::alert::TRUNCATION_MARKER);
-    s
-}
-
 /// A stable digest of what the watcher was configured as (not where it is
 /// written): an edit to it makes the watcher due at once.
 pub fn fingerprint(spec: &WatcherSpec) -> String {
@@ -528,13 +567,4 @@ fn observe(spec: &WatcherSpec, state: &WatchState, result: &CheckResult, took: D
     metrics::gauge!("rouse_watcher_findings", "watcher" => id.clone()).set(findings as f64);
     metrics::counter!("rouse_watcher_runs_total", "watcher" => id, "result" => state.last_result.clone())
         .increment(1);
-}
-
-/// The watchdog ids whose matchers an event's labels satisfy, per service.
-pub fn watchdog_hits(catalog: &Catalog, service_id: &str, event: &Event) -> Vec<String> {
-    catalog
-        .watchdogs(service_id)
-        .filter(|(_, d)| d.matches(&event.labels))
-        .map(|(id, _)| id.to_owned())
-        .collect()
 }

@@ -72,7 +72,10 @@ impl WatchBook for SqliteStore {
             .push_bind(i64::from(limit))
             .push(") RETURNING id, next_due_at, token, state");
         let rows = q.build().fetch_all(&self.writer).await?;
-        self.durable().await?;
+        // A round that claimed nothing wrote nothing: no log to sync.
+        if !rows.is_empty() {
+            self.durable().await?;
+        }
         let mut claims = rows
             .into_iter()
             .map(|row| {
