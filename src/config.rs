@@ -89,6 +89,10 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// How long in-flight requests and workers get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How often the engine asks the database for due work when nothing woke
+    /// it: the fallback behind intake's and (on PostgreSQL) other replicas'
+    /// wake-ups.
+    pub engine_poll: Duration,
     pub log_format: LogFormat,
     pub intake: IntakeConfig,
     pub watch: WatchConfig,
@@ -118,6 +122,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("admin_token", &self.admin_token)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("engine_poll", &self.engine_poll)
             .field("log_format", &self.log_format)
             .field("intake", &self.intake)
             .field("watch", &self.watch)
@@ -144,6 +149,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".to_owned(),
             admin_token: None,
             shutdown_grace: Duration::from_secs(20),
+            engine_poll: Duration::from_secs(1),
             log_format: LogFormat::Text,
             intake: IntakeConfig {
                 max_body_bytes: 1024 * 1024,
@@ -385,6 +391,19 @@ pub const SETTINGS: &[Setting] = &[
         help: "SMS + calls to one phone number per hour; more wait (20)",
         apply: |c, v| {
             c.pages_per_number_per_hour = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "engine_poll",
+        env: "ROUSE_ENGINE_POLL",
+        help: "how often the engine checks for due work nobody woke it for (1s)",
+        apply: |c, v| {
+            let every = parse_duration(v)?;
+            if every.is_zero() {
+                return Err("must be longer than zero".to_owned());
+            }
+            c.engine_poll = every;
             Ok(())
         },
     },

@@ -142,6 +142,7 @@ pub async fn run_with_clock(
     let engine = Arc::new(
         Engine::new(store.clone(), catalog.clone(), channels, clock.clone())
             .with_number_cap(config.pages_per_number_per_hour)
+            .with_poll(config.engine_poll)
             .with_ack_links(escalation::engine::AckLinks {
                 public_url: config.public_url.clone(),
                 signer: signer.clone(),
@@ -149,6 +150,14 @@ pub async fn run_with_clock(
             }),
     );
     let engine_task = tokio::spawn(engine.clone().run(stop.clone()));
+    if store.backend() == store::Backend::Postgres {
+        // Other replicas' commits wake this engine at once (polling stays).
+        tokio::spawn(store::postgres::notify::listen(
+            config.database_url.expose().to_owned(),
+            engine.waker(),
+            stop.clone(),
+        ));
+    }
     match watch::runner::Probes::from_config(&config.watch) {
         Ok(probes) => {
             let runner = Arc::new(watch::runner::Runner::new(

@@ -4,7 +4,9 @@
 //! completes them fenced on the lease token, so a crashed replica's work is
 //! taken over when its lease runs out and a stale replica cannot overwrite a
 //! newer decision. In memory there is only a wake-up: sleep until the earliest
-//! due instant (or a new alert, or a one-second poll for other replicas' work).
+//! due instant, or until woken: by a new alert here, by another replica's
+//! commit (PostgreSQL `NOTIFY`, see [`crate::store::postgres::notify`]), or by
+//! the poll that stays the fallback for both.
 //!
 //! Sending runs in its own tasks, bounded by a semaphore: a provider that hangs
 //! until its timeout delays only its own notification, never the steps of
@@ -49,8 +51,10 @@ const BACKOFF_MAX: TimeDelta = TimeDelta::minutes(5);
 const SEND_DEADLINE: Duration = Duration::from_secs(30);
 /// Sends in flight at once, per replica.
 const MAX_IN_FLIGHT: usize = 64;
-/// Checked even when nothing is due here, for work other replicas scheduled.
-const POLL: Duration = Duration::from_secs(1);
+/// Checked even when nothing is due here, for work other replicas scheduled
+/// (default of [`Engine::with_poll`]; on PostgreSQL their NOTIFY usually
+/// wakes the engine long before).
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 /// Pause when work is due but none could be claimed (see [`Engine::run`]).
 const STALLED: Duration = Duration::from_millis(50);
 
@@ -117,6 +121,8 @@ pub struct Engine {
     /// Cancelled when the shutdown grace is nearly over (see
     /// [`Engine::cut_off_sends`]).
     cut_off: CancellationToken,
+    /// See [`Engine::with_poll`].
+    poll: Duration,
 }
 
 /// Signs `{public_url}/ack/{alert}?t=…` links.
@@ -201,7 +207,14 @@ impl Engine {
             ack_links: None,
             silences: std::sync::Mutex::new((Vec::new(), Arc::new(SilenceSet::default()))),
             cut_off: CancellationToken::new(),
+            poll: DEFAULT_POLL,
         }
+    }
+
+    /// How long the engine sleeps at most when nothing woke it.
+    pub fn with_poll(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(10));
+        self
     }
 
     /// Ends the sends still waiting on a provider, at the end of the
@@ -489,9 +502,9 @@ impl Engine {
             // alert, and claiming takes the writer that intake commits on.
             let now = self.clock.now();
             let wait = match self.store.next_due().await {
-                Ok(None) => POLL,
+                Ok(None) => self.poll,
                 Ok(Some(due)) if due > now => {
-                    (due - now).to_std().unwrap_or(Duration::ZERO).min(POLL)
+                    (due - now).to_std().unwrap_or(Duration::ZERO).min(self.poll)
                 }
                 due => match self.tick().await {
                     // More may have fallen due meanwhile: ask again at once.
@@ -499,11 +512,11 @@ impl Engine {
                     // Due, yet nothing to claim: no valid configuration, or
                     // every send slot busy. Do not spin on it.
                     Ok(_) if due.is_ok() => STALLED,
-                    Ok(_) => POLL,
+                    Ok(_) => self.poll,
                     Err(err) => {
                         // The database is down or failing: keep trying, never exit.
                         tracing::error!(error = %err, "escalation round failed; retrying");
-                        POLL
+                        self.poll.min(DEFAULT_POLL)
                     }
                 },
             };

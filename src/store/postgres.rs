@@ -33,6 +33,7 @@ use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
 mod inbound;
+pub mod notify;
 mod push;
 mod silence;
 mod sms;
