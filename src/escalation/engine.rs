@@ -707,6 +707,11 @@ async fn deliver(
             reason: "cut off by shutdown while waiting for the provider".to_owned(),
         },
     };
+    // From here until the outcome is committed, a replica that dies leaves a
+    // page the provider has but the database does not know was sent: the
+    // lease runs out and it is sent again. The README's delivery guarantee
+    // names this window; the histogram measures it.
+    let answered = std::time::Instant::now();
     metrics::counter!("rouse_notifications_total", "channel" => kind.as_str(), "outcome" => outcome.name())
         .increment(ready.len() as u64);
     let bundled = (ready.len() > 1).then(|| {
@@ -727,6 +732,10 @@ async fn deliver(
         records.push((claim.clone(), record));
     }
     outcomes.submit(records).await?;
+    if matches!(outcome, Outcome::Delivered { .. }) {
+        metrics::histogram!("rouse_delivery_unrecorded_ms")
+            .record(answered.elapsed().as_secs_f64() * 1000.0);
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod binary;
 mod breakthrough;
 mod catalog_diagnostics;
 mod catalog_fuzz;
+mod chaos;
 mod chat_config;
 mod chat_discord;
 mod chat_email;

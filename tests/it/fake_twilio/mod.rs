@@ -156,6 +156,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     pub headers: Vec<(String, String)>,
     pub form: Vec<(String, String)>,
+    /// When it arrived (the chaos tests compare it with when replicas died).
+    pub received_at: std::time::SystemTime,
 }
 
 impl RecordedRequest {
@@ -736,6 +738,7 @@ async fn handle(
         Vec::new()
     };
     let record = RecordedRequest {
+        received_at: std::time::SystemTime::now(),
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),

@@ -1,0 +1,63 @@
+//! A rolling restart (SIGTERM one replica, start it again, the next) while
+//! alerts escalate: every step of every alert fires and each page reaches
+//! Twilio exactly once — a clean stop hands its unsent work back and records
+//! what it sent, so nothing is lost and nothing doubled.
+
+use super::{catalog, fired, Cluster, NUMBERS};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_and_doubles_nothing() {
+    let Some(mut cluster) = Cluster::start("chaos::rolling", 3, &catalog("0s", "2s"), &[]).await
+    else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    let mut n = 0;
+    for restarting in 0..cluster.replicas.len() {
+        for _ in 0..8 {
+            ids.push(cluster.open(&http, n, &format!("rolling-{n}")).await);
+            n += 1;
+        }
+        cluster.terminate(restarting).await;
+        cluster.spawn(restarting);
+        // Alerts keep arriving (at the others) while it starts.
+        for _ in 0..4 {
+            ids.push(cluster.open(&http, restarting + 1, &format!("rolling-{n}")).await);
+            n += 1;
+        }
+        cluster.ready(restarting).await;
+    }
+    cluster
+        .settled(rouse::escalation::engine::LEASE * 2)
+        .await;
+
+    let pool = cluster.pool().await;
+    let fired = fired(&pool).await;
+    pool.close().await;
+    let pages = cluster.pages();
+    let mut problems = Vec::new();
+    for id in &ids {
+        let steps = fired.get(id).map(|f| &f.steps);
+        for step in 1..=3 {
+            match steps.and_then(|s| s.get(&step)) {
+                Some((_, _, status)) if status == "delivered" => {}
+                other => problems.push(format!("#{id} step {step}: {other:?}")),
+            }
+        }
+        for number in NUMBERS {
+            let count = pages.get(&(*id, number.to_owned())).map_or(0, Vec::len);
+            if count != 1 {
+                problems.push(format!("#{id} reached {number} {count} times"));
+            }
+        }
+    }
+    eprintln!(
+        "chaos rolling restart: {} alerts, {} pages, {} problems",
+        ids.len(),
+        pages.values().map(Vec::len).sum::<usize>(),
+        problems.len()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    cluster.finish().await;
+}
