@@ -639,7 +639,7 @@ async fn deliver(
         }
         ready.push((claim, n));
     }
-    let Some((first, first_notification)) = ready.first() else {
+    let Some((first, _)) = ready.first() else {
         outcomes.submit(records).await?;
         return Ok(());
     };
@@ -681,31 +681,44 @@ async fn deliver(
         outcomes.submit(records).await?;
         return Ok(());
     }
-    let send = async {
-        if ready.len() > 1 {
-            let all: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
-            channel.send_bundle(&all).await
-        } else {
-            match &first.follow_up {
-                Some(previous) => {
-                    channel
-                        .follow_up(first_notification, previous.as_deref())
-                        .await
-                }
-                None => channel.send(first_notification).await,
-            }
+    // The send runs as a task of its own so that a channel that panics (a
+    // bug meeting odd input) fails this one send, not the process and not
+    // the rest of the round: the panic becomes an attempt that failed, is
+    // retried, and falls through to the next step like any other failure.
+    let bundle: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
+    let follow_up = (ready.len() == 1).then(|| first.follow_up.clone()).flatten();
+    let sender = channel.clone();
+    let send = tokio::spawn(async move {
+        match (&bundle[..], follow_up) {
+            ([one], Some(previous)) => sender.follow_up(one, previous.as_deref()).await,
+            ([one], None) => sender.send(one).await,
+            (all, _) => sender.send_bundle(all).await,
         }
-    };
+    });
+    let abort = send.abort_handle();
     let outcome = tokio::select! {
         sent = tokio::time::timeout(SEND_DEADLINE, send) => match sent {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Unknown {
-                reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
-            },
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(joined)) => {
+                tracing::error!(channel = %via, panicked = joined.is_panic(), "a channel's send failed abnormally; counted as a failed attempt");
+                Outcome::Retry {
+                    after: None,
+                    reason: "the channel failed internally (panic)".to_owned(),
+                }
+            }
+            Err(_) => {
+                abort.abort();
+                Outcome::Unknown {
+                    reason: format!("no answer within {}s", SEND_DEADLINE.as_secs()),
+                }
+            }
         },
-        () = cut_off.cancelled() => Outcome::Unknown {
-            reason: "cut off by shutdown while waiting for the provider".to_owned(),
-        },
+        () = cut_off.cancelled() => {
+            abort.abort();
+            Outcome::Unknown {
+                reason: "cut off by shutdown while waiting for the provider".to_owned(),
+            }
+        }
     };
     // From here until the outcome is committed, a replica that dies leaves a
     // page the provider has but the database does not know was sent: the

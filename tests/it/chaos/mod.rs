@@ -10,6 +10,8 @@
 
 pub mod kill;
 pub mod notify;
+pub mod outage;
+pub mod poison;
 pub mod rolling;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,7 +59,7 @@ services:
 pub struct Replica {
     pub port: u16,
     child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Replica {
