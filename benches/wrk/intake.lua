@@ -22,6 +22,9 @@ local run = tostring(os.time())
 function init(args)
   target = args[1] or target
   keys = args[2] or keys
+  -- Third argument: a prefix for new keys, so several wrk processes started
+  -- in the same second (benches/replicas.sh) send distinct alerts.
+  run = args[3] or run
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   -- The integration key of the bench catalog (benches/common/mod.rs).
