@@ -503,9 +503,10 @@ impl Engine {
             let now = self.clock.now();
             let wait = match self.store.next_due().await {
                 Ok(None) => self.poll,
-                Ok(Some(due)) if due > now => {
-                    (due - now).to_std().unwrap_or(Duration::ZERO).min(self.poll)
-                }
+                Ok(Some(due)) if due > now => (due - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(self.poll),
                 due => match self.tick().await {
                     // More may have fallen due meanwhile: ask again at once.
                     Ok((fired, sent)) if fired + sent > 0 => continue,
@@ -686,7 +687,9 @@ async fn deliver(
     // the rest of the round: the panic becomes an attempt that failed, is
     // retried, and falls through to the next step like any other failure.
     let bundle: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
-    let follow_up = (ready.len() == 1).then(|| first.follow_up.clone()).flatten();
+    let follow_up = (ready.len() == 1)
+        .then(|| first.follow_up.clone())
+        .flatten();
     let sender = channel.clone();
     let send = tokio::spawn(async move {
         match (&bundle[..], follow_up) {

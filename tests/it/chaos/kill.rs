@@ -47,8 +47,7 @@ async fn kill_nine_during_escalations_loses_no_step() {
         }
     };
     let delay = format!("{STEP_DELAY}s");
-    let Some(mut cluster) =
-        Cluster::start("chaos::kill", 3, &catalog("0s", &delay), &[]).await
+    let Some(mut cluster) = Cluster::start("chaos::kill", 3, &catalog("0s", &delay), &[]).await
     else {
         return;
     };
@@ -62,14 +61,13 @@ async fn kill_nine_during_escalations_loses_no_step() {
     let mut next_kill = storm.kill_every;
     loop {
         let elapsed = start.elapsed();
-        let due = ((elapsed.as_secs_f64() / storm.open_over.as_secs_f64())
-            * storm.alerts as f64)
+        let due = ((elapsed.as_secs_f64() / storm.open_over.as_secs_f64()) * storm.alerts as f64)
             .ceil() as usize;
         while ids.len() < due.min(storm.alerts) {
             let i = ids.len();
             let id = cluster.open(&http, i, &format!("chaos-{i}")).await;
             ids.push(id);
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 to_ack.push(id);
             }
         }
@@ -138,7 +136,8 @@ async fn kill_nine_during_escalations_loses_no_step() {
             };
             latest_step = latest_step.max(*at - planned);
             latest_page = latest_page.max(*recorded - planned);
-            if *at - planned > chrono::TimeDelta::from_std(LEASE).unwrap() + chrono::TimeDelta::seconds(5)
+            if *at - planned
+                > chrono::TimeDelta::from_std(LEASE).unwrap() + chrono::TimeDelta::seconds(5)
             {
                 problems.push(format!(
                     "#{id} step {n} fired {} s late",
@@ -148,14 +147,19 @@ async fn kill_nine_during_escalations_loses_no_step() {
             planned = *at + chrono::TimeDelta::seconds(STEP_DELAY);
         }
         for (k, number) in NUMBERS.iter().enumerate() {
-            let sent = pages.get(&(id, (*number).to_owned())).cloned().unwrap_or_default();
+            let sent = pages
+                .get(&(id, (*number).to_owned()))
+                .cloned()
+                .unwrap_or_default();
             if ack.is_none() && sent.is_empty() {
                 problems.push(format!("#{id} step {} never reached Twilio", k + 1));
             }
             if let Some(ack) = ack {
                 for s in &sent {
                     if s.at > ack + Duration::from_secs(2) {
-                        problems.push(format!("#{id} was paged on {number} after it was acknowledged"));
+                        problems.push(format!(
+                            "#{id} was paged on {number} after it was acknowledged"
+                        ));
                     }
                 }
             }
@@ -193,6 +197,11 @@ async fn kill_nine_during_escalations_loses_no_step() {
         eprintln!("chaos window (provider 2xx → outcome committed, ms): {line}");
     }
     assert!(kills >= 3, "only {kills} kills happened");
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     cluster.finish().await;
 }

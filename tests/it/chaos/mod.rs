@@ -243,7 +243,10 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut i = first;
         while Instant::now() < deadline {
-            let url = format!("{}/v1/events", self.replicas[i % self.replicas.len()].base());
+            let url = format!(
+                "{}/v1/events",
+                self.replicas[i % self.replicas.len()].base()
+            );
             let answer = http
                 .post(url)
                 .header("x-rouse-key", PAYMENTS_KEY)
@@ -415,7 +418,10 @@ fn pages(requests: &[RecordedRequest]) -> BTreeMap<(i64, String), Vec<Sent>> {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            out.entry((id, to.clone())).or_default().push(Sent { at: r.received_at, port });
+            out.entry((id, to.clone())).or_default().push(Sent {
+                at: r.received_at,
+                port,
+            });
         }
     }
     out
@@ -427,7 +433,14 @@ fn pages(requests: &[RecordedRequest]) -> BTreeMap<(i64, String), Vec<Sent>> {
 pub struct Fired {
     pub opened: chrono::DateTime<chrono::Utc>,
     /// By firing number (1, 2, 3): (fired at, recorded at, status).
-    pub steps: BTreeMap<i64, (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, String)>,
+    pub steps: BTreeMap<
+        i64,
+        (
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+            String,
+        ),
+    >,
 }
 
 pub async fn fired(pool: &sqlx::PgPool) -> HashMap<i64, Fired> {
@@ -458,7 +471,11 @@ pub async fn fired(pool: &sqlx::PgPool) -> HashMap<i64, Fired> {
         if let Some(f) = out.get_mut(&id) {
             f.steps.insert(
                 row.get("fired"),
-                (row.get("created_at"), row.get("updated_at"), row.get("status")),
+                (
+                    row.get("created_at"),
+                    row.get("updated_at"),
+                    row.get("status"),
+                ),
             );
         }
     }

@@ -97,13 +97,18 @@ async fn a_database_outage_is_answered_503_and_nothing_accepted_is_lost() {
     assert!(!answers.is_empty());
     assert!(wrong.is_empty(), "answers during the outage: {wrong:?}");
     for i in 0..cluster.replicas.len() {
-        assert!(cluster.replicas[i].is_running(), "replica {i} died in the outage");
+        assert!(
+            cluster.replicas[i].is_running(),
+            "replica {i} died in the outage"
+        );
     }
 
     for i in 0..10 {
         ids.push(cluster.open(&http, i, &format!("after-{i}")).await);
     }
-    cluster.settled(rouse::escalation::engine::LEASE * 2 + Duration::from_secs(30)).await;
+    cluster
+        .settled(rouse::escalation::engine::LEASE * 2 + Duration::from_secs(30))
+        .await;
     let pool = cluster.pool().await;
     let fired = fired(&pool).await;
     pool.close().await;

@@ -66,7 +66,11 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn open(store: &dyn Store, now: DateTime<Utc>, service: &str, key: &str) -> i64 {
-    let policy = if service == "poison" { "poisoned" } else { "plain" };
+    let policy = if service == "poison" {
+        "poisoned"
+    } else {
+        "plain"
+    };
     let out = store
         .ingest(&[Ingest {
             service_id: service.to_owned(),
@@ -133,7 +137,15 @@ async fn a_panicking_channel_is_a_failed_attempt_and_the_engine_keeps_paging() {
     // Every round: another healthy alert, and the engine runs until idle,
     // then the clock moves past the longest backoff (5 min).
     for round in 0..=MAX_ATTEMPTS {
-        plain.push(open(store.as_ref(), clock.now(), "plain", &format!("plain-{round}")).await);
+        plain.push(
+            open(
+                store.as_ref(),
+                clock.now(),
+                "plain",
+                &format!("plain-{round}"),
+            )
+            .await,
+        );
         for _ in 0..10 {
             let (fired, sent) = engine.tick().await.expect("a round survives the panic");
             engine.idle().await;

@@ -23,14 +23,16 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
         cluster.spawn(restarting);
         // Alerts keep arriving (at the others) while it starts.
         for _ in 0..4 {
-            ids.push(cluster.open(&http, restarting + 1, &format!("rolling-{n}")).await);
+            ids.push(
+                cluster
+                    .open(&http, restarting + 1, &format!("rolling-{n}"))
+                    .await,
+            );
             n += 1;
         }
         cluster.ready(restarting).await;
     }
-    cluster
-        .settled(rouse::escalation::engine::LEASE * 2)
-        .await;
+    cluster.settled(rouse::escalation::engine::LEASE * 2).await;
 
     let pool = cluster.pool().await;
     let fired = fired(&pool).await;
