@@ -1,10 +1,12 @@
-//! Poison: an alert whose every page makes its channel panic. No provider
+//! Poison: an alert whose every page fails, each in another way — a chat
+//! channel that panics, SMS to a Twilio endpoint whose TLS handshake fails,
+//! a call answered by a malformed error page (`502` with HTML). No provider
 //! answer can make a real channel panic (every transport failure is an
-//! `Outcome`), so this registers a real `Channel` that panics, in an engine
-//! on PostgreSQL on a virtual clock. The panic is one failed attempt: it is
-//! retried with backoff, recorded as failed, and the escalation falls
-//! through to its next step at once — while the engine keeps paging another
-//! alert in the same rounds.
+//! `Outcome`), so the panic comes from a real `Channel` that panics. The
+//! engine runs on PostgreSQL on a virtual clock. Each failure is retried
+//! with backoff, recorded as failed, and the escalation falls through to its
+//! next step at once — while the engine keeps paging another alert in the
+//! same rounds.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,31 +14,31 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rouse::alert::{Action, Event, IntakeKind, Severity, Urgency};
 use rouse::catalog::live::LiveCatalog;
-use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms};
+use rouse::channel::twilio::{TwilioClient, TwilioConfig, TwilioSms, TwilioVoice};
 use rouse::channel::{Channel, ChannelKind, Notification, Outcome};
 use rouse::clock::{Clock, ManualClock};
 use rouse::config::Secret;
 use rouse::escalation::engine::{Channels, Engine, MAX_ATTEMPTS};
 use rouse::store::{DeliveryStatus, Ingest, Store};
 
-use crate::fake_twilio::FakeTwilio;
+use crate::peers::{Canned, Capture};
 use crate::support::TestDb;
 
 const SID: &str = "AC00000000000000000000000000000b0b";
 const TOKEN: &str = "poison-auth-token";
-const ALICE: &str = "+4915100000001";
 
 const CATALOG: &str = r##"
 people:
-  - { id: alice, name: Alice, timezone: UTC, contact: { sms: "+4915100000001" } }
+  - { id: alice, name: Alice, timezone: UTC, contact: { sms: "+4915100000001", voice: "+4915100000001", email: alice@example.org } }
 policies:
   - id: poisoned
     steps:
       - { delay: 0m, targets: [{ chat: "#ops" }], channels: [chat] }
       - { delay: 1h, targets: [{ person: alice }], channels: [sms] }
+      - { delay: 1h, targets: [{ person: alice }], channels: [voice] }
   - id: plain
     steps:
-      - { delay: 0m, targets: [{ person: alice }], channels: [sms] }
+      - { delay: 0m, targets: [{ person: alice }], channels: [email] }
 services:
   - { id: poison, policy: poisoned, integrations: [{ name: am, key: poison-test-key-0123456789 }] }
   - { id: plain, policy: plain, integrations: [{ name: am, key: plain-test-key-01234567890 }] }
@@ -111,18 +113,30 @@ async fn a_panicking_channel_is_a_failed_attempt_and_the_engine_keeps_paging() {
     catalog.reload(t0(), true);
     assert!(catalog.current().is_some(), "test catalog must load");
     let clock = ManualClock::new(t0());
-    let twilio = FakeTwilio::start(SID, TOKEN).await;
-    let mut config = TwilioConfig::new(SID, Secret::new(TOKEN), "+15005550006");
-    config.base_url = twilio.base_url();
+    // Plain HTTP behind an https:// URL: every TLS handshake fails.
+    let no_tls = Capture::start(vec![Canned::new(201, "{}")]).await;
+    let mut sms = TwilioConfig::new(SID, Secret::new(TOKEN), "+15005550006");
+    sms.base_url = no_tls.tls_url("");
+    // A proxy's error page where Twilio's JSON error should be.
+    let malformed = Capture::start(vec![Canned::new(502, "<html>Bad Gateway</html>")]).await;
+    let mut voice = TwilioConfig::new(SID, Secret::new(TOKEN), "+15005550006");
+    voice.base_url = malformed.url("");
     let poison = Arc::new(Panicking {
         sends: AtomicUsize::new(0),
     });
+    // Email is not configured: the console "sends" it, which always works.
     let channels = Channels::console_only()
         .with(poison.clone())
         .with(Arc::new(TwilioSms::new(
             "twilio-sms",
-            TwilioClient::new(config),
+            TwilioClient::new(sms),
             "http://127.0.0.1:9",
+        )))
+        .with(Arc::new(TwilioVoice::new(
+            "twilio-voice",
+            TwilioClient::new(voice),
+            "http://127.0.0.1:9",
+            Arc::new(|_| "token".to_owned()),
         )));
     let engine = Engine::new(
         store.clone(),
@@ -136,7 +150,8 @@ async fn a_panicking_channel_is_a_failed_attempt_and_the_engine_keeps_paging() {
     let mut plain = Vec::new();
     // Every round: another healthy alert, and the engine runs until idle,
     // then the clock moves past the longest backoff (5 min).
-    for round in 0..=MAX_ATTEMPTS {
+    // Three channels fail MAX_ATTEMPTS times each, one after the other.
+    for round in 0..=3 * MAX_ATTEMPTS {
         plain.push(
             open(
                 store.as_ref(),
@@ -164,27 +179,25 @@ async fn a_panicking_channel_is_a_failed_attempt_and_the_engine_keeps_paging() {
         "each attempt panicked once and was retried until the last"
     );
     let rows = store.notifications(poisoned).await.unwrap();
-    let chat = rows
-        .iter()
-        .find(|r| r.channel == ChannelKind::Chat)
-        .expect("the chat page");
-    assert_eq!(chat.status, DeliveryStatus::Failed, "{rows:?}");
-    // Fell through: the SMS step fired long before its hour.
-    let sms = rows
-        .iter()
-        .find(|r| r.channel == ChannelKind::Sms)
-        .unwrap_or_else(|| panic!("the escalation did not fall through: {rows:?}"));
-    assert_eq!(sms.status, DeliveryStatus::Delivered, "{rows:?}");
-    assert!(clock.now() - t0() < TimeDelta::hours(1));
+    for kind in [ChannelKind::Chat, ChannelKind::Sms, ChannelKind::Voice] {
+        let row = rows.iter().find(|r| r.channel == kind).unwrap_or_else(|| {
+            panic!("no {kind:?} page: the escalation did not fall through: {rows:?}")
+        });
+        assert_eq!(row.status, DeliveryStatus::Failed, "{kind:?}: {rows:?}");
+        assert_eq!(row.attempt, MAX_ATTEMPTS, "{kind:?}: {rows:?}");
+    }
+    assert_eq!(no_tls.requests().len(), 0, "no TLS handshake can succeed");
+    assert_eq!(malformed.requests().len(), MAX_ATTEMPTS as usize);
+    // Fell through each time: three steps an hour apart were done in less.
+    assert!(clock.now() - t0() < TimeDelta::hours(2));
     // And every healthy alert was paged meanwhile.
-    let bodies: Vec<String> = twilio.messages().into_iter().map(|m| m.body).collect();
-    for id in plain.iter().chain([&poisoned]) {
+    for id in &plain {
+        let rows = store.notifications(*id).await.unwrap();
         assert!(
-            bodies.iter().any(|b| b.contains(&format!("#{id} "))),
-            "#{id} was not paged: {bodies:?}"
+            rows.iter().any(|r| r.status == DeliveryStatus::Delivered),
+            "#{id} was not paged: {rows:?}"
         );
     }
-    assert!(twilio.messages().iter().all(|m| m.to == ALICE));
     store.close().await;
     db.drop_db().await;
 }
