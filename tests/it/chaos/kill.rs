@@ -20,6 +20,9 @@ const STEP_DELAY: i64 = 4;
 /// committed (the measured window is milliseconds; see the printed figures):
 /// a second copy of a page sent longer before any kill is a real duplicate.
 const WINDOW_BOUND: Duration = Duration::from_secs(5);
+/// On top of one lease: the next poll and the round that claims it, on a
+/// machine the test shares with the rest of the suite.
+const SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 struct Storm {
     alerts: usize,
@@ -136,9 +139,7 @@ async fn kill_nine_during_escalations_loses_no_step() {
             };
             latest_step = latest_step.max(*at - planned);
             latest_page = latest_page.max(*recorded - planned);
-            if *at - planned
-                > chrono::TimeDelta::from_std(LEASE).unwrap() + chrono::TimeDelta::seconds(5)
-            {
+            if *at - planned > chrono::TimeDelta::from_std(LEASE).unwrap() + SLACK {
                 problems.push(format!(
                     "#{id} step {n} fired {} s late",
                     (*at - planned).num_seconds()

@@ -92,7 +92,12 @@ pub struct Cluster {
     pub kills: Vec<(usize, SystemTime)>,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// One cluster at a time: three debug servers each already fill two
+    /// cores, and two storms at once would mostly measure each other.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Cluster {
     /// `n` replicas on a fresh database, or `None` where PostgreSQL cannot be
@@ -103,6 +108,7 @@ impl Cluster {
         catalog: &str,
         env: &[(&str, &str)],
     ) -> Option<Cluster> {
+        let turn = TURN.lock().await;
         let db = TestDb::postgres(test).await?;
         // Migrate once up front: replicas then all start on the same schema.
         db.open().await.close().await;
@@ -128,6 +134,7 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            _turn: turn,
         };
         for _ in 0..n {
             cluster.replicas.push(Replica {
