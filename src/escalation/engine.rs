@@ -29,6 +29,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::store::group_commit::{CommitError, DeliveryCommit};
+use crate::store::stats::timed;
 use crate::store::{
     DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
     StepRecord, Store, StoreError,
@@ -237,10 +238,12 @@ impl Engine {
             // No valid configuration yet: nothing can be resolved; the rows wait.
             return Ok(0);
         };
-        let claims = self
-            .store
-            .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH)
-            .await?;
+        let claims = timed(
+            "claim_escalations",
+            self.store
+                .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH),
+        )
+        .await?;
         if claims.is_empty() {
             return Ok(0);
         }
@@ -266,14 +269,15 @@ impl Engine {
             records.push((claim, record));
         }
         // All steps of a round in one transaction: one commit, not one per alert.
-        let written = self.store.record_steps(&records).await?;
+        let written = timed("record_steps", self.store.record_steps(&records)).await?;
         let mut fired = 0;
         for ((claim, _), ok) in records.iter().zip(written) {
             if ok {
                 fired += 1;
                 metrics::counter!("rouse_escalation_steps_total").increment(1);
                 let late = (now - claim.due_at).num_milliseconds();
-                metrics::histogram!("rouse_escalation_step_lateness_ms").record(late as f64);
+                metrics::histogram!("rouse_escalation_step_lateness_seconds")
+                    .record(late as f64 / 1000.0);
             } else {
                 tracing::info!(
                     alert = claim.alert_id,
@@ -405,10 +409,12 @@ impl Engine {
         if room == 0 {
             return Ok(0);
         }
-        let claims = self
-            .store
-            .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH))
-            .await?;
+        let claims = timed(
+            "claim_notifications",
+            self.store
+                .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH)),
+        )
+        .await?;
         let count = claims.len();
         if count == 0 {
             return Ok(0);
@@ -683,6 +689,7 @@ async fn deliver(
             }
         }
     };
+    let started = std::time::Instant::now();
     let outcome = tokio::select! {
         sent = tokio::time::timeout(SEND_DEADLINE, send) => match sent {
             Ok(outcome) => outcome,
@@ -694,6 +701,9 @@ async fn deliver(
             reason: "cut off by shutdown while waiting for the provider".to_owned(),
         },
     };
+    // One provider answer, whatever it covered (a bundle is one message).
+    metrics::histogram!("rouse_notification_delivery_duration_seconds", "channel" => kind.as_str())
+        .record(started.elapsed().as_secs_f64());
     metrics::counter!("rouse_notifications_total", "channel" => kind.as_str(), "outcome" => outcome.name())
         .increment(ready.len() as u64);
     let bundled = (ready.len() > 1).then(|| {

@@ -151,8 +151,13 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-async fn metrics() -> String {
-    crate::telemetry::metrics().render()
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    let services: Vec<String> = state
+        .catalog
+        .current()
+        .map(|c| c.services().map(|s| s.id.clone()).collect())
+        .unwrap_or_default();
+    crate::telemetry::scrape(state.store.as_ref(), &services).await
 }
 
 async fn not_found() -> ApiError {

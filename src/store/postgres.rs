@@ -36,6 +36,7 @@ mod inbound;
 mod push;
 mod silence;
 mod sms;
+mod stats;
 mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -30,6 +30,7 @@ mod intake_limits;
 mod intake_opsgenie;
 mod intake_proptest;
 mod maintenance;
+mod metrics;
 mod oncall_dst;
 mod oncall_example;
 mod oncall_props;
