@@ -42,17 +42,27 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma-separated: `triggered,acknowledged`; `open` means both.
     status: Option<String>,
+    /// A service id.
     service: Option<String>,
+    /// Continue a page: only alerts with a smaller id (`next_before` of the last page).
     before: Option<i64>,
+    /// At most this many (default 50, at most 500).
     limit: Option<u32>,
 }
 
 /// `GET /v1/alerts`
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "alerts",
+    params(ListQuery),
+    responses((status = 200, description = "`{alerts: [...], next_before}`, newest first", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -87,6 +97,12 @@ pub async fn list(
 }
 
 /// `GET /v1/alerts/{id}`: the alert and its timeline.
+#[utoipa::path(
+    get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses((status = 200, description = "The alert and its timeline", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn show(
     _: Admin,
     State(state): State<AppState>,
@@ -109,6 +125,13 @@ pub struct ActBody {
 }
 
 /// `POST /v1/alerts/{id}/acknowledge`
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/acknowledge", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
+    responses((status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn acknowledge(
     admin: Admin,
     state: State<AppState>,
@@ -119,6 +142,13 @@ pub async fn acknowledge(
 }
 
 /// `POST /v1/alerts/{id}/resolve`
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
+    responses((status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn resolve(
     admin: Admin,
     state: State<AppState>,

@@ -27,6 +27,12 @@ struct Ask {
     for_minutes: Option<i64>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/simulate", tag = "alerts",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{service, at?, severity?, labels?, for_minutes?}`"),
+    responses((status = 200, description = "What `rouse simulate --json` prints", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn simulate(
     _: Admin,
     State(state): State<AppState>,

@@ -34,6 +34,7 @@ mod metrics;
 mod oncall_dst;
 mod oncall_example;
 mod oncall_props;
+mod openapi;
 mod outage_replay;
 mod peers;
 mod personal;
