@@ -129,7 +129,10 @@ pub struct ActBody {
     post, path = "/v1/alerts/{id}/acknowledge", tag = "alerts",
     params(("id" = i64, Path, description = "The alert's id")),
     request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
-    responses((status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value)),
+    responses(
+        (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
+        (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)
+    ),
     security(("admin_token" = []))
 )]
 pub async fn acknowledge(
@@ -146,7 +149,10 @@ pub async fn acknowledge(
     post, path = "/v1/alerts/{id}/resolve", tag = "alerts",
     params(("id" = i64, Path, description = "The alert's id")),
     request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
-    responses((status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value)),
+    responses(
+        (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
+        (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)
+    ),
     security(("admin_token" = []))
 )]
 pub async fn resolve(

@@ -31,8 +31,9 @@ pub struct ErrorBody {
     /// `error` (Rouse), or PagerDuty's label (`invalid event`, …).
     pub status: Option<String>,
     pub message: String,
-    /// Every problem found, when there were several.
-    pub errors: Option<Vec<String>>,
+    /// Every problem found: a list of strings (Rouse, PagerDuty) or, on the
+    /// Opsgenie endpoints, Opsgenie's object of field → problem.
+    pub errors: Option<serde_json::Value>,
 }
 
 #[derive(OpenApi)]
