@@ -100,7 +100,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Last line of defence: a bug in a handler answers 500, never kills the process.
         .layer(CatchPanicLayer::new())
 }
@@ -119,6 +119,18 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         .map(|c| c.services().map(|s| s.id.clone()).collect())
         .unwrap_or_default();
     crate::telemetry::scrape(state.store.as_ref(), &services).await
+}
+
+/// The span of one request names its route template (`/pushover/callback/{notification}/{secret}`),
+/// never the raw path or query: several paths and queries are credentials
+/// (integration keys, Pushover callback secrets, signed ack and call tokens),
+/// and secrets never reach logs.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", axum::extract::MatchedPath::as_str);
+    tracing::debug_span!("request", method = %request.method(), route)
 }
 
 async fn not_found() -> ApiError {

@@ -29,6 +29,7 @@ mod intake_http;
 mod intake_limits;
 mod intake_opsgenie;
 mod intake_proptest;
+mod logs;
 mod maintenance;
 mod metrics;
 mod oncall_dst;
