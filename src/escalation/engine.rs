@@ -272,15 +272,26 @@ impl Engine {
         let written = timed("record_steps", self.store.record_steps(&records)).await?;
         let mut fired = 0;
         for ((claim, _), ok) in records.iter().zip(written) {
+            let service = alerts
+                .get(&claim.alert_id)
+                .map_or("", |a| a.service_id.as_str());
             if ok {
                 fired += 1;
+                tracing::info!(
+                    alert_id = claim.alert_id,
+                    service,
+                    policy = %claim.policy_id,
+                    step = claim.fired + 1,
+                    "escalation step fired"
+                );
                 metrics::counter!("rouse_escalation_steps_total").increment(1);
                 let late = (now - claim.due_at).num_milliseconds();
                 metrics::histogram!("rouse_escalation_step_lateness_seconds")
                     .record(late as f64 / 1000.0);
             } else {
                 tracing::info!(
-                    alert = claim.alert_id,
+                    alert_id = claim.alert_id,
+                    service,
                     "step not recorded: claim fenced out or alert closed"
                 );
             }
@@ -342,7 +353,7 @@ impl Engine {
                 .and_then(|s| catalog.policy(&s.policy_id))
         });
         let Some(policy) = policy else {
-            tracing::error!(alert = alert.id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
+            tracing::error!(alert_id = alert.id, service = %alert.service_id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
             return StepRecord {
                 at: now,
                 deliveries: Vec::new(),
@@ -689,6 +700,16 @@ async fn deliver(
             }
         }
     };
+    // Whatever the channel logs while sending is about this alert.
+    let send = tracing::Instrument::instrument(
+        send,
+        tracing::info_span!(
+            "page",
+            alert_id = first.alert_id,
+            service = %first_notification.service_id,
+            channel = %via
+        ),
+    );
     let started = std::time::Instant::now();
     let outcome = tokio::select! {
         sent = tokio::time::timeout(SEND_DEADLINE, send) => match sent {
@@ -713,13 +734,13 @@ async fn deliver(
             .collect();
         format!(" (one message for {})", ids.join(", "))
     });
-    for (claim, _) in &ready {
+    for (claim, n) in &ready {
         let mut record = outcome_record(&outcome, claim, &via, &who, clock.now());
         if let Some(note) = &bundled {
             record.message.push_str(note);
         }
         if record.status != DeliveryStatus::Delivered {
-            tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
+            tracing::warn!(alert_id = claim.alert_id, service = %n.service_id, channel = %via, status = record.status.as_str(), "{}", record.message);
         }
         records.push((claim.clone(), record));
     }

@@ -370,8 +370,10 @@ pub(super) async fn commit(
             let name = outcome.decision.name();
             metrics::counter!("rouse_events_total", "intake" => kind.as_str(), "outcome" => name)
                 .increment(1);
-            if name == "storm_folded" {
-                tracing::warn!(service = %target.service_id, %dedup_key, "alert folded into the storm alert");
+            match name {
+                "storm_folded" => tracing::warn!(alert_id = outcome.alert_id, service = %target.service_id, %dedup_key, "alert folded into the storm alert"),
+                "opened" => tracing::info!(alert_id = outcome.alert_id, service = %target.service_id, %dedup_key, intake = kind.as_str(), "alert opened"),
+                _ => {}
             }
             Accepted {
                 dedup_key,
