@@ -81,15 +81,13 @@ pub async fn list(
         }
     }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let alerts = state
-        .store
-        .alerts(&AlertFilter {
-            service_id: query.service,
-            statuses,
-            before_id: query.before,
-            limit,
-        })
-        .await?;
+    let filter = AlertFilter {
+        service_id: query.service,
+        statuses,
+        before_id: query.before,
+        limit,
+    };
+    let alerts = crate::store::stats::timed("alerts", state.store.alerts(&filter)).await?;
     let next = (alerts.len() == limit as usize)
         .then(|| alerts.last().map(|a| a.id))
         .flatten();
@@ -113,11 +111,11 @@ pub async fn show(
         .alert(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
-    let timeline = state.store.timeline(id).await?;
+    let timeline = crate::store::stats::timed("timeline", state.store.timeline(id)).await?;
     Ok(Json(json!({ "alert": alert, "timeline": timeline })).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActBody {
     /// Who is acting (a person id or a script's name); recorded in the timeline.
@@ -128,7 +126,7 @@ pub struct ActBody {
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/acknowledge", tag = "alerts",
     params(("id" = i64, Path, description = "The alert's id")),
-    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
+    request_body(content = Option<ActBody>, content_type = "application/json", description = "Optional: who is acting, recorded in the timeline"),
     responses(
         (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
         (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)
@@ -148,7 +146,7 @@ pub async fn acknowledge(
 #[utoipa::path(
     post, path = "/v1/alerts/{id}/resolve", tag = "alerts",
     params(("id" = i64, Path, description = "The alert's id")),
-    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{by}`: who is acting, recorded in the timeline"),
+    request_body(content = Option<ActBody>, content_type = "application/json", description = "Optional: who is acting, recorded in the timeline"),
     responses(
         (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
         (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)

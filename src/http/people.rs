@@ -21,7 +21,7 @@ use crate::escalation::test_page::{self, Method, PROOF_MAX_AGE};
 use crate::oncall::Person;
 use crate::store::{Ingest, NewNotification, Store, StoreError};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestPageRequest {
     /// `push`, `sms`, `voice` or `all` (the default).
@@ -48,7 +48,7 @@ fn person(state: &AppState, id: &str) -> Result<Person, ApiError> {
 #[utoipa::path(
     post, path = "/v1/people/{id}/test-page", tag = "alerts",
     params(("id" = String, Path, description = "A person's id in the configuration")),
-    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{via: push|sms|voice|all}`"),
+    request_body(content = Option<TestPageRequest>, content_type = "application/json", description = "Optional `{via: push|sms|voice|all}` (default all)"),
     responses((status = 202, description = "`{status: queued, person, pages: [{method, alert_id}]}`", content_type = "application/json", body = serde_json::Value)),
     security(("admin_token" = []))
 )]
