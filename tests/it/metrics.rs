@@ -298,6 +298,32 @@ async fn scrape_after_traffic(db: &TestDb) {
         ),
         1.0
     );
+    // Its last acknowledged alert resolved, the series drops to 0 (it is
+    // not left at its last figure).
+    let r = again
+        .http
+        .post(again.url(&format!("/v1/alerts/{}/resolve", acked["alert_id"])))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let s = samples(&again.metrics().await);
+    assert_eq!(
+        value(
+            &s,
+            r#"rouse_alerts_open{service="payments",state="acknowledged"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            r#"rouse_alerts_open{service="payments",state="triggered"}"#
+        ),
+        2.0
+    );
     again.stop();
 }
 
