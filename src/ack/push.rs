@@ -132,7 +132,12 @@ impl ReceiptPoller {
             let status = match self.client.receipt(receipt).await {
                 Ok(status) => status,
                 Err(reason) => {
-                    tracing::warn!(alert = page.alert_id, %reason, "Pushover receipt poll failed; trying again later");
+                    // Rare (Pushover down): worth a read to name the service.
+                    let service = match self.store.alert(page.alert_id).await {
+                        Ok(Some(alert)) => alert.service_id,
+                        _ => String::new(),
+                    };
+                    tracing::warn!(alert_id = page.alert_id, service, %reason, "Pushover receipt poll failed; trying again later");
                     continue;
                 }
             };

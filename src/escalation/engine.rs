@@ -31,6 +31,7 @@ use crate::channel::{Channel, ChannelKind, Notification, Outcome, Recipient};
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::store::group_commit::{CommitError, DeliveryCommit};
+use crate::store::stats::timed;
 use crate::store::{
     DeliveryRecord, DeliveryStatus, EscalationClaim, NewNotification, NotificationClaim,
     StepRecord, Store, StoreError,
@@ -250,10 +251,12 @@ impl Engine {
             // No valid configuration yet: nothing can be resolved; the rows wait.
             return Ok(0);
         };
-        let claims = self
-            .store
-            .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH)
-            .await?;
+        let claims = timed(
+            "claim_escalations",
+            self.store
+                .claim_escalations(now, &self.owner, LEASE, CLAIM_BATCH),
+        )
+        .await?;
         if claims.is_empty() {
             return Ok(0);
         }
@@ -279,17 +282,29 @@ impl Engine {
             records.push((claim, record));
         }
         // All steps of a round in one transaction: one commit, not one per alert.
-        let written = self.store.record_steps(&records).await?;
+        let written = timed("record_steps", self.store.record_steps(&records)).await?;
         let mut fired = 0;
         for ((claim, _), ok) in records.iter().zip(written) {
+            let service = alerts
+                .get(&claim.alert_id)
+                .map_or("", |a| a.service_id.as_str());
             if ok {
                 fired += 1;
+                tracing::info!(
+                    alert_id = claim.alert_id,
+                    service,
+                    policy = %claim.policy_id,
+                    step = claim.fired + 1,
+                    "escalation step fired"
+                );
                 metrics::counter!("rouse_escalation_steps_total").increment(1);
                 let late = (now - claim.due_at).num_milliseconds();
-                metrics::histogram!("rouse_escalation_step_lateness_ms").record(late as f64);
+                metrics::histogram!("rouse_escalation_step_lateness_seconds")
+                    .record(late as f64 / 1000.0);
             } else {
                 tracing::info!(
-                    alert = claim.alert_id,
+                    alert_id = claim.alert_id,
+                    service,
                     "step not recorded: claim fenced out or alert closed"
                 );
             }
@@ -351,7 +366,7 @@ impl Engine {
                 .and_then(|s| catalog.policy(&s.policy_id))
         });
         let Some(policy) = policy else {
-            tracing::error!(alert = alert.id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
+            tracing::error!(alert_id = alert.id, service = %alert.service_id, policy = %claim.policy_id, "escalation policy not found; retrying in a minute");
             return StepRecord {
                 at: now,
                 deliveries: Vec::new(),
@@ -418,10 +433,12 @@ impl Engine {
         if room == 0 {
             return Ok(0);
         }
-        let claims = self
-            .store
-            .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH))
-            .await?;
+        let claims = timed(
+            "claim_notifications",
+            self.store
+                .claim_notifications(now, &self.owner, LEASE, room.min(CLAIM_BATCH)),
+        )
+        .await?;
         let count = claims.len();
         if count == 0 {
             return Ok(0);
@@ -640,7 +657,7 @@ async fn deliver(
         }
         ready.push((claim, n));
     }
-    let Some((first, _)) = ready.first() else {
+    let Some((first, first_notification)) = ready.first() else {
         outcomes.submit(records).await?;
         return Ok(());
     };
@@ -691,13 +708,25 @@ async fn deliver(
         .then(|| first.follow_up.clone())
         .flatten();
     let sender = channel.clone();
-    let send = tokio::spawn(async move {
+    let sending = async move {
         match (&bundle[..], follow_up) {
             ([one], Some(previous)) => sender.follow_up(one, previous.as_deref()).await,
             ([one], None) => sender.send(one).await,
             (all, _) => sender.send_bundle(all).await,
         }
-    });
+    };
+    // Whatever the channel logs while sending is about this alert.
+    let sending = tracing::Instrument::instrument(
+        sending,
+        tracing::info_span!(
+            "page",
+            alert_id = first.alert_id,
+            service = %first_notification.service_id,
+            channel = %via
+        ),
+    );
+    let send = tokio::spawn(sending);
+    let started = std::time::Instant::now();
     let abort = send.abort_handle();
     let outcome = tokio::select! {
         sent = tokio::time::timeout(SEND_DEADLINE, send) => match sent {
@@ -723,6 +752,9 @@ async fn deliver(
             }
         }
     };
+    // One provider answer, whatever it covered (a bundle is one message).
+    metrics::histogram!("rouse_notification_delivery_duration_seconds", "channel" => kind.as_str())
+        .record(started.elapsed().as_secs_f64());
     // From here until the outcome is committed, a replica that dies leaves a
     // page the provider has but the database does not know was sent: the
     // lease runs out and it is sent again. The README's delivery guarantee
@@ -737,20 +769,20 @@ async fn deliver(
             .collect();
         format!(" (one message for {})", ids.join(", "))
     });
-    for (claim, _) in &ready {
+    for (claim, n) in &ready {
         let mut record = outcome_record(&outcome, claim, &via, &who, clock.now());
         if let Some(note) = &bundled {
             record.message.push_str(note);
         }
         if record.status != DeliveryStatus::Delivered {
-            tracing::warn!(alert = claim.alert_id, channel = %via, status = record.status.as_str(), "{}", record.message);
+            tracing::warn!(alert_id = claim.alert_id, service = %n.service_id, channel = %via, status = record.status.as_str(), "{}", record.message);
         }
         records.push((claim.clone(), record));
     }
     outcomes.submit(records).await?;
     if matches!(outcome, Outcome::Delivered { .. }) {
-        metrics::histogram!("rouse_delivery_unrecorded_ms")
-            .record(answered.elapsed().as_secs_f64() * 1000.0);
+        metrics::histogram!("rouse_delivery_unrecorded_seconds")
+            .record(answered.elapsed().as_secs_f64());
     }
     Ok(())
 }

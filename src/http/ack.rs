@@ -115,6 +115,15 @@ fn button(alert_id: i64, token: &str, label: &str, primary: bool) -> String {
 }
 
 /// `GET /ack/{alert}?t=TOKEN`: shows the alert and what the link allows.
+#[utoipa::path(
+    get, path = "/ack/{alert}", tag = "acknowledging",
+    params(("alert" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert and the buttons the link allows; changes nothing", content_type = "text/html", body = String),
+        (status = 403, description = "A page saying the link is not valid (tampered, expired, for another alert)", content_type = "text/html", body = String)
+    ),
+    security(("signed_link" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(alert_id): Path<i64>,
@@ -155,6 +164,15 @@ pub async fn show(
 
 /// `POST /ack/{alert}?t=TOKEN`: does what the token was signed for.
 /// Idempotent: a second press reports the state, changes nothing.
+#[utoipa::path(
+    post, path = "/ack/{alert}", tag = "acknowledging",
+    params(("alert" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "What was done (or the state, for a repeat)", content_type = "text/html", body = String),
+        (status = 403, description = "A page saying the link is not valid (tampered, expired, for another alert)", content_type = "text/html", body = String)
+    ),
+    security(("signed_link" = []))
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(alert_id): Path<i64>,

@@ -42,17 +42,27 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma-separated: `triggered,acknowledged`; `open` means both.
     status: Option<String>,
+    /// A service id.
     service: Option<String>,
+    /// Continue a page: only alerts with a smaller id (`next_before` of the last page).
     before: Option<i64>,
+    /// At most this many (default 50, at most 500).
     limit: Option<u32>,
 }
 
 /// `GET /v1/alerts`
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "alerts",
+    params(ListQuery),
+    responses((status = 200, description = "`{alerts: [...], next_before}`, newest first", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -71,15 +81,13 @@ pub async fn list(
         }
     }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let alerts = state
-        .store
-        .alerts(&AlertFilter {
-            service_id: query.service,
-            statuses,
-            before_id: query.before,
-            limit,
-        })
-        .await?;
+    let filter = AlertFilter {
+        service_id: query.service,
+        statuses,
+        before_id: query.before,
+        limit,
+    };
+    let alerts = crate::store::stats::timed("alerts", state.store.alerts(&filter)).await?;
     let next = (alerts.len() == limit as usize)
         .then(|| alerts.last().map(|a| a.id))
         .flatten();
@@ -87,6 +95,12 @@ pub async fn list(
 }
 
 /// `GET /v1/alerts/{id}`: the alert and its timeline.
+#[utoipa::path(
+    get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses((status = 200, description = "The alert and its timeline", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn show(
     _: Admin,
     State(state): State<AppState>,
@@ -97,11 +111,11 @@ pub async fn show(
         .alert(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
-    let timeline = state.store.timeline(id).await?;
+    let timeline = crate::store::stats::timed("timeline", state.store.timeline(id)).await?;
     Ok(Json(json!({ "alert": alert, "timeline": timeline })).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActBody {
     /// Who is acting (a person id or a script's name); recorded in the timeline.
@@ -109,6 +123,16 @@ pub struct ActBody {
 }
 
 /// `POST /v1/alerts/{id}/acknowledge`
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/acknowledge", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body(content = Option<ActBody>, content_type = "application/json", description = "Optional: who is acting, recorded in the timeline"),
+    responses(
+        (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
+        (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn acknowledge(
     admin: Admin,
     state: State<AppState>,
@@ -119,6 +143,16 @@ pub async fn acknowledge(
 }
 
 /// `POST /v1/alerts/{id}/resolve`
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body(content = Option<ActBody>, content_type = "application/json", description = "Optional: who is acting, recorded in the timeline"),
+    responses(
+        (status = 200, description = "The decision and the alert", content_type = "application/json", body = serde_json::Value),
+        (status = 409, description = "The alert is already resolved: nothing changed; the body shows it", content_type = "application/json", body = serde_json::Value)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn resolve(
     admin: Admin,
     state: State<AppState>,

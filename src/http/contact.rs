@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState};
 use crate::channel::vcard;
 
+#[utoipa::path(
+    get, path = "/contact.vcf", tag = "operations",
+    responses((status = 200, description = "A vCard 4.0 with every number Rouse calls and texts from", content_type = "text/vcard", body = String))
+)]
 pub async fn card(State(state): State<AppState>) -> Result<Response, ApiError> {
     let from = state.config.channels.twilio.iter().map(|t| t.from.as_str());
     let numbers = vcard::numbers(from);

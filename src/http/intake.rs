@@ -28,6 +28,12 @@ pub struct Accepted {
 }
 
 /// `POST /v1/events`: Rouse's own format, key in a header.
+#[utoipa::path(
+    post, path = "/v1/events", tag = "intake",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{action: trigger|acknowledge|resolve, dedup_key?, summary, severity, source?, labels?, details?, links?}`; unknown fields are rejected"),
+    responses((status = 202, description = "Committed to disk: `{status, message, dedup_key, alert_id, outcome}`", content_type = "application/json", body = serde_json::Value)),
+    security(("integration_key" = []))
+)]
 pub async fn native(
     State(state): State<AppState>,
     Credential(key): Credential,
@@ -54,6 +60,11 @@ pub async fn native(
 
 /// `POST /v2/enqueue`: PagerDuty Events API v2, answered in PagerDuty's shapes
 /// so its clients (Alertmanager's `pagerduty_configs`, SDKs) behave as with PagerDuty.
+#[utoipa::path(
+    post, path = "/v2/enqueue", tag = "intake",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "A PagerDuty Events API v2 event; `routing_key` is the integration key"),
+    responses((status = 202, description = "`{status: success, message, dedup_key}`", content_type = "application/json", body = serde_json::Value))
+)]
 pub async fn pagerduty(State(state): State<AppState>, body: Result<Body, ApiError>) -> Response {
     let result = async {
         let Body(body) = body?;
@@ -103,6 +114,12 @@ fn pagerduty_error(err: ApiError) -> Response {
 }
 
 /// `POST /integrations/alertmanager/{key}`: Alertmanager's webhook (version 4).
+#[utoipa::path(
+    post, path = "/integrations/alertmanager/{key}", tag = "intake",
+    params(("key" = String, Path, description = "The integration key")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "Alertmanager's webhook payload, version 4"),
+    responses((status = 202, description = "Every alert of the group committed", content_type = "application/json", body = serde_json::Value))
+)]
 pub async fn alertmanager(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -119,6 +136,12 @@ pub async fn alertmanager(
 }
 
 /// `POST /integrations/grafana/{key}`: Grafana's webhook contact point.
+#[utoipa::path(
+    post, path = "/integrations/grafana/{key}", tag = "intake",
+    params(("key" = String, Path, description = "The integration key")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "Grafana's webhook contact point payload"),
+    responses((status = 202, description = "Every alert of the notification committed", content_type = "application/json", body = serde_json::Value))
+)]
 pub async fn grafana(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -162,6 +185,11 @@ pub struct HeartbeatQuery {
 }
 
 /// `POST /v1/heartbeat/{key}?name=…`: a monitor says it is alive.
+#[utoipa::path(
+    post, path = "/v1/heartbeat/{key}", tag = "intake",
+    params(("key" = String, Path, description = "The integration key"), ("name" = Option<String>, Query, description = "The monitor's name (default: the integration's)")),
+    responses((status = 202, description = "`{status, service, name, ping_count, last_ping_at}`", content_type = "application/json", body = serde_json::Value))
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -342,8 +370,10 @@ pub(super) async fn commit(
             let name = outcome.decision.name();
             metrics::counter!("rouse_events_total", "intake" => kind.as_str(), "outcome" => name)
                 .increment(1);
-            if name == "storm_folded" {
-                tracing::warn!(service = %target.service_id, %dedup_key, "alert folded into the storm alert");
+            match name {
+                "storm_folded" => tracing::warn!(alert_id = outcome.alert_id, service = %target.service_id, %dedup_key, "alert folded into the storm alert"),
+                "opened" => tracing::info!(alert_id = outcome.alert_id, service = %target.service_id, %dedup_key, intake = kind.as_str(), "alert opened"),
+                _ => {}
             }
             Accepted {
                 dedup_key,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -26,6 +25,7 @@ pub mod error;
 mod extract;
 mod health;
 mod intake;
+pub mod openapi;
 mod opsgenie;
 mod people;
 mod push;
@@ -91,54 +91,8 @@ pub fn sms_help_limiter() -> Arc<governor::DefaultKeyedRateLimiter<String>> {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.intake.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics))
-        .route("/contact.vcf", get(contact::card))
-        .route("/v1/events", post(intake::native))
-        .route("/v2/enqueue", post(intake::pagerduty))
-        .route(
-            "/integrations/alertmanager/{key}",
-            post(intake::alertmanager),
-        )
-        .route("/integrations/grafana/{key}", post(intake::grafana))
-        .route("/v1/heartbeat/{key}", post(intake::heartbeat))
-        .route("/v2/alerts", post(opsgenie::create))
-        .route("/v2/alerts/{identifier}/close", post(opsgenie::close))
-        .route(
-            "/v2/alerts/{identifier}/acknowledge",
-            post(opsgenie::acknowledge),
-        )
-        .route("/v2/alerts/{identifier}/message", put(opsgenie::update))
-        .route("/v2/alerts/{identifier}/description", put(opsgenie::update))
-        .route(
-            "/v2/heartbeats/{name}/ping",
-            get(opsgenie::heartbeat).post(opsgenie::heartbeat),
-        )
-        .route("/v1/alerts", get(alerts::list))
-        .route("/v1/alerts/{id}", get(alerts::show))
-        .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
-        .route("/v1/alerts/{id}/resolve", post(alerts::resolve))
-        .route("/v1/watchers", get(watchers::list))
-        .route("/v1/silences", get(silences::list).post(silences::create))
-        .route("/v1/silences/{id}", delete(silences::expire))
-        .route("/v1/simulate", post(simulate::simulate))
-        .route("/v1/people/{id}/test-page", post(people::send_test_page))
-        .route("/v1/people/{id}/test-pages", get(people::test_pages))
-        .route("/ack/{alert}", get(ack::show).post(ack::confirm))
-        .route("/twilio/voice/{alert}", post(twilio::voice))
-        .route("/twilio/voice/{alert}/gather", post(twilio::gather))
-        .route("/twilio/status", post(twilio::call_status))
-        .route("/twilio/sms/status", post(twilio::sms_status))
-        .route("/twilio/sms", post(twilio::inbound_sms))
-        .route("/slack/interactions", post(slack::interactions))
-        .route(
-            "/pushover/callback/{notification}/{secret}",
-            post(push::callback),
-        )
-        .route("/ntfy/ack/{alert}", post(push::ntfy_ack))
-        .fallback(not_found)
+    let (api, _) = openapi::api().split_for_parts();
+    api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
@@ -146,13 +100,37 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Last line of defence: a bug in a handler answers 500, never kills the process.
         .layer(CatchPanicLayer::new())
 }
 
-async fn metrics() -> String {
-    crate::telemetry::metrics().render()
+/// Prometheus text format; see the README's Operations section for the series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String))
+)]
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    let services: Vec<String> = state
+        .catalog
+        .current()
+        .map(|c| c.services().map(|s| s.id.clone()).collect())
+        .unwrap_or_default();
+    crate::telemetry::scrape(state.store.as_ref(), &services).await
+}
+
+/// The span of one request names its route template (`/pushover/callback/{notification}/{secret}`),
+/// never the raw path or query: several paths and queries are credentials
+/// (integration keys, Pushover callback secrets, signed ack and call tokens),
+/// and secrets never reach logs.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", axum::extract::MatchedPath::as_str);
+    tracing::debug_span!("request", method = %request.method(), route)
 }
 
 async fn not_found() -> ApiError {

@@ -28,6 +28,12 @@ pub struct IdentifierQuery {
 }
 
 /// `POST /v2/alerts`
+#[utoipa::path(
+    post, path = "/v2/alerts", tag = "opsgenie",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "Opsgenie's create-alert body (`message`, `alias`, `description`, `priority`, `tags`, `details`, …)"),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -45,6 +51,13 @@ pub async fn create(
 }
 
 /// `POST /v2/alerts/{identifier}/close`
+#[utoipa::path(
+    post, path = "/v2/alerts/{identifier}/close", tag = "opsgenie",
+    params(("identifier" = String, Path, description = "The alert's id, or its alias with `identifierType=alias`"), ("identifierType" = Option<String>, Query, description = "`id` (default), `alias` or `tiny`")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{user, source, note}`"),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
 pub async fn close(
     state: State<AppState>,
     path: Path<String>,
@@ -56,6 +69,13 @@ pub async fn close(
 }
 
 /// `POST /v2/alerts/{identifier}/acknowledge`
+#[utoipa::path(
+    post, path = "/v2/alerts/{identifier}/acknowledge", tag = "opsgenie",
+    params(("identifier" = String, Path, description = "The alert's id, or its alias with `identifierType=alias`"), ("identifierType" = Option<String>, Query, description = "`id` (default), `alias` or `tiny`")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Optional `{user, source, note}`"),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
 pub async fn acknowledge(
     state: State<AppState>,
     path: Path<String>,
@@ -131,11 +151,35 @@ async fn by_id(
     Ok(())
 }
 
+/// `PUT /v2/alerts/{identifier}/message`
+#[utoipa::path(
+    put, path = "/v2/alerts/{identifier}/message", tag = "opsgenie",
+    params(("identifier" = String, Path, description = "The alert's id, or its alias with `identifierType=alias`"), ("identifierType" = Option<String>, Query, description = "`id` (default), `alias` or `tiny`")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Accepted and ignored: every create already refreshes the alert"),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
+pub async fn update_message(state: State<AppState>, headers: HeaderMap) -> Response {
+    update(state, headers).await
+}
+
+/// `PUT /v2/alerts/{identifier}/description`
+#[utoipa::path(
+    put, path = "/v2/alerts/{identifier}/description", tag = "opsgenie",
+    params(("identifier" = String, Path, description = "The alert's id, or its alias with `identifierType=alias`"), ("identifierType" = Option<String>, Query, description = "`id` (default), `alias` or `tiny`")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "Accepted and ignored: every create already refreshes the alert"),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
+pub async fn update_description(state: State<AppState>, headers: HeaderMap) -> Response {
+    update(state, headers).await
+}
+
 /// `PUT /v2/alerts/{identifier}/message` and `…/description`, which
 /// Alertmanager sends with `update_alerts: true`. Every create already
 /// refreshes the alert's summary and details, so these change nothing; they
 /// are answered (after authentication) so the sender does not retry them.
-pub async fn update(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn update(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let started = Instant::now();
     answer(
         genie(&state, &headers).map(|_| ()),
@@ -145,6 +189,12 @@ pub async fn update(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `GET|POST /v2/heartbeats/{name}/ping`
+#[utoipa::path(
+    method(get, post), path = "/v2/heartbeats/{name}/ping", tag = "opsgenie",
+    params(("name" = String, Path, description = "The monitor's name")),
+    responses((status = 202, description = "`{result, took, requestId}`", content_type = "application/json", body = serde_json::Value)),
+    security(("genie_key" = []))
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     Path(name): Path<String>,

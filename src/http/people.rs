@@ -21,7 +21,7 @@ use crate::escalation::test_page::{self, Method, PROOF_MAX_AGE};
 use crate::oncall::Person;
 use crate::store::{Ingest, NewNotification, Store, StoreError};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestPageRequest {
     /// `push`, `sms`, `voice` or `all` (the default).
@@ -45,6 +45,13 @@ fn person(state: &AppState, id: &str) -> Result<Person, ApiError> {
 }
 
 /// `POST /v1/people/{id}/test-page` with an optional `{"via": "voice"}`.
+#[utoipa::path(
+    post, path = "/v1/people/{id}/test-page", tag = "alerts",
+    params(("id" = String, Path, description = "A person's id in the configuration")),
+    request_body(content = Option<TestPageRequest>, content_type = "application/json", description = "Optional `{via: push|sms|voice|all}` (default all)"),
+    responses((status = 202, description = "`{status: queued, person, pages: [{method, alert_id}]}`", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn send_test_page(
     _: Admin,
     State(state): State<AppState>,
@@ -142,6 +149,12 @@ async fn open(
 }
 
 /// `GET /v1/people/{id}/test-pages`: the last 90 days' test pages, newest first.
+#[utoipa::path(
+    get, path = "/v1/people/{id}/test-pages", tag = "alerts",
+    params(("id" = String, Path, description = "A person's id in the configuration")),
+    responses((status = 200, description = "The last 90 days' test pages and the proven methods", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn test_pages(
     _: Admin,
     State(state): State<AppState>,

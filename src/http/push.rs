@@ -30,6 +30,12 @@ fn bad_path(e: PathRejection) -> ApiError {
 /// `POST /pushover/callback/{notification}/{secret}`: Pushover reports that
 /// someone acknowledged an emergency page (form: `receipt`, `acknowledged`,
 /// `acknowledged_by`, …).
+#[utoipa::path(
+    post, path = "/pushover/callback/{notification}/{secret}", tag = "acknowledging",
+    params(("notification" = i64, Path, description = "The page"), ("secret" = String, Path, description = "The random per-page secret Rouse gave Pushover")),
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Pushover's callback form (`receipt`, `acknowledged`, `acknowledged_by`, …)"),
+    responses((status = 200, description = "`{status: acknowledged|already_recorded, alert_id}`", content_type = "application/json", body = serde_json::Value))
+)]
 pub async fn callback(
     State(state): State<AppState>,
     path: Result<Path<(i64, String)>, PathRejection>,
@@ -76,6 +82,12 @@ pub struct TokenQuery {
 }
 
 /// `POST /ntfy/ack/{alert}?t=TOKEN`: the notification's Acknowledge button.
+#[utoipa::path(
+    post, path = "/ntfy/ack/{alert}", tag = "acknowledging",
+    params(("alert" = i64, Path, description = "The alert's id")),
+    responses((status = 200, description = "`{status: acknowledged|already_acknowledged, alert_id}`", content_type = "application/json", body = serde_json::Value)),
+    security(("signed_link" = []))
+)]
 pub async fn ntfy_ack(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,

@@ -78,6 +78,12 @@ fn invalid(errors: Vec<String>) -> ApiError {
 }
 
 /// `POST /v1/silences`
+#[utoipa::path(
+    post, path = "/v1/silences", tag = "alerts",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{matchers: [{name, op, value}], starts_at?, ends_at, comment, created_by}`"),
+    responses((status = 201, description = "The silence as stored", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
@@ -162,6 +168,11 @@ fn view(s: &Silence, now: DateTime<Utc>) -> serde_json::Value {
 
 /// `GET /v1/silences`: active and pending ones, and those that ended in the
 /// last day.
+#[utoipa::path(
+    get, path = "/v1/silences", tag = "alerts",
+    responses((status = 200, description = "Active and pending silences, and those that ended in the last day", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let silences = state.store.silences(now - TimeDelta::days(1)).await?;
@@ -171,6 +182,12 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Response, A
 
 /// `DELETE /v1/silences/{id}`: ends the silence now. Open alerts it held
 /// back start paging at once instead of at its planned end.
+#[utoipa::path(
+    delete, path = "/v1/silences/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The silence's id")),
+    responses((status = 200, description = "The silence, now ended", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn expire(
     _: Admin,
     State(state): State<AppState>,

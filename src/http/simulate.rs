@@ -15,7 +15,7 @@ use crate::alert::silence::SilenceSet;
 use crate::alert::Severity;
 use crate::escalation::simulate::{simulate as run, Question};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Ask {
     service: String,
@@ -27,6 +27,12 @@ struct Ask {
     for_minutes: Option<i64>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/simulate", tag = "alerts",
+    request_body(content = Ask, content_type = "application/json", description = "The alert to imagine: its service, when, severity and labels"),
+    responses((status = 200, description = "What `rouse simulate --json` prints", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn simulate(
     _: Admin,
     State(state): State<AppState>,

@@ -21,6 +21,12 @@ use crate::alert::{Action, Decision};
 use crate::channel::twilio::callbacks::parse_form;
 use crate::store::{Act, Via};
 
+#[utoipa::path(
+    post, path = "/slack/interactions", tag = "acknowledging",
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Slack's interaction form: `payload` holds the JSON of the press"),
+    responses((status = 200, description = "The button's effect", content_type = "application/json", body = serde_json::Value)),
+    security(("slack_signature" = []))
+)]
 pub async fn interactions(
     State(state): State<AppState>,
     headers: HeaderMap,

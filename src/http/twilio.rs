@@ -101,6 +101,13 @@ fn person_at(state: &AppState, number: &str) -> Option<String> {
 }
 
 /// `POST /twilio/voice/{alert}?n=TOKEN`: the TwiML a page call plays.
+#[utoipa::path(
+    post, path = "/twilio/voice/{alert}", tag = "acknowledging",
+    params(("alert" = i64, Path, description = "The alert's id")),
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Twilio's voice webhook form (`CallSid`, `From`, `To`, …)"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml", body = String)),
+    security(("twilio_signature" = [], "voice_token" = []))
+)]
 pub async fn voice(
     State(state): State<AppState>,
     Path(alert_id): Path<i64>,
@@ -133,6 +140,13 @@ pub async fn voice(
 }
 
 /// `POST /twilio/voice/{alert}/gather?n=TOKEN`: the key the person pressed.
+#[utoipa::path(
+    post, path = "/twilio/voice/{alert}/gather", tag = "acknowledging",
+    params(("alert" = i64, Path, description = "The alert's id")),
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Twilio's gather form: `Digits` 1 acknowledges, 2 escalates now, 3 resolves"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml", body = String)),
+    security(("twilio_signature" = [], "voice_token" = []))
+)]
 pub async fn gather(
     State(state): State<AppState>,
     Path(alert_id): Path<i64>,
@@ -200,6 +214,12 @@ async fn press(
 
 /// `POST /twilio/status`: call progress. A call that ended without reaching
 /// a person (busy, no answer, failed, voicemail) moves the escalation on now.
+#[utoipa::path(
+    post, path = "/twilio/status", tag = "acknowledging",
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Twilio's call status callback (`CallSid`, `CallStatus`, `AnsweredBy`, …)"),
+    responses((status = 200, description = "Recorded", content_type = "application/json", body = serde_json::Value)),
+    security(("twilio_signature" = []))
+)]
 pub async fn call_status(
     State(state): State<AppState>,
     uri: axum::http::Uri,
@@ -311,6 +331,12 @@ async fn breakthrough(state: &AppState, sid: &str, what: &str) -> Result<Breakth
 
 /// `POST /twilio/sms/status`: an SMS that could not be delivered falls
 /// through to the next step at once instead of waiting out the delay.
+#[utoipa::path(
+    post, path = "/twilio/sms/status", tag = "acknowledging",
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Twilio's message status callback (`MessageSid`, `MessageStatus`, `ErrorCode`)"),
+    responses((status = 200, description = "Recorded", content_type = "application/json", body = serde_json::Value)),
+    security(("twilio_signature" = []))
+)]
 pub async fn sms_status(
     State(state): State<AppState>,
     uri: axum::http::Uri,
@@ -371,6 +397,12 @@ async fn report(
 /// `POST /twilio/sms`: a reply to a page (see [`parse_sms_reply`] for what
 /// people may write). Only numbers that belong to someone in the
 /// configuration can act, and only on alerts paged to that very number.
+#[utoipa::path(
+    post, path = "/twilio/sms", tag = "acknowledging",
+    request_body(content = serde_json::Value, content_type = "application/x-www-form-urlencoded", description = "Twilio's incoming message form (`MessageSid`, `From`, `Body`)"),
+    responses((status = 200, description = "TwiML with the reply text", content_type = "text/xml", body = String)),
+    security(("twilio_signature" = []))
+)]
 pub async fn inbound_sms(
     State(state): State<AppState>,
     uri: axum::http::Uri,

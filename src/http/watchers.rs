@@ -11,6 +11,11 @@ use super::{ApiError, AppState};
 use crate::watch::decide::WatchState;
 use crate::watch::runner::target;
 
+#[utoipa::path(
+    get, path = "/v1/watchers", tag = "alerts",
+    responses((status = 200, description = "Every configured watcher with its state", content_type = "application/json", body = serde_json::Value)),
+    security(("admin_token" = []))
+)]
 pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
     let catalog = state.catalog.current().ok_or_else(|| {
         ApiError::Unavailable(

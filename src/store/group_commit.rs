@@ -189,8 +189,10 @@ async fn write_loop<T: Send + Sync, R: Send>(
         metrics::counter!("rouse_group_commits_total", "writer" => name).increment(1);
         metrics::counter!("rouse_group_commit_items_total", "writer" => name)
             .increment(batch.len() as u64);
+        metrics::histogram!("rouse_group_commit_batch_items", "writer" => name)
+            .record(batch.len() as f64);
         let mut done: Written<R> = Vec::with_capacity(owners.len());
-        match write(store.as_ref(), &batch).await {
+        match super::stats::timed(name, write(store.as_ref(), &batch)).await {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for (len, reply) in owners {

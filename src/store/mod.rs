@@ -30,12 +30,14 @@ pub mod push;
 pub mod silence;
 pub mod sms;
 pub mod sqlite;
+pub mod stats;
 pub mod watch;
 
 pub use inbound::InboundBook;
 pub use push::{PushBook, PushPage};
 pub use silence::SilenceBook;
 pub use sms::SmsBook;
+pub use stats::StatsBook;
 pub use watch::WatchBook;
 
 #[derive(Debug, thiserror::Error)]
@@ -328,7 +330,7 @@ pub struct NotificationRow {
 
 #[async_trait]
 pub trait Store:
-    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + Send + Sync + 'static
+    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + StatsBook + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;

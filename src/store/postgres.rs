@@ -37,6 +37,7 @@ pub mod notify;
 mod push;
 mod silence;
 mod sms;
+mod stats;
 mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

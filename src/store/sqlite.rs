@@ -38,6 +38,7 @@ mod lock;
 mod push;
 mod silence;
 mod sms;
+mod stats;
 mod wal;
 mod watch;
 

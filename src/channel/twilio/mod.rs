@@ -366,7 +366,7 @@ impl Channel for TwilioVoice {
                 provider_id: Some(call.sid),
             },
             Err(err) => {
-                tracing::warn!(channel = %self.name, alert_id = n.alert_id, error = %err, "twilio call failed");
+                tracing::warn!(channel = %self.name, alert_id = n.alert_id, service = %n.service_id, error = %err, "twilio call failed");
                 err.outcome()
             }
         }

@@ -333,7 +333,7 @@ impl Cluster {
         pages(&self.twilio.requests())
     }
 
-    /// `rouse_delivery_unrecorded_ms` from every running replica: the window
+    /// `rouse_delivery_unrecorded_seconds` from every running replica: the window
     /// between a provider's 2xx and the commit recording it.
     pub async fn windows(&mut self) -> Vec<String> {
         let http = reqwest::Client::new();
@@ -350,17 +350,7 @@ impl Cluster {
                 continue;
             };
             let text = r.text().await.unwrap_or_default();
-            let figures: Vec<&str> = text
-                .lines()
-                .filter(|l| l.starts_with("rouse_delivery_unrecorded_ms"))
-                .filter(|l| {
-                    l.contains("quantile=\"0.5\"")
-                        || l.contains("quantile=\"0.99\"")
-                        || l.contains("quantile=\"1\"")
-                        || l.contains("_count")
-                })
-                .collect();
-            out.push(format!("replica {i}: {}", figures.join("; ")));
+            out.push(format!("replica {i}: {}", window_summary(&text)));
         }
         out
     }
@@ -514,4 +504,41 @@ impl Dice {
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
     }
+}
+
+/// The delivery window's histogram in a scrape, as count, mean and the bucket
+/// bounds that hold its median and its largest value.
+fn window_summary(scrape: &str) -> String {
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in scrape.lines() {
+        if let Some(rest) = line.strip_prefix("rouse_delivery_unrecorded_seconds_bucket{le=\"") {
+            let le = rest.split('"').next().unwrap_or("");
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            if let Some(n) = value(line) {
+                buckets.push((le, n));
+            }
+        } else if line.starts_with("rouse_delivery_unrecorded_seconds_sum") {
+            sum = value(line).unwrap_or(0.0);
+        } else if line.starts_with("rouse_delivery_unrecorded_seconds_count") {
+            count = value(line).unwrap_or(0.0);
+        }
+    }
+    if count == 0.0 {
+        return "no delivered pages".to_owned();
+    }
+    let bound = |share: f64| {
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= share * count)
+            .map(|(le, _)| format!("{:.1} ms", le * 1000.0))
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    format!(
+        "{count} pages, mean {:.1} ms, median <= {}, max <= {}",
+        sum / count * 1000.0,
+        bound(0.5),
+        bound(1.0)
+    )
 }
