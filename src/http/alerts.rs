@@ -78,6 +78,7 @@ pub async fn list(
             statuses,
             before_id: query.before,
             limit,
+            ..AlertFilter::default()
         })
         .await?;
     let next = (alerts.len() == limit as usize)

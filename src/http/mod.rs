@@ -138,6 +138,7 @@ pub fn router(state: AppState) -> Router {
             post(push::callback),
         )
         .route("/ntfy/ack/{alert}", post(push::ntfy_ack))
+        .merge(crate::web::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
