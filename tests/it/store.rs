@@ -289,7 +289,10 @@ async fn acting_by_id_and_filtering(db: &TestDb) {
     };
     let found = store.alerts(&by_text("C")).await.unwrap();
     assert_eq!(
-        found.iter().map(|a| a.dedup_key.as_str()).collect::<Vec<_>>(),
+        found
+            .iter()
+            .map(|a| a.dedup_key.as_str())
+            .collect::<Vec<_>>(),
         ["c"]
     );
     assert!(store.alerts(&by_text("%")).await.unwrap().is_empty());
