@@ -238,3 +238,31 @@ pub async fn logout(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stand_in_hash_is_a_real_argon2_hash_that_matches_nothing_typed() {
+        use argon2::password_hash::PasswordHash;
+        let parsed = PasswordHash::new(DUMMY_HASH).expect("parses");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(!verify("", DUMMY_HASH) && !verify("password", DUMMY_HASH));
+        let real = crate::commands::hash_password::hash("s3cret").unwrap();
+        assert!(verify("s3cret", &real) && !verify("s3cret ", &real));
+    }
+
+    #[test]
+    fn next_stays_inside_the_ui() {
+        assert_eq!(safe_next(Some("/ui/alerts/3")), "/ui/alerts/3");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/ui/",
+            "/ui\\evil",
+            "/v1/alerts",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/ui/alerts", "{bad}");
+        }
+    }
+}

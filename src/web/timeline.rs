@@ -14,7 +14,7 @@ use crate::channel::render::escape_html as escape;
 use crate::oncall::{Schedule, Shift};
 
 const WIDTH: f64 = 1400.0;
-const LABEL: f64 = 110.0;
+const LABEL: f64 = 150.0;
 const ROW: f64 = 34.0;
 const TOP: f64 = 34.0;
 
@@ -244,7 +244,7 @@ pub fn draw(
                 x2 - x1,
                 ROW - 6.0
             );
-            if x2 - x1 > 40.0 {
+            if x2 - x1 > 28.0 {
                 let _ = write!(
                     svg,
                     "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
