@@ -109,6 +109,18 @@ pub struct Config {
     pub pages_per_number_per_hour: u32,
     /// Outbound channels (`channels:` in the file); unset ones use the console.
     pub channels: std::sync::Arc<crate::channel::ChannelsConfig>,
+    /// The web UI's login (`ui.*`): see [`UiConfig`].
+    pub ui: UiConfig,
+}
+
+/// Web UI sessions and login limits.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// A session unused this long is over; the next request must log in again.
+    pub session_idle: Duration,
+    /// Failed logins allowed per login name within [`UiConfig::failure_window`].
+    pub login_failures: u32,
+    pub failure_window: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -134,6 +146,7 @@ impl fmt::Debug for Config {
             )
             .field("pages_per_number_per_hour", &self.pages_per_number_per_hour)
             .field("channels", &self.channels)
+            .field("ui", &self.ui)
             .finish()
     }
 }
@@ -168,6 +181,11 @@ impl Default for Config {
             previous_signing_key_until: None,
             pages_per_number_per_hour: 20,
             channels: Default::default(),
+            ui: UiConfig {
+                session_idle: Duration::from_secs(8 * 3600),
+                login_failures: 5,
+                failure_window: Duration::from_secs(15 * 60),
+            },
         }
     }
 }
@@ -493,6 +511,42 @@ pub const SETTINGS: &[Setting] = &[
         help: "file keeping the fetched RDAP bootstrap and its age (rdap-bootstrap.json)",
         apply: |c, v| {
             c.watch.bootstrap_cache = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    // --- web UI login ---
+    Setting {
+        file: "ui.session_idle",
+        env: "ROUSE_UI_SESSION_IDLE",
+        help: "a web UI session unused this long is over (8h)",
+        apply: |c, v| {
+            let idle = parse_duration(v)?;
+            if idle < Duration::from_secs(60) {
+                return Err("must be at least 1m".to_owned());
+            }
+            c.ui.session_idle = idle;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.login_failures",
+        env: "ROUSE_UI_LOGIN_FAILURES",
+        help: "failed web UI logins per login name before it is refused for ui.failure_window (5)",
+        apply: |c, v| {
+            c.ui.login_failures = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.failure_window",
+        env: "ROUSE_UI_FAILURE_WINDOW",
+        help: "how far back failed web UI logins count (15m)",
+        apply: |c, v| {
+            let window = parse_duration(v)?;
+            if window.is_zero() {
+                return Err("must be longer than zero".to_owned());
+            }
+            c.ui.failure_window = window;
             Ok(())
         },
     },

@@ -21,6 +21,7 @@ pub mod oncall;
 pub mod store;
 pub mod telemetry;
 pub mod watch;
+pub mod web;
 pub mod yaml;
 
 use std::future::Future;

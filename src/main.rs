@@ -102,6 +102,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a password from standard input and print its Argon2id hash for a
+    /// person's `login: {password_hash: …}`.
+    HashPassword,
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
@@ -132,6 +135,22 @@ fn main() -> ExitCode {
     };
     // The offline commands print for people and need no runtime or logging.
     match &cli.command {
+        Command::HashPassword => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("Password (the line is shown as you type; pipe it in to avoid that):");
+            }
+            return match rouse::commands::hash_password::hash_password(&mut std::io::stdin().lock())
+            {
+                Ok(phc) => {
+                    println!("{phc}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("rouse: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Check {
             dir,
             database_url: None,
@@ -236,7 +255,10 @@ fn main() -> ExitCode {
                     .await
                     .map(|done| println!("{done}"))
             }
-            Command::Check { .. } | Command::Oncall { .. } | Command::Simulate { .. } => Ok(()),
+            Command::Check { .. }
+            | Command::Oncall { .. }
+            | Command::Simulate { .. }
+            | Command::HashPassword => Ok(()),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

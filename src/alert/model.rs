@@ -102,6 +102,8 @@ pub enum TimelineKind {
     EscalationEnded,
     /// A person's reachability changed (an SMS STOP or START from their phone).
     Contact,
+    /// Someone asked for the next step now instead of waiting out its delay.
+    Escalated,
 }
 
 impl TimelineKind {
@@ -117,6 +119,7 @@ impl TimelineKind {
             TimelineKind::Notified => "notified",
             TimelineKind::EscalationEnded => "escalation_ended",
             TimelineKind::Contact => "contact",
+            TimelineKind::Escalated => "escalated",
         }
     }
 }
@@ -135,6 +138,7 @@ impl FromStr for TimelineKind {
             TimelineKind::Notified,
             TimelineKind::EscalationEnded,
             TimelineKind::Contact,
+            TimelineKind::Escalated,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -306,9 +306,13 @@ pub(super) fn build(
                 (id.clone(), place)
             })
             .collect(),
+        logins: BTreeMap::new(),
     };
     for (f, doc) in &parsed {
         for p in &doc.people {
+            if let Some(hash) = build_login(&mut cx, *f, &p.value) {
+                parts.logins.entry(p.value.id.value.clone()).or_insert(hash);
+            }
             if let Some(person) = build_person(&mut cx, *f, p) {
                 parts.people.entry(person.id.clone()).or_insert(person);
             }
@@ -364,6 +368,29 @@ pub(super) fn build(
         cx.diags.sort();
         cx.diags.dedup();
         Err(Diagnostics(cx.diags))
+    }
+}
+
+/// A person's `login.password_hash`: checked to be an Argon2 PHC string now,
+/// so a pasted plain password or a truncated hash is a load error with its
+/// place instead of a login that can never succeed.
+fn build_login(
+    cx: &mut Ctx<'_>,
+    f: usize,
+    y: &super::yaml::PersonYaml,
+) -> Option<crate::config::Secret> {
+    let hash = &y.login.as_ref()?.password_hash;
+    match argon2::PasswordHash::new(&hash.value) {
+        Ok(parsed) if parsed.algorithm.as_str().starts_with("argon2") => {
+            Some(crate::config::Secret::new(hash.value.clone()))
+        }
+        _ => {
+            cx.err(
+                at(f, hash),
+                "password_hash must be an Argon2 hash as `rouse hash-password` prints it ($argon2id$…)",
+            );
+            None
+        }
     }
 }
 

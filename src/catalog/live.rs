@@ -34,6 +34,16 @@ struct State {
     /// Digest of the folder's files at the last attempt, good or bad, so an
     /// unchanged bad edit is not re-parsed and re-logged every poll.
     seen: Option<[u8; 32]>,
+    /// The files of the configuration in use, as they were when it loaded.
+    files: Vec<LoadedFile>,
+}
+
+/// One file of the configuration in use, for the status page.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadedFile {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +102,11 @@ impl LiveCatalog {
         }
     }
 
+    /// The files the configuration in use was loaded from, with their digests.
+    pub fn loaded_files(&self) -> Vec<LoadedFile> {
+        self.read().files.clone()
+    }
+
     /// Re-reads the folder; applies a valid change, keeps the old catalog on a bad one.
     pub fn reload(&self, now: DateTime<Utc>, force: bool) -> Reload {
         let digest = folder_digest(&self.dir);
@@ -110,6 +125,7 @@ impl LiveCatalog {
                 let was_rejected = state.rejected.take().is_some();
                 state.current = Some(Arc::new(catalog));
                 state.loaded_at = Some(now);
+                state.files = file_digests(&self.dir);
                 metrics::gauge!("rouse_catalog_valid").set(1.0);
                 if changed || was_rejected || force {
                     metrics::counter!("rouse_catalog_reloads_total", "result" => "applied")
@@ -200,6 +216,27 @@ async fn recv_hangup(hangup: &mut Hangup) -> Option<()> {
 #[cfg(not(unix))]
 async fn recv_hangup(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
+}
+
+/// Each YAML file's name, SHA-256 and size, by name.
+fn file_digests(dir: &Path) -> Vec<LoadedFile> {
+    let mut files: Vec<LoadedFile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            let digest = Sha256::digest(&bytes);
+            Some(LoadedFile {
+                name: path.file_name()?.to_string_lossy().into_owned(),
+                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                bytes: bytes.len() as u64,
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    files
 }
 
 /// SHA-256 over the names and bytes of the folder's YAML files; `None` if unreadable.

@@ -83,6 +83,8 @@ pub struct Catalog {
     fingerprint: u64,
     /// Where each person is defined, for warnings that point at them.
     person_places: BTreeMap<String, Place>,
+    /// Person id -> their web UI password hash (PHC string, already parsed once).
+    logins: BTreeMap<String, crate::config::Secret>,
 }
 
 /// A place in the rotation files: file, line, column.
@@ -190,6 +192,12 @@ impl Catalog {
 
     pub fn person(&self, id: &str) -> Option<&Person> {
         self.people.get(id)
+    }
+
+    /// The person's web UI password hash, when they may log in with one.
+    /// A [`crate::config::Secret`] so `Debug` of the catalog never prints it.
+    pub fn password_hash(&self, person_id: &str) -> Option<&crate::config::Secret> {
+        self.logins.get(person_id)
     }
 
     pub fn people(&self) -> impl Iterator<Item = &Person> {
@@ -311,6 +319,7 @@ pub(crate) struct Parts {
     pub maintenance: Vec<MaintenanceWindow>,
     pub fingerprint: u64,
     pub person_places: BTreeMap<String, Place>,
+    pub logins: BTreeMap<String, crate::config::Secret>,
 }
 
 impl From<Parts> for Catalog {
@@ -332,6 +341,7 @@ impl From<Parts> for Catalog {
             maintenance: p.maintenance,
             fingerprint: p.fingerprint,
             person_places: p.person_places,
+            logins: p.logins,
         }
     }
 }

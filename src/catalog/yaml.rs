@@ -41,6 +41,16 @@ pub struct PersonYaml {
     pub max_calls_per_hour: Option<Spanned<u32>>,
     #[serde(default)]
     pub notify: Vec<Spanned<NotifyYaml>>,
+    /// Web UI login: `login: {password_hash: "$argon2id$…"}`.
+    #[serde(default)]
+    pub login: Option<LoginYaml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginYaml {
+    /// A PHC string as `rouse hash-password` prints it; never the password itself.
+    pub password_hash: Text,
 }
 
 #[derive(Debug, Deserialize)]

@@ -86,6 +86,7 @@ pub async fn list(
         statuses,
         before_id: query.before,
         limit,
+        ..AlertFilter::default()
     };
     let alerts = crate::store::stats::timed("alerts", state.store.alerts(&filter)).await?;
     let next = (alerts.len() == limit as usize)

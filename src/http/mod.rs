@@ -92,7 +92,8 @@ pub fn sms_help_limiter() -> Arc<governor::DefaultKeyedRateLimiter<String>> {
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.intake.max_body_bytes;
     let (api, _) = openapi::api().split_for_parts();
-    api.fallback(not_found)
+    api.merge(crate::web::router(&state))
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))

@@ -151,6 +151,8 @@ pub enum Via {
     Pushover,
     /// An ntfy notification's acknowledge button.
     Ntfy,
+    /// A logged-in person's button in the web UI.
+    Web,
 }
 
 impl Via {
@@ -163,6 +165,7 @@ impl Via {
             Via::Slack => "slack",
             Via::Pushover => "pushover",
             Via::Ntfy => "ntfy",
+            Via::Web => "web",
         }
     }
 }
@@ -174,6 +177,10 @@ pub struct AlertFilter {
     /// Only alerts with an id below this one (keyset pagination, newest first).
     pub before_id: Option<i64>,
     pub limit: u32,
+    /// Any of these severities; empty means all.
+    pub severities: Vec<crate::alert::Severity>,
+    /// Case-insensitive substring of the summary or the dedup key.
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -129,6 +129,21 @@ impl Store for PostgresStore {
             let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
             q.push(" AND status = ANY(").push_bind(statuses).push(")");
         }
+        if !filter.severities.is_empty() {
+            let severities: Vec<&str> = filter.severities.iter().map(|s| s.as_str()).collect();
+            q.push(" AND severity = ANY(")
+                .push_bind(severities)
+                .push(")");
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            // A plain substring (no LIKE), so `%` and `_` in what people type mean themselves.
+            let needle = text.to_lowercase();
+            q.push(" AND (strpos(lower(summary), ")
+                .push_bind(needle.clone())
+                .push(") > 0 OR strpos(lower(dedup_key), ")
+                .push_bind(needle)
+                .push(") > 0)");
+        }
         if let Some(before) = filter.before_id {
             q.push(" AND id < ").push_bind(before);
         }

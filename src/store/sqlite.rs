@@ -203,6 +203,23 @@ impl Store for SqliteStore {
             }
             q.push(")");
         }
+        if !filter.severities.is_empty() {
+            q.push(" AND severity IN (");
+            let mut list = q.separated(", ");
+            for severity in &filter.severities {
+                list.push_bind(severity.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            // A plain substring (no LIKE), so `%` and `_` in what people type mean themselves.
+            let needle = text.to_lowercase();
+            q.push(" AND (instr(lower(summary), ")
+                .push_bind(needle.clone())
+                .push(") > 0 OR instr(lower(dedup_key), ")
+                .push_bind(needle)
+                .push(") > 0)");
+        }
         if let Some(before) = filter.before_id {
             q.push(" AND id < ").push_bind(before);
         }

@@ -250,3 +250,59 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         "ANSI escape in piped logs: {stderr:?}"
     );
 }
+
+#[test]
+fn hash_password_prints_a_hash_that_a_person_can_log_in_with() {
+    use std::io::Write;
+    let mut child = rouse()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rouse runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let phc = String::from_utf8(out.stdout).unwrap();
+    let phc = phc.trim();
+    assert!(phc.starts_with("$argon2id$"), "{phc}");
+    // The catalog accepts it as a person's login.
+    let yaml = format!(
+        "people:\n  - id: alice\n    name: Alice\n    timezone: UTC\n    login: {{ password_hash: \"{phc}\" }}\n"
+    );
+    let files = vec![(std::path::PathBuf::from("people.yaml"), yaml)];
+    let catalog = rouse::catalog::load_files(&files, &|_| None).expect("loads");
+    assert_eq!(
+        catalog.password_hash("alice").map(|h| h.expose()),
+        Some(phc)
+    );
+    // A plain password where the hash belongs is a load error with its place.
+    let bad = vec![(
+        std::path::PathBuf::from("people.yaml"),
+        "people:\n  - id: alice\n    name: Alice\n    timezone: UTC\n    login: { password_hash: hunter2 }\n".to_owned(),
+    )];
+    let err = rouse::catalog::load_files(&bad, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("people.yaml:5:") && err.contains("password_hash"),
+        "{err}"
+    );
+
+    let empty = rouse()
+        .arg("hash-password")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!empty.status.success());
+}

@@ -61,3 +61,5 @@ mod watch_domain;
 mod watch_http;
 mod watch_runner;
 mod watch_tls;
+mod web_browser;
+mod web_ui;

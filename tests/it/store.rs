@@ -274,11 +274,28 @@ async fn acting_by_id_and_filtering(db: &TestDb) {
             statuses: vec![AlertStatus::Triggered, AlertStatus::Acknowledged],
             before_id: None,
             limit: 10,
+            ..AlertFilter::default()
         })
         .await
         .unwrap();
     assert_eq!(open_payments.len(), 1);
     assert_eq!(open_payments[0].dedup_key, "b");
+    // The web UI's text filter: a case-insensitive substring of the key or
+    // summary, with `%` meaning itself rather than a LIKE wildcard.
+    let by_text = |text: &str| AlertFilter {
+        text: Some(text.to_owned()),
+        limit: 10,
+        ..AlertFilter::default()
+    };
+    let found = store.alerts(&by_text("C")).await.unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|a| a.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+        ["c"]
+    );
+    assert!(store.alerts(&by_text("%")).await.unwrap().is_empty());
     let page = store
         .alerts(&AlertFilter {
             limit: 2,
