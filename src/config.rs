@@ -105,6 +105,8 @@ pub struct Config {
     pub pages_per_number_per_hour: u32,
     /// Outbound channels (`channels:` in the file); unset ones use the console.
     pub channels: std::sync::Arc<crate::channel::ChannelsConfig>,
+    /// HTTPS on the listener (`tls:`); off by default.
+    pub tls: TlsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -129,6 +131,7 @@ impl fmt::Debug for Config {
             )
             .field("pages_per_number_per_hour", &self.pages_per_number_per_hour)
             .field("channels", &self.channels)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -162,6 +165,7 @@ impl Default for Config {
             previous_signing_key_until: None,
             pages_per_number_per_hour: 20,
             channels: Default::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ impl Config {
                 message: format!("must be an http(s) URL, got {:?}", self.public_url),
             });
         }
+        self.tls.validate()?;
         Ok(())
     }
 }
@@ -477,7 +482,80 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // HTTPS (src/tls/): PEM files or ACME.
+    Setting {
+        file: "tls.cert",
+        env: "ROUSE_TLS_CERT",
+        help: "PEM certificate chain to serve HTTPS with, re-read when it changes (unset: plain HTTP)",
+        apply: |c, v| {
+            c.tls.cert = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.key",
+        env: "ROUSE_TLS_KEY",
+        help: "PEM private key of tls.cert, re-read with it",
+        apply: |c, v| {
+            c.tls.key = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.reload_poll",
+        env: "ROUSE_TLS_RELOAD_POLL",
+        help: "how often tls.cert and tls.key are checked for a renewal (10s)",
+        apply: |c, v| {
+            let every = parse_duration(v)?;
+            if every.is_zero() {
+                return Err("must be longer than zero".to_owned());
+            }
+            c.tls.reload_poll = every;
+            Ok(())
+        },
+    },
 ];
+
+/// `tls:` — HTTPS on Rouse's own listener, from PEM files (`cert` + `key`)
+/// or from an ACME CA (`acme`); neither means plain HTTP.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub reload_poll: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            reload_poll: Duration::from_secs(10),
+        }
+    }
+}
+
+impl TlsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |setting: &str, message: &str| ConfigError {
+            setting: setting.to_owned(),
+            message: message.to_owned(),
+        };
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Err(fail("tls.key", "tls.cert is set, so tls.key must be too")),
+            (None, Some(_)) => Err(fail("tls.cert", "tls.key is set, so tls.cert must be too")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The PEM pair, when HTTPS is served from files.
+    pub fn files(&self) -> Option<crate::tls::files::PemFiles> {
+        Some(crate::tls::files::PemFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+        })
+    }
+}
 
 fn parse_positive<T>(v: &str) -> Result<T, String>
 where

@@ -22,6 +22,7 @@ mod escalation;
 mod fake_push;
 mod fake_twilio;
 mod http_rejections;
+mod https_files;
 mod inbound_replay;
 mod intake_errors;
 mod intake_fixtures;
