@@ -15,6 +15,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod escalation;
+pub mod feed;
 pub mod http;
 pub mod intake;
 pub mod oncall;

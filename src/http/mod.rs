@@ -24,6 +24,7 @@ mod contact;
 pub use ack::ACK_LINK_LIFETIME;
 pub mod error;
 mod extract;
+mod feeds;
 mod health;
 mod intake;
 mod opsgenie;
@@ -138,6 +139,10 @@ pub fn router(state: AppState) -> Router {
             post(push::callback),
         )
         .route("/ntfy/ack/{alert}", post(push::ntfy_ack))
+        // Calendar feeds (src/feed/): subscriber URL and admin API.
+        .route("/feeds/{file}", get(feeds::ics))
+        .route("/v1/feeds", get(feeds::list).post(feeds::create))
+        .route("/v1/feeds/{id}", delete(feeds::revoke))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -23,6 +23,7 @@ use crate::escalation::plan::Cursor;
 use crate::escalation::test_page::{Method, TestPageResult};
 
 mod apply;
+pub mod feed;
 pub mod group_commit;
 pub mod inbound;
 pub mod postgres;
@@ -32,6 +33,7 @@ pub mod sms;
 pub mod sqlite;
 pub mod watch;
 
+pub use feed::FeedBook;
 pub use inbound::InboundBook;
 pub use push::{PushBook, PushPage};
 pub use silence::SilenceBook;
@@ -328,7 +330,7 @@ pub struct NotificationRow {
 
 #[async_trait]
 pub trait Store:
-    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + Send + Sync + 'static
+    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + FeedBook + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -21,6 +21,7 @@ mod contact_card;
 mod escalation;
 mod fake_push;
 mod fake_twilio;
+mod feeds;
 mod http_rejections;
 mod https_files;
 mod inbound_replay;
