@@ -262,11 +262,16 @@ pub async fn run_with_clock(
 }
 
 /// The TLS configuration to serve with, or `None` for plain HTTP; starts
-/// whatever keeps the certificate current (the file poller).
+/// whatever keeps the certificate current (the file poller or ACME).
 fn serve_tls(
     config: &Config,
     stop: CancellationToken,
 ) -> Result<Option<Arc<rustls::ServerConfig>>, RunError> {
+    if let Some(acme) = config.tls.acme() {
+        tracing::info!(domains = ?acme.domains, directory = %acme.directory_url, "serving HTTPS with a certificate from ACME");
+        let store = tls::acme::start(&acme, stop)?;
+        return Ok(Some(tls::server_config(store, true)));
+    }
     let Some(files) = config.tls.files() else {
         return Ok(None);
     };

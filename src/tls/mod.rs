@@ -7,6 +7,7 @@
 //! ACME ([`acme`]). Either way every handshake asks one [`CertStore`] for the
 //! certificate, and [`TlsListener`] hands finished handshakes to axum.
 
+pub mod acme;
 pub mod files;
 
 use std::net::SocketAddr;

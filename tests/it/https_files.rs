@@ -19,6 +19,15 @@ pub struct HttpsApp {
 
 impl HttpsApp {
     pub async fn start(db: &TestDb, adjust: impl FnOnce(&mut rouse::config::Config)) -> HttpsApp {
+        Self::start_on(db, 0, adjust).await
+    }
+
+    /// [`HttpsApp::start`] on a given port (0: any).
+    pub async fn start_on(
+        db: &TestDb,
+        port: u16,
+        adjust: impl FnOnce(&mut rouse::config::Config),
+    ) -> HttpsApp {
         let rotations = tempfile::tempdir().unwrap();
         std::fs::write(rotations.path().join("oncall.yaml"), TEST_CATALOG).unwrap();
         let mut config = rouse::config::Config::default();
@@ -28,7 +37,9 @@ impl HttpsApp {
         config.shutdown_grace = std::time::Duration::from_secs(5);
         config.tls.reload_poll = std::time::Duration::from_millis(50);
         adjust(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let base = format!(
             "https://localhost:{}",
             listener.local_addr().unwrap().port()

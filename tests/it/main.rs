@@ -23,6 +23,7 @@ mod fake_push;
 mod fake_twilio;
 mod feeds;
 mod http_rejections;
+mod https_acme;
 mod https_files;
 mod inbound_replay;
 mod intake_errors;
