@@ -25,6 +25,7 @@ mod feeds;
 mod http_rejections;
 mod https_acme;
 mod https_files;
+mod https_watch;
 mod inbound_replay;
 mod intake_errors;
 mod intake_fixtures;
