@@ -221,3 +221,35 @@ fn cert_without_key_is_a_configuration_error() {
     let err = rouse::config::Config::load(None, &env).unwrap_err();
     assert_eq!(err.setting, "tls.key");
 }
+
+#[test]
+fn acme_settings_read_lists_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rouse.yaml");
+    std::fs::write(
+        &path,
+        "tls:\n  acme:\n    domains: [pager.example.com, rouse.example.com]\n    contact: [\"mailto:oncall@example.com\"]\n",
+    )
+    .unwrap();
+    let c = rouse::config::Config::load(Some(&path), &|_| None).unwrap();
+    let acme = c.tls.acme().expect("ACME configured");
+    assert_eq!(acme.domains, ["pager.example.com", "rouse.example.com"]);
+    assert_eq!(acme.contact, ["mailto:oncall@example.com"]);
+    assert_eq!(acme.directory_url, rouse::tls::acme::LETS_ENCRYPT);
+    let env =
+        |name: &str| (name == "ROUSE_TLS_ACME_DOMAINS").then(|| "a.example, b.example".to_owned());
+    let c = rouse::config::Config::load(None, &env).unwrap();
+    assert_eq!(c.tls.acme_domains, ["a.example", "b.example"]);
+    // Files and ACME at once is a mistake, named.
+    let env = |name: &str| match name {
+        "ROUSE_TLS_ACME_DOMAINS" => Some("a.example".to_owned()),
+        "ROUSE_TLS_CERT" | "ROUSE_TLS_KEY" => Some("/etc/rouse/x.pem".to_owned()),
+        _ => None,
+    };
+    let err = rouse::config::Config::load(None, &env).unwrap_err();
+    assert_eq!(err.setting, "tls.acme.domains", "{err}");
+    let env =
+        |name: &str| (name == "ROUSE_TLS_ACME_CONTACT").then(|| "oncall@example.com".to_owned());
+    let err = rouse::config::Config::load(None, &env).unwrap_err();
+    assert!(err.message.contains("mailto:"), "{err}");
+}
