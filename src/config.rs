@@ -629,6 +629,11 @@ impl TlsConfig {
         }
     }
 
+    /// Whether Rouse itself serves HTTPS (for `Secure` cookies and the like).
+    pub fn enabled(&self) -> bool {
+        self.files().is_some() || !self.acme_domains.is_empty()
+    }
+
     /// The ACME settings, when the certificate comes from a CA.
     pub fn acme(&self) -> Option<crate::tls::acme::AcmeSettings> {
         if self.acme_domains.is_empty() {

@@ -220,6 +220,7 @@ fn cert_without_key_is_a_configuration_error() {
     let env = |name: &str| (name == "ROUSE_TLS_CERT").then(|| "/etc/rouse/cert.pem".to_owned());
     let err = rouse::config::Config::load(None, &env).unwrap_err();
     assert_eq!(err.setting, "tls.key");
+    assert!(!rouse::config::Config::default().tls.enabled());
 }
 
 #[test]
@@ -232,6 +233,7 @@ fn acme_settings_read_lists_from_the_file_and_the_environment() {
     )
     .unwrap();
     let c = rouse::config::Config::load(Some(&path), &|_| None).unwrap();
+    assert!(c.tls.enabled());
     let acme = c.tls.acme().expect("ACME configured");
     assert_eq!(acme.domains, ["pager.example.com", "rouse.example.com"]);
     assert_eq!(acme.contact, ["mailto:oncall@example.com"]);
