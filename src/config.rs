@@ -109,6 +109,8 @@ pub struct Config {
     pub pages_per_number_per_hour: u32,
     /// Outbound channels (`channels:` in the file); unset ones use the console.
     pub channels: std::sync::Arc<crate::channel::ChannelsConfig>,
+    /// HTTPS on the listener (`tls:`); off by default.
+    pub tls: TlsConfig,
     /// The web UI's login (`ui.*`): see [`UiConfig`].
     pub ui: UiConfig,
 }
@@ -146,6 +148,7 @@ impl fmt::Debug for Config {
             )
             .field("pages_per_number_per_hour", &self.pages_per_number_per_hour)
             .field("channels", &self.channels)
+            .field("tls", &self.tls)
             .field("ui", &self.ui)
             .finish()
     }
@@ -181,6 +184,7 @@ impl Default for Config {
             previous_signing_key_until: None,
             pages_per_number_per_hour: 20,
             channels: Default::default(),
+            tls: TlsConfig::default(),
             ui: UiConfig {
                 session_idle: Duration::from_secs(8 * 3600),
                 login_failures: 5,
@@ -262,6 +266,7 @@ impl Config {
                 message: format!("must be an http(s) URL, got {:?}", self.public_url),
             });
         }
+        self.tls.validate()?;
         Ok(())
     }
 }
@@ -550,7 +555,180 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // HTTPS (src/tls/): PEM files or ACME.
+    Setting {
+        file: "tls.cert",
+        env: "ROUSE_TLS_CERT",
+        help: "PEM certificate chain to serve HTTPS with, re-read when it changes (unset: plain HTTP)",
+        apply: |c, v| {
+            c.tls.cert = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.key",
+        env: "ROUSE_TLS_KEY",
+        help: "PEM private key of tls.cert, re-read with it",
+        apply: |c, v| {
+            c.tls.key = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.reload_poll",
+        env: "ROUSE_TLS_RELOAD_POLL",
+        help: "how often tls.cert and tls.key are checked for a renewal (10s)",
+        apply: |c, v| {
+            let every = parse_duration(v)?;
+            if every.is_zero() {
+                return Err("must be longer than zero".to_owned());
+            }
+            c.tls.reload_poll = every;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.acme.domains",
+        env: "ROUSE_TLS_ACME_DOMAINS",
+        help: "names to get an ACME certificate for, a YAML list or comma-separated (unset: no ACME)",
+        apply: |c, v| {
+            c.tls.acme_domains = parse_list(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.acme.contact",
+        env: "ROUSE_TLS_ACME_CONTACT",
+        help: "mailto: URLs the CA writes to about expiry, a list or comma-separated",
+        apply: |c, v| {
+            let contact = parse_list(v)?;
+            if let Some(bad) = contact.iter().find(|m| !m.starts_with("mailto:")) {
+                return Err(format!("expected mailto: URLs, got {bad:?}"));
+            }
+            c.tls.acme_contact = contact;
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.acme.directory_url",
+        env: "ROUSE_TLS_ACME_DIRECTORY_URL",
+        help: "the CA's ACME directory (Let's Encrypt production)",
+        apply: |c, v| {
+            match reqwest::Url::parse(v) {
+                Ok(u) if u.scheme() == "https" => {}
+                _ => return Err(format!("expected an https URL, got {v:?}")),
+            }
+            c.tls.acme_directory_url = v.to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.acme.cache_dir",
+        env: "ROUSE_TLS_ACME_CACHE_DIR",
+        help: "folder keeping the ACME account key and certificate (acme)",
+        apply: |c, v| {
+            c.tls.acme_cache_dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Setting {
+        file: "tls.acme.ca_file",
+        env: "ROUSE_TLS_ACME_CA_FILE",
+        help: "extra PEM root to trust for the CA's API, for a private CA (unset)",
+        apply: |c, v| {
+            c.tls.acme_ca_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
 ];
+
+/// `[a, b]` (a YAML list arrives as JSON) or `a,b` (the environment).
+fn parse_list(v: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = if v.starts_with('[') {
+        serde_json::from_str(v).map_err(|_| format!("expected a list of strings, got {v}"))?
+    } else {
+        v.split(',').map(|s| s.trim().to_owned()).collect()
+    };
+    let items: Vec<String> = items.into_iter().filter(|s| !s.is_empty()).collect();
+    if items.is_empty() {
+        return Err("the list is empty".to_owned());
+    }
+    Ok(items)
+}
+
+/// `tls:` — HTTPS on Rouse's own listener, from PEM files (`cert` + `key`)
+/// or from an ACME CA (`acme`); neither means plain HTTP.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub reload_poll: Duration,
+    pub acme_domains: Vec<String>,
+    pub acme_contact: Vec<String>,
+    pub acme_directory_url: String,
+    pub acme_cache_dir: PathBuf,
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            reload_poll: Duration::from_secs(10),
+            acme_domains: Vec::new(),
+            acme_contact: Vec::new(),
+            acme_directory_url: crate::tls::acme::LETS_ENCRYPT.to_owned(),
+            acme_cache_dir: PathBuf::from("acme"),
+            acme_ca_file: None,
+        }
+    }
+}
+
+impl TlsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |setting: &str, message: &str| ConfigError {
+            setting: setting.to_owned(),
+            message: message.to_owned(),
+        };
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Err(fail("tls.key", "tls.cert is set, so tls.key must be too")),
+            (None, Some(_)) => Err(fail("tls.cert", "tls.key is set, so tls.cert must be too")),
+            (Some(_), Some(_)) if !self.acme_domains.is_empty() => Err(fail(
+                "tls.acme.domains",
+                "use either tls.cert/tls.key or tls.acme, not both",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether Rouse itself serves HTTPS (for `Secure` cookies and the like).
+    pub fn enabled(&self) -> bool {
+        self.files().is_some() || !self.acme_domains.is_empty()
+    }
+
+    /// The ACME settings, when the certificate comes from a CA.
+    pub fn acme(&self) -> Option<crate::tls::acme::AcmeSettings> {
+        if self.acme_domains.is_empty() {
+            return None;
+        }
+        Some(crate::tls::acme::AcmeSettings {
+            domains: self.acme_domains.clone(),
+            contact: self.acme_contact.clone(),
+            directory_url: self.acme_directory_url.clone(),
+            cache_dir: self.acme_cache_dir.clone(),
+            ca_file: self.acme_ca_file.clone(),
+        })
+    }
+
+    /// The PEM pair, when HTTPS is served from files.
+    pub fn files(&self) -> Option<crate::tls::files::PemFiles> {
+        Some(crate::tls::files::PemFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+        })
+    }
+}
 
 fn parse_positive<T>(v: &str) -> Result<T, String>
 where

@@ -15,16 +15,18 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod escalation;
+pub mod feed;
 pub mod http;
 pub mod intake;
 pub mod oncall;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod watch;
 pub mod web;
 pub mod yaml;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -53,6 +55,8 @@ pub enum RunError {
     Channels(channel::ConfigError),
     #[error("{0}")]
     Locked(#[from] store::sqlite::LockError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How long the TwiML URL of a call stays valid: long enough for a call that
@@ -203,8 +207,14 @@ pub async fn run_with_clock(
         http: channel::http::client(),
     });
 
+    let tls_config = serve_tls(&config, stop.clone())?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
-    tracing::info!(%addr, database = %config.database_display(), "rouse is listening");
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, scheme, database = %config.database_display(), "rouse is listening");
 
     let trigger = stop.clone();
     tokio::spawn(async move {
@@ -212,8 +222,24 @@ pub async fn run_with_clock(
         trigger.cancel();
     });
 
-    let serve = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let router = http::router(state);
+    let serve: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match tls_config {
+            None => Box::pin(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .into_future(),
+            ),
+            Some(tls_config) => {
+                let listener = tls::TlsListener::new(listener, tls_config, stop.clone())
+                    .map_err(RunError::Serve)?;
+                Box::pin(
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop.clone().cancelled_owned())
+                        .into_future(),
+                )
+            }
+        };
     let grace = config.shutdown_grace;
     if grace < config.channels.longest_timeout() {
         tracing::warn!(?grace, provider_timeout = ?config.channels.longest_timeout(), "shutdown_grace is shorter than a provider's timeout: sends still waiting at the end of the grace are recorded as unknown and not resent");
@@ -243,6 +269,35 @@ pub async fn run_with_clock(
     store.close().await;
     tracing::info!("rouse stopped");
     Ok(())
+}
+
+/// The TLS configuration to serve with, or `None` for plain HTTP; starts
+/// whatever keeps the certificate current (the file poller or ACME).
+fn serve_tls(
+    config: &Config,
+    stop: CancellationToken,
+) -> Result<Option<Arc<rustls::ServerConfig>>, RunError> {
+    if let Some(acme) = config.tls.acme() {
+        tracing::info!(domains = ?acme.domains, directory = %acme.directory_url, "serving HTTPS with a certificate from ACME");
+        let store = tls::acme::start(&acme, stop)?;
+        return Ok(Some(tls::server_config(store, true)));
+    }
+    let Some(files) = config.tls.files() else {
+        return Ok(None);
+    };
+    // A certificate that does not load at start-up is fatal: serving plain
+    // HTTP where HTTPS was asked for would send credentials in the clear.
+    let loaded = files.load()?;
+    tracing::info!(cert = %files.cert.display(), until = ?tls::files::not_after(&loaded.key), "serving HTTPS");
+    let store = Arc::new(tls::CertStore::with(loaded.key.clone()));
+    tokio::spawn(tls::files::watch(
+        files,
+        store.clone(),
+        loaded,
+        config.tls.reload_poll,
+        stop,
+    ));
+    Ok(Some(tls::server_config(store, false)))
 }
 
 /// When, after SIGTERM, sends still waiting on a provider are cut off and

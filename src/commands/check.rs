@@ -108,6 +108,9 @@ pub fn check_with(
     for warning in uncovered_domains(&catalog, config, &sources) {
         writeln!(out, "{warning}")?;
     }
+    for warning in unwatched_own_certificates(&catalog, config, &sources) {
+        writeln!(out, "{warning}")?;
+    }
     if let Some(results) = test_pages {
         for (person, method) in test_page::unproven(&catalog, results, now) {
             let place = catalog
@@ -293,6 +296,55 @@ fn warning_line(reg: &str, deps: &[Dependency], only_service: Option<&str>) -> S
          — add {{id: {reg}-domain, kind: domain, service: {service}, domain: {reg}}}",
         first.place, first.host,
     )
+}
+
+// ------------------------------------------------------- Rouse's own certificate
+
+/// One `warning:` per name Rouse is reached at over HTTPS (an `https://`
+/// `public_url`, each `tls.acme.domains` entry) whose certificate no `tls`
+/// watcher (nor an `http` watcher on an `https://` URL) checks. Rouse's own
+/// certificate is watched like any other: a renewal that silently stopped
+/// (a dead certbot timer, an ACME account the CA disabled) breaks every ack
+/// link and provider callback at once, and nothing else would notice.
+fn unwatched_own_certificates(
+    catalog: &Catalog,
+    config: &Config,
+    sources: &Sources<'_>,
+) -> Vec<String> {
+    let watched: BTreeSet<String> = catalog
+        .watchers()
+        .filter_map(|w| match &w.kind {
+            WatchKind::Tls(t) => Some(t.server_name.to_ascii_lowercase()),
+            WatchKind::Http(h) if h.url.starts_with("https://") => url_host(&h.url),
+            _ => None,
+        })
+        .collect();
+    let mut names: Vec<(String, &str, String)> = Vec::new();
+    if config.public_url.starts_with("https://") {
+        if let Some(host) = url_host(&config.public_url) {
+            let place = sources.place(&host, Some("ROUSE_PUBLIC_URL"));
+            names.push((host, "public_url", place));
+        }
+    }
+    for domain in &config.tls.acme_domains {
+        let place = sources.place(domain, Some("ROUSE_TLS_ACME_DOMAINS"));
+        names.push((domain.to_ascii_lowercase(), "tls.acme.domains", place));
+    }
+    let service = match catalog.services().collect::<Vec<_>>()[..] {
+        [one] => one.id.clone(),
+        _ => "<service>".to_owned(),
+    };
+    let mut seen = BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|(host, _, _)| !watched.contains(host) && seen.insert(host.clone()))
+        .map(|(host, what, place)| {
+            format!(
+                "warning: {place}: Rouse's own certificate for {host} ({what}) is checked by no tls watcher \
+                 — add {{id: {host}-tls, kind: tls, service: {service}, host: {host}}}"
+            )
+        })
+        .collect()
 }
 
 /// Only the host of a URL: paths and queries of webhook URLs are secrets.

@@ -23,6 +23,7 @@ mod contact;
 pub use ack::ACK_LINK_LIFETIME;
 pub mod error;
 mod extract;
+mod feeds;
 mod health;
 mod intake;
 pub mod openapi;

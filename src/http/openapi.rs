@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ack, alerts, contact, health, intake, opsgenie, people, push, silences, simulate, slack,
+    ack, alerts, contact, feeds, health, intake, opsgenie, people, push, silences, simulate, slack,
     twilio, watchers, AppState,
 };
 
@@ -185,6 +185,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(slack::interactions))
         .routes(routes!(push::callback))
         .routes(routes!(push::ntfy_ack))
+        .routes(routes!(feeds::list, feeds::create))
+        .routes(routes!(feeds::revoke))
+        .routes(routes!(feeds::ics))
 }
 
 /// The document, rendered once: it depends on nothing but the code.

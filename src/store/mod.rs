@@ -23,6 +23,7 @@ use crate::escalation::plan::Cursor;
 use crate::escalation::test_page::{Method, TestPageResult};
 
 mod apply;
+pub mod feed;
 pub mod group_commit;
 pub mod inbound;
 pub mod postgres;
@@ -33,6 +34,7 @@ pub mod sqlite;
 pub mod stats;
 pub mod watch;
 
+pub use feed::FeedBook;
 pub use inbound::InboundBook;
 pub use push::{PushBook, PushPage};
 pub use silence::SilenceBook;
@@ -337,7 +339,16 @@ pub struct NotificationRow {
 
 #[async_trait]
 pub trait Store:
-    SmsBook + PushBook + WatchBook + SilenceBook + InboundBook + StatsBook + Send + Sync + 'static
+    SmsBook
+    + PushBook
+    + WatchBook
+    + SilenceBook
+    + InboundBook
+    + StatsBook
+    + FeedBook
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -32,6 +32,7 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
+mod feed;
 mod inbound;
 pub mod notify;
 mod push;

@@ -33,6 +33,7 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
+mod feed;
 mod inbound;
 mod lock;
 mod push;

@@ -57,7 +57,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
         ui.failure_window,
     ));
     let state = WebState {
-        secure: app.config.public_url.starts_with("https://"),
+        secure: app.config.public_url.starts_with("https://") || app.config.tls.enabled(),
         app: app.clone(),
         sessions,
     };

@@ -133,6 +133,10 @@ const ROUTES: &[&str] = &[
     "POST /slack/interactions",
     "POST /pushover/callback/{notification}/{secret}",
     "POST /ntfy/ack/{alert}",
+    "GET /v1/feeds",
+    "POST /v1/feeds",
+    "DELETE /v1/feeds/{id}",
+    "GET /feeds/{file}",
 ];
 
 /// A route the router does not have is the fallback's 404, and a known path

@@ -50,6 +50,17 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A leaf for `names` as PEM files would hold it: (certificate, key, DER
+    /// of the certificate to compare with what a server presents).
+    pub fn leaf_pem(&self, names: &[&str]) -> (String, String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = leaf_params(names, -TimeDelta::days(1), TimeDelta::days(90));
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+}
+
 /// A certificate chain and its key, as a server presents them.
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,

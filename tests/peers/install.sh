@@ -36,3 +36,10 @@ if [ -x /usr/bin/chromium ]; then
 else
   echo "chromium missing: install the Debian package chromium (the browser test skips, or fails under CI)"
 fi
+
+# --- calendar feeds (tests/it/feeds.rs) ---------------------------------------
+# Python's icalendar parses the .ics feeds the way calendar tooling does.
+if ! "$VENV/bin/python" -c 'import icalendar' 2>/dev/null; then
+  timeout 300 "$VENV/bin/pip" install -q --disable-pip-version-check icalendar
+fi
+echo "icalendar ready: $("$VENV/bin/python" -c 'import icalendar; print(icalendar.__version__)')"
