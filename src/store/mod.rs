@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alert::{
-    Action, Alert, AlertStatus, Decision, Event, TimelineEntry, TimelineKind, Urgency,
+    Action, Alert, AlertStatus, Decision, DuplicateRun, Event, TimelineEntry, TimelineKind, Urgency,
 };
 use crate::channel::{ChannelKind, Recipient};
 use crate::escalation::plan::Cursor;
@@ -518,7 +518,8 @@ pub(crate) fn timeline_for(
     use crate::alert::TimelineKind as K;
     let (kind, message) = match decision {
         Decision::Open => (K::Received, format!("opened: {}", item.event.summary)),
-        Decision::Refresh { .. } => (K::Deduplicated, "the same alert again".to_owned()),
+        // Counted into the alert's run of duplicates instead (`run_timeline`).
+        Decision::Refresh { .. } => return None,
         Decision::Acknowledge { .. } => (K::Acknowledged, "acknowledged".to_owned()),
         Decision::AlreadyAcknowledged { .. } => {
             (K::Acknowledged, "acknowledged again (no change)".to_owned())
@@ -548,6 +549,30 @@ pub(crate) fn timeline_for(
         message,
         data: Some(serde_json::json!({ "dedup_key": item.dedup_key })),
     })
+}
+
+/// The row a run of duplicates becomes when something ends it.
+pub(crate) fn run_timeline(run: &DuplicateRun, dedup_key: &str) -> NewTimelineEntry {
+    NewTimelineEntry {
+        alert_id: 0,
+        at: run.first_at,
+        kind: TimelineKind::Deduplicated,
+        actor: run.actor.clone(),
+        message: run.message(),
+        data: Some(run.data(dedup_key)),
+    }
+}
+
+/// A timeline as stored, then the run of duplicates its alert is counting,
+/// which has no row yet and so comes last.
+pub(crate) fn with_pending_run(
+    mut entries: Vec<TimelineEntry>,
+    alert_id: i64,
+    dedup_key: &str,
+    run: Option<DuplicateRun>,
+) -> Vec<TimelineEntry> {
+    entries.extend(run.map(|r| r.pending_entry(alert_id, dedup_key)));
+    entries
 }
 
 /// What the timeline says when a person or script acts on an alert by id.
