@@ -4,10 +4,11 @@
 # Two runs per scenario, N and 2N events; (I(2N) - I(N)) / N cancels start-up,
 # migrations and opening the duplicates' alerts.
 #   benches/store_writes.sh [N] [BATCH]     (default 2000 events, batches of 100)
+# BIN=path runs an already built bench binary (an older build, to compare).
 set -eu
 n=${1:-2000}
 batch=${2:-100}
-bin=$(cargo bench --bench store_writes --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)
+bin=${BIN:-$(cargo bench --bench store_writes --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)}
 out=$(mktemp -d)
 total() {
     valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$bin" --only "$1" --events "$2" --batch "$batch" >/dev/null 2>"$out/log"

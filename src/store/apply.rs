@@ -118,6 +118,10 @@ pub(crate) struct NewAlert<'a> {
     pub resolved: Option<(DateTime<Utc>, &'a str)>,
     /// Duplicates not yet in the timeline (see [`DuplicateRun`]).
     pub run: Option<DuplicateRun>,
+    /// Who opened it: its "opened" timeline entry is implied by the row.
+    pub opened_by: &'a str,
+    /// The first summary, once a later event in the batch changed it.
+    pub opened_summary: Option<String>,
 }
 
 /// What a batch changes on an alert that was already open.
@@ -332,9 +336,6 @@ pub(crate) async fn ingest<W: Writes>(
                     }
                     None => {
                         let s = Slot::New(opened.len());
-                        if let Some(entry) = timeline_for(&storm, Decision::Open, 0) {
-                            timeline.push((s, entry));
-                        }
                         opened.push(Opened {
                             alert: new_alert(item, STORM_DEDUP_KEY, Cow::Owned(storm.event)),
                             escalation: item.policy_id.as_deref().zip(item.first_step_due),
@@ -511,6 +512,8 @@ fn new_alert<'a>(item: &'a Ingest, dedup_key: &'a str, event: Cow<'a, Event>) ->
         acknowledged: None,
         resolved: None,
         run: None,
+        opened_by: &item.actor,
+        opened_summary: None,
     }
 }
 
@@ -571,7 +574,11 @@ fn refresh<'a>(
         Slot::New(i) => {
             if let Some(o) = opened.get_mut(i) {
                 o.alert.event_count += 1;
-                o.alert.event = Cow::Owned(event.into_owned().keeping_earlier(&o.alert.event));
+                let event = event.into_owned().keeping_earlier(&o.alert.event);
+                if o.alert.opened_summary.is_none() && event.summary != o.alert.event.summary {
+                    o.alert.opened_summary = Some(o.alert.event.summary.clone());
+                }
+                o.alert.event = Cow::Owned(event);
                 o.alert.last_seen_at = item.received_at;
             }
         }

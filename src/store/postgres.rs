@@ -20,8 +20,8 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
-    parse_channel, parse_delivery, parse_method, winners, with_pending_run, Act, AlertFilter,
-    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    opened_entry, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Implied, Ingest, IngestOutcome,
     NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
     StepRecord, Store, StoreError,
 };
@@ -139,30 +139,44 @@ impl Store for PostgresStore {
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
         // One statement, one snapshot: see the SQLite store's.
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, message, data, NULL::bigint AS dup_count,
-                    NULL::timestamptz AS dup_last_at
+            "SELECT id, at, kind, actor, message, data, NULL::text AS dedup_key,
+                    NULL::bigint AS dup_count, NULL::timestamptz AS dup_last_at
                FROM alert_timeline WHERE alert_id = $1
              UNION ALL
-             SELECT NULL, dup_first_at, dedup_key, dup_actor, NULL, NULL, dup_count, dup_last_at
+             SELECT NULL, created_at, 'opened', opened_by, COALESCE(opened_summary, summary), NULL,
+                    dedup_key, NULL, NULL
+               FROM alerts WHERE id = $1 AND opened_by IS NOT NULL
+             UNION ALL
+             SELECT NULL, dup_first_at, 'run', dup_actor, NULL, NULL, dedup_key, dup_count,
+                    dup_last_at
                FROM alerts WHERE id = $1 AND dup_count > 0
              ORDER BY 1",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut run = None;
+        let mut implied = Implied::default();
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
-                // The alert's run of duplicates (its key in `kind`).
-                let key: String = row.try_get("kind")?;
-                run = duplicate_run(
-                    row.try_get::<Option<i64>, _>("dup_count")?.unwrap_or(0),
-                    row.try_get("at")?,
-                    row.try_get("dup_last_at")?,
-                    row.try_get("actor")?,
-                )?
-                .map(|r| (key, r));
+                let key: String = row.try_get("dedup_key")?;
+                if row.try_get::<&str, _>("kind")? == "opened" {
+                    implied.opened = Some(opened_entry(
+                        alert_id,
+                        row.try_get("at")?,
+                        row.try_get("actor")?,
+                        row.try_get("message")?,
+                        &key,
+                    ));
+                } else {
+                    implied.run = duplicate_run(
+                        row.try_get::<Option<i64>, _>("dup_count")?.unwrap_or(0),
+                        row.try_get("at")?,
+                        row.try_get("dup_last_at")?,
+                        row.try_get("actor")?,
+                    )?
+                    .map(|r| (key, r));
+                }
                 continue;
             };
             entries.push(TimelineEntry {
@@ -180,10 +194,7 @@ impl Store for PostgresStore {
                     .map(|j| j.0),
             });
         }
-        Ok(match run {
-            Some((key, run)) => with_pending_run(entries, alert_id, &key, Some(run)),
-            None => entries,
-        })
+        Ok(implied.around(alert_id, entries))
     }
 
     async fn record_heartbeat(
@@ -1031,16 +1042,17 @@ async fn insert_alerts(
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
                              policy_id, labels, details, links, event_count, created_at,
                              last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
-                             dup_count, dup_first_at, dup_last_at, dup_actor)
+                             dup_count, dup_first_at, dup_last_at, dup_actor, opened_by,
+                             opened_summary)
          SELECT s, k, st, su, sev, src, urg, pol, lab::jsonb, det::jsonb, lnk::jsonb, n, ca, ls,
-                aa, ab, ra, rb, dc, df, dl, da
+                aa, ab, ra, rb, dc, df, dl, da, ob, os
            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
                        $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
                        $17::timestamptz[], $18::text[], $19::bigint[], $20::timestamptz[],
-                       $21::timestamptz[], $22::text[])
+                       $21::timestamptz[], $22::text[], $23::text[], $24::text[])
                 AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb,
-                     dc, df, dl, da)
+                     dc, df, dl, da, ob, os)
          ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
          RETURNING service_id, dedup_key, id",
     )
@@ -1066,6 +1078,12 @@ async fn insert_alerts(
     .bind(runs.first_at)
     .bind(runs.last_at)
     .bind(runs.actor)
+    .bind(rows.iter().map(|r| r.opened_by).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.opened_summary.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     in_row_order(
@@ -1104,6 +1122,8 @@ async fn update_alerts(
         "UPDATE alerts a SET
              event_count = a.event_count + v.n,
              summary = COALESCE(v.su, a.summary), severity = COALESCE(v.sev, a.severity),
+             opened_summary = COALESCE(a.opened_summary,
+                 CASE WHEN v.su <> a.summary THEN a.summary END),
              source = COALESCE(v.src, a.source), labels = COALESCE(v.lab::jsonb, a.labels),
              details = COALESCE(v.det::jsonb, a.details), links = COALESCE(v.lnk::jsonb, a.links),
              last_seen_at = COALESCE(v.ls, a.last_seen_at),

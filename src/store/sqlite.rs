@@ -22,9 +22,9 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
-    notes_to_timeline, parse_channel, parse_delivery, parse_method, winners, with_pending_run, Act,
-    AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest,
-    IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
+    notes_to_timeline, opened_entry, parse_channel, parse_delivery, parse_method, winners, Act,
+    AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Implied,
+    Ingest, IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
     ProviderPage, StepRecord, Store, StoreError,
 };
 use crate::alert::event::is_empty_json;
@@ -213,33 +213,48 @@ impl Store for SqliteStore {
     }
 
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-        // One statement, so the rows and the pending run come from one
-        // snapshot: a commit between two reads could end the run into a row
-        // and show it twice or not at all.
+        // One statement, so the rows and what the alert row implies come
+        // from one snapshot: a commit between two reads could end the run
+        // into a row and show it twice or not at all.
         let rows = sqlx::query(
-            "SELECT id, at, kind, actor, message, data, NULL AS dup_count, NULL AS dup_last_at
+            "SELECT id, at, kind, actor, message, data,
+                    NULL AS dedup_key, NULL AS dup_count, NULL AS dup_last_at
                FROM alert_timeline WHERE alert_id = ?1
              UNION ALL
-             SELECT NULL, dup_first_at, dedup_key, dup_actor, NULL, NULL, dup_count, dup_last_at
+             SELECT NULL, created_at, 'opened', opened_by, COALESCE(opened_summary, summary), NULL,
+                    dedup_key, NULL, NULL
+               FROM alerts WHERE id = ?1 AND opened_by IS NOT NULL
+             UNION ALL
+             SELECT NULL, dup_first_at, 'run', dup_actor, NULL, NULL, dedup_key, dup_count,
+                    dup_last_at
                FROM alerts WHERE id = ?1 AND dup_count > 0
              ORDER BY 1",
         )
         .bind(alert_id)
         .fetch_all(&self.reader)
         .await?;
-        let mut run = None;
+        let mut implied = Implied::default();
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
-                // The alert's run of duplicates (its key in `kind`).
-                let key: String = row.try_get("kind")?;
-                run = duplicate_run(
-                    row.try_get("dup_count")?,
-                    row.try_get("at")?,
-                    row.try_get("dup_last_at")?,
-                    row.try_get("actor")?,
-                )?
-                .map(|r| (key, r));
+                let key: String = row.try_get("dedup_key")?;
+                if row.try_get::<&str, _>("kind")? == "opened" {
+                    implied.opened = Some(opened_entry(
+                        alert_id,
+                        instant(row.try_get("at")?)?,
+                        row.try_get("actor")?,
+                        row.try_get("message")?,
+                        &key,
+                    ));
+                } else {
+                    implied.run = duplicate_run(
+                        row.try_get("dup_count")?,
+                        row.try_get("at")?,
+                        row.try_get("dup_last_at")?,
+                        row.try_get("actor")?,
+                    )?
+                    .map(|r| (key, r));
+                }
                 continue;
             };
             let data: Option<String> = row.try_get("data")?;
@@ -256,10 +271,7 @@ impl Store for SqliteStore {
                 data: data.map(|d| json(&d)).transpose()?,
             });
         }
-        Ok(match run {
-            Some((key, run)) => with_pending_run(entries, alert_id, &key, Some(run)),
-            None => entries,
-        })
+        Ok(implied.around(alert_id, entries))
     }
 
     async fn record_heartbeat(
@@ -1141,7 +1153,8 @@ fn push_insert_alerts<'a>(
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
                              policy_id, labels, details, links, event_count, created_at, last_seen_at,
                              acknowledged_at, acknowledged_by, resolved_at, resolved_by,
-                             dup_count, dup_first_at, dup_last_at, dup_actor) ",
+                             dup_count, dup_first_at, dup_last_at, dup_actor, opened_by,
+                             opened_summary) ",
     );
     q.push_values(
         rows.iter().zip(encoded),
@@ -1165,6 +1178,8 @@ fn push_insert_alerts<'a>(
                 .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
                 .push_bind(row.resolved.map(|(_, by)| by));
             push_run(&mut b, row.run.as_ref());
+            b.push_bind(row.opened_by)
+                .push_bind(row.opened_summary.as_deref());
         },
     );
     Ok(())
@@ -1199,6 +1214,8 @@ fn push_update_alerts<'a>(
             "UPDATE alerts SET
                  event_count = event_count + v.column2,
                  summary = COALESCE(v.column3, summary), severity = COALESCE(v.column4, severity),
+                 opened_summary = COALESCE(opened_summary,
+                     CASE WHEN v.column3 <> summary THEN summary END),
                  source = COALESCE(v.column5, source), labels = COALESCE(v.column6, labels),
                  details = COALESCE(v.column7, details), links = COALESCE(v.column8, links),
                  last_seen_at = COALESCE(v.column9, last_seen_at),

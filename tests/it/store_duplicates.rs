@@ -1,7 +1,8 @@
-//! Duplicates are coalesced in the timeline: one entry per alert per minute,
-//! counted on the alert row by the commit that takes the duplicate, and
-//! written as a row only by the commit that ends its run (a later minute, an
-//! acknowledgement, a resolve). Both stores.
+//! The timeline entries an alert row implies, on both stores. "Opened" is
+//! the row's own columns (with the summary it opened with). Duplicates are
+//! coalesced, one entry per alert per minute, counted on the alert row by the
+//! commit that takes the duplicate and written as a row only by the commit
+//! that ends its run (a later minute, an acknowledgement, a resolve).
 
 use std::collections::BTreeMap;
 
@@ -84,8 +85,10 @@ async fn duplicates_are_one_entry_per_minute(db: &TestDb) {
             ),
         ]
     );
-    // The run has no row yet: it lives on the alert row.
-    assert_eq!(timeline[1].id, 0, "{timeline:#?}");
+    // Neither has a row: the alert row implies both.
+    assert_eq!((timeline[0].id, timeline[1].id), (0, 0), "{timeline:#?}");
+    assert_eq!(timeline[0].at, secs(0));
+    assert_eq!(timeline[0].actor, "alertmanager:prometheus");
     assert_eq!(timeline[1].actor, "alertmanager:prometheus");
     assert_eq!(timeline[1].data.as_ref().unwrap()["count"], 5);
     let alert = store.alert(id).await.unwrap().unwrap();
@@ -152,7 +155,11 @@ async fn duplicates_are_one_entry_per_minute(db: &TestDb) {
             ),
         ]
     );
-    assert!(timeline[..4].iter().all(|e| e.id != 0), "{timeline:#?}");
+    assert!(timeline[1..4].iter().all(|e| e.id != 0), "{timeline:#?}");
+    assert_eq!(
+        timeline[0].message, "opened: disk full",
+        "the opening keeps its summary"
+    );
     let alert = store.alert(id).await.unwrap().unwrap();
     assert_eq!(alert.event_count, 9);
     assert_eq!(
@@ -229,7 +236,10 @@ async fn duplicates_write_no_timeline_rows(db: &TestDb) {
         store.ingest(chunk).await.unwrap();
     }
     let rows = stored_rows(&*store, id).await;
-    assert_eq!(rows, 1, "only the opening is a row");
+    assert_eq!(
+        rows, 0,
+        "the opening and the run are implied by the alert row"
+    );
     assert_eq!(
         shown(&store.timeline(id).await.unwrap())[1].1,
         "deduplicated ×200 (12:00:01–12:00:20)"
