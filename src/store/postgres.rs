@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,8 +41,20 @@ mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Begins an ingest batch whose commit returns before the log is flushed;
+/// [`Store::sync`] waits for the flush. Sent as one simple query: no extra
+/// round trip.
+const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// Ingest commits that returned without waiting for the log flush.
+    committed: AtomicU64,
+    /// Of those, how many a flush is known to cover.
+    flushed: AtomicU64,
+    /// One flush at a time; a caller that waited usually finds its commits
+    /// covered by the flush it waited for (the SQLite log's `WalSync` works alike).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl PostgresStore {
@@ -52,7 +65,12 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            committed: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
+        })
     }
 }
 
@@ -77,12 +95,36 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
+    /// Ingest commits without waiting for the log flush (`ASYNC_COMMIT`). A
+    /// commit that does wait flushes the log up to its own commit record,
+    /// and so past every commit before it: one such commit makes every batch
+    /// committed so far durable, and group commit writes the next batch
+    /// meanwhile, as on SQLite. The transaction needs an id, or PostgreSQL
+    /// writes no commit record and waits for nothing.
+    async fn sync(&self) -> Result<(), StoreError> {
+        let mine = self.committed.load(Ordering::Acquire);
+        if self.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        let _turn = self.flushing.lock().await;
+        if self.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        let upto = self.committed.load(Ordering::Acquire);
+        let tx = self.pool.begin_with("BEGIN; SELECT txid_current()").await?;
+        tx.commit().await?;
+        self.flushed.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
         retrying(|| async move {
             for _ in 0..apply::RACE_ATTEMPTS {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(ASYNC_COMMIT).await?;
                 if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
                     tx.commit().await?;
+                    // Durable at the next `sync`, which group commit calls.
+                    self.committed.fetch_add(1, Ordering::AcqRel);
                     return Ok(outcomes);
                 }
                 tx.rollback().await?;
