@@ -23,7 +23,8 @@ am=127.0.0.1:9093
 for tool in "$am_bin" wrk jq curl; do
     command -v "$tool" >/dev/null || { echo "compare.sh needs $tool" >&2; exit 1; }
 done
-bin=$(cargo bench --bench intake --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)
+# BIN=path runs an already built intake bench binary instead of building one.
+bin=${BIN:-$(cargo bench --bench intake --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -1)}
 work=$(mktemp -d)
 am_pid=
 serve_pid=
