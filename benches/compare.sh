@@ -55,9 +55,10 @@ summaries() { grep '"intake_summary"' | jq -c --argjson run "$1" '. + {run: $run
 # wrk against Rouse and Alertmanager; prints a summary line like the bench's.
 wrk_shape() { # connections run
     start_am
+    rm -f "$work/serve"
     "$bin" --serve >"$work/serve" 2>/dev/null &
     serve_pid=$!
-    until [ -s "$work/serve" ]; do sleep 0.1; done
+    until grep -q '"rouse"' "$work/serve" 2>/dev/null; do sleep 0.1; done
     rouse=$(jq -r .rouse "$work/serve")
     r=$(wrk -t1 -c"$1" -d"${secs}s" -s benches/wrk/intake.lua "http://$rouse" -- rouse new | grep '^{')
     a=$(wrk -t1 -c"$1" -d"${secs}s" -s benches/wrk/intake.lua "http://$am" -- alertmanager new | grep '^{')
