@@ -47,6 +47,16 @@ struct Options {
     /// Only start the floor and Rouse, print their addresses and wait, for an
     /// outside load generator (`benches/wrk/`).
     serve: bool,
+    /// Alerts per request: 1 sends Rouse's own format (and Alertmanager one
+    /// alert a request); more sends Alertmanager's webhook to Rouse, one
+    /// group of this many alerts a request, the way Alertmanager calls its
+    /// receivers, and the same alerts as one `POST /api/v2/alerts` array to
+    /// Alertmanager, the way Prometheus sends them.
+    alerts_per_request: usize,
+    /// A PostgreSQL server to run Rouse on instead of SQLite
+    /// (`postgres://postgres@127.0.0.1:5432/postgres`): the bench creates a
+    /// database of its own there and drops it at the end.
+    store: Option<String>,
 }
 
 impl Options {
@@ -63,6 +73,8 @@ fn options() -> Options {
         alertmanager: None,
         alertmanager_pid: None,
         serve: false,
+        alerts_per_request: 1,
+        store: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -77,6 +89,8 @@ fn options() -> Options {
             }
             ("--alertmanager-pid", Some(v)) => o.alertmanager_pid = u32::try_from(v).ok(),
             ("--serve", _) => o.serve = true,
+            ("--alerts-per-request", Some(v)) => o.alerts_per_request = (v as usize).max(1),
+            ("--store", _) => o.store = args.get(i + 1).cloned(),
             _ => {}
         }
         i += 1;
@@ -101,10 +115,10 @@ fn main() {
     let floor_addr = server_rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = Router::new().route(
-            "/v1/events",
-            post(|Json(_): Json<serde_json::Value>| async { StatusCode::ACCEPTED }),
-        );
+        let floor = || post(|Json(_): Json<serde_json::Value>| async { StatusCode::ACCEPTED });
+        let app = Router::new()
+            .route("/v1/events", floor())
+            .route(WEBHOOK_PATH, floor());
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     });
@@ -114,10 +128,19 @@ fn main() {
     std::fs::create_dir(&rotations).expect("rotations dir");
     std::fs::write(rotations.join("bench.yaml"), CATALOG).expect("catalog");
     let mut config = rouse::config::Config::default();
-    config.database_url = rouse::config::Secret::new(format!(
-        "sqlite://{}",
-        dir.path().join("bench.db").display()
-    ));
+    let scratch = o
+        .store
+        .as_deref()
+        .map(|url| client_rt.block_on(ScratchDb::create(url)));
+    config.database_url = rouse::config::Secret::new(match &scratch {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    });
+    let store_name = if scratch.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     config.rotations_dir = rotations;
     config.intake.rate_per_key = 10_000_000;
     config.intake.burst_per_key = 10_000_000;
@@ -138,23 +161,30 @@ fn main() {
     }
 
     let duration = Duration::from_secs(o.seconds);
-    let floor = client_rt.block_on(load(Target::rouse(floor_addr, Keys::New), &o, duration));
+    let per = o.alerts_per_request;
+    let floor = client_rt.block_on(load(
+        Target::rouse(floor_addr, Keys::New, per),
+        &o,
+        duration,
+    ));
     report("floor_bare_axum", &floor, None, &o, None);
     // Each server's targets, and where to read Rouse's group-commit counters.
     type Targets = Box<dyn Fn(Keys) -> Target>;
     let mut servers: Vec<(&str, Targets, Option<std::net::SocketAddr>)> = vec![(
-        "sqlite",
-        Box::new(move |keys| Target::rouse(rouse_addr, keys)),
+        store_name,
+        Box::new(move |keys| Target::rouse(rouse_addr, keys, per)),
         Some(rouse_addr),
     )];
     if let Some(addr) = o.alertmanager {
         let pid = o.alertmanager_pid;
         servers.push((
             "alertmanager",
-            Box::new(move |keys| Target::alertmanager(addr, keys, pid)),
+            Box::new(move |keys| Target::alertmanager(addr, keys, pid, per)),
             None,
         ));
     }
+    // Events (alerts) per second of each (scenario, server), for the summary.
+    let mut rates: Vec<(&str, &str, f64, u32)> = Vec::new();
     let scenarios = [
         ("new", Keys::New, "new_alerts"),
         ("duplicate", Keys::Duplicate, "duplicates"),
@@ -172,13 +202,96 @@ fn main() {
             let before = counters();
             let run = client_rt.block_on(load(target(keys), &o, duration));
             let after = counters();
-            report(
+            let (rate, p99) = report(
                 &format!("{name}_{server}"),
                 &run,
                 Some(&floor),
                 &o,
                 per_commit(before, after),
             );
+            rates.push((scenario, server, rate, p99));
+        }
+    }
+    summarize(&rates, &o, store_name);
+    if let Some(db) = scratch {
+        client_rt.block_on(db.drop_db());
+    }
+}
+
+/// One line per scenario run on both servers: the shape, both rates and
+/// p99s, and `rouse_per_alertmanager`, the figure the intake targets name.
+fn summarize(rates: &[(&str, &str, f64, u32)], o: &Options, store: &str) {
+    let shape = format!(
+        "{}x{}_c{}",
+        if o.alerts_per_request > 1 {
+            "webhook"
+        } else {
+            "single"
+        },
+        o.alerts_per_request,
+        o.connections
+    );
+    for (scenario, server, rate, p99) in rates {
+        if *server == "alertmanager" {
+            continue;
+        }
+        let am = rates
+            .iter()
+            .find(|(s, srv, _, _)| s == scenario && *srv == "alertmanager");
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "intake_summary",
+                "shape": format!("{shape}_{scenario}"),
+                "store": store,
+                "alerts_per_request": o.alerts_per_request,
+                "connections": o.connections,
+                "rouse_alerts_per_second": rate.round(),
+                "rouse_p99_us": p99,
+                "alertmanager_alerts_per_second": am.map(|a| a.2.round()),
+                "alertmanager_p99_us": am.map(|a| a.3),
+                "rouse_per_alertmanager": am.map(|a| (rate / a.2 * 1000.0).round() / 1000.0),
+            })
+        );
+    }
+}
+
+/// A database of the bench's own on a PostgreSQL server, dropped at the end.
+struct ScratchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDb {
+    async fn create(admin: &str) -> Self {
+        use sqlx::Connection as _;
+        let name = format!("rouse_bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .expect("connect to PostgreSQL (--store)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the bench database");
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("--store wants postgres://…/DATABASE"),
+        };
+        Self {
+            admin: admin.to_owned(),
+            name,
+            url,
+        }
+    }
+
+    async fn drop_db(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            if let Err(e) = sqlx::query(&sql).execute(&mut conn).await {
+                eprintln!("could not drop {}: {e}", self.name);
+            }
         }
     }
 }
@@ -222,8 +335,11 @@ struct Target {
     addr: std::net::SocketAddr,
     path: &'static str,
     ok: u16,
-    body: fn(&str) -> String,
+    /// The body for a request carrying these alerts' keys.
+    body: fn(&[String]) -> String,
     keys: Keys,
+    /// Alerts (keys) per request.
+    per_request: usize,
     /// Keeps one run's keys apart from an earlier run's, for a server that
     /// outlives the bench (Alertmanager).
     run: Arc<str>,
@@ -233,13 +349,19 @@ struct Target {
 }
 
 impl Target {
-    fn rouse(addr: std::net::SocketAddr, keys: Keys) -> Self {
+    fn rouse(addr: std::net::SocketAddr, keys: Keys, per_request: usize) -> Self {
+        let (path, body): (&'static str, fn(&[String]) -> String) = if per_request > 1 {
+            (WEBHOOK_PATH, webhook)
+        } else {
+            ("/v1/events", |keys| event(&keys[0]))
+        };
         Target {
             addr,
-            path: "/v1/events",
+            path,
             ok: 202,
-            body: event,
+            body,
             keys,
+            per_request,
             run: Arc::from(""),
             other_process: None,
         }
@@ -247,7 +369,12 @@ impl Target {
 
     /// Alertmanager's own API, as Prometheus posts to it: the same labels and
     /// summary as Rouse's event, one alert per request, keyed by a label.
-    fn alertmanager(addr: std::net::SocketAddr, keys: Keys, pid: Option<u32>) -> Self {
+    fn alertmanager(
+        addr: std::net::SocketAddr,
+        keys: Keys,
+        pid: Option<u32>,
+        per_request: usize,
+    ) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -255,12 +382,19 @@ impl Target {
             addr,
             path: "/api/v2/alerts",
             ok: 200,
-            body: |key| {
-                format!(
-                    r#"[{{"labels":{{"alertname":"HighCpu","instance":"web-1:9100","key":"{key}"}},"annotations":{{"summary":"CPU over 90% on web-1"}}}}]"#
-                )
+            body: |keys| {
+                let alerts: Vec<String> = keys
+                    .iter()
+                    .map(|key| {
+                        format!(
+                            r#"{{"labels":{{"alertname":"HighCpu","instance":"web-1:9100","key":"{key}"}},"annotations":{{"summary":"CPU over 90% on web-1"}}}}"#
+                        )
+                    })
+                    .collect();
+                format!("[{}]", alerts.join(","))
             },
             keys,
+            per_request,
             run: Arc::from(match keys {
                 Keys::New => format!("{nanos}-"),
                 // The same alerts as the opening pass made.
@@ -276,6 +410,33 @@ impl Target {
             Keys::Duplicate => format!("dup-{}", (connection * 7919 + i) % DUP_KEYS),
         }
     }
+
+    /// The body of a connection's `i`th request.
+    fn request_body(&self, connection: usize, i: usize) -> String {
+        let keys: Vec<String> = (0..self.per_request)
+            .map(|j| self.key(connection, i * self.per_request + j))
+            .collect();
+        (self.body)(&keys)
+    }
+}
+
+const WEBHOOK_PATH: &str = "/integrations/alertmanager/bench-key-0123456789abcdef";
+
+/// Alertmanager's webhook (version 4): one notification group, each alert
+/// keyed by its fingerprint, as Alertmanager sends a group to a receiver.
+fn webhook(keys: &[String]) -> String {
+    let alerts: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            format!(
+                r#"{{"status":"firing","labels":{{"alertname":"HighCpu","instance":"web-1:9100","key":"{key}"}},"annotations":{{"summary":"CPU over 90% on web-1"}},"startsAt":"2026-12-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus:9090/graph","fingerprint":"{key}"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version":"4","groupKey":"{{}}:{{alertname=\"HighCpu\"}}","truncatedAlerts":0,"status":"firing","receiver":"rouse","groupLabels":{{"alertname":"HighCpu"}},"commonLabels":{{"alertname":"HighCpu"}},"commonAnnotations":{{}},"externalURL":"http://alertmanager:9093","alerts":[{}]}}"#,
+        alerts.join(",")
+    )
 }
 
 struct Run {
@@ -304,7 +465,14 @@ fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
-fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: Option<f64>) {
+/// Prints a scenario's line; returns its alerts per second and p99 (µs).
+fn report(
+    name: &str,
+    run: &Run,
+    floor: Option<&Run>,
+    o: &Options,
+    per_commit: Option<f64>,
+) -> (f64, u32) {
     let rps = run.requests as f64 / run.elapsed.as_secs_f64();
     let mut lat = run.latencies_us.clone();
     lat.sort_unstable();
@@ -339,15 +507,19 @@ fn report(name: &str, run: &Run, floor: Option<&Run>, o: &Options, per_commit: O
             "events_per_commit": per_commit,
             "cpu_us_per_request": cpu_us,
             "cores_busy": busy,
+            "alerts_per_request": o.alerts_per_request,
+            "alerts_per_second": (rps * o.alerts_per_request as f64).round(),
         })
     );
+    (rps * o.alerts_per_request as f64, pct(0.99))
 }
 
 /// Opens the `DUP_KEYS` alerts a duplicate run hits.
 async fn load_n(target: Target) {
     let mut conn = Connection::open(target.addr).await.expect("connect");
-    for i in 0..DUP_KEYS {
-        let body = (target.body)(&format!("dup-{i}"));
+    let keys: Vec<String> = (0..DUP_KEYS).map(|i| format!("dup-{i}")).collect();
+    for chunk in keys.chunks(target.per_request) {
+        let body = (target.body)(chunk);
         let (status, _) = conn
             .request("POST", target.path, &body)
             .await
@@ -378,7 +550,7 @@ async fn load(target: Target, o: &Options, duration: Duration) -> Run {
             let (mut ok, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let body = (target.body)(&target.key(c, i));
+                let body = target.request_body(c, i);
                 i += 1;
                 let t = Instant::now();
                 match conn.request("POST", target.path, &body).await {

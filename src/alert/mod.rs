@@ -2,11 +2,13 @@
 //! (open → acknowledged → resolved, deduplication, storm folding) as pure
 //! decisions, and the records the store keeps.
 
+pub mod dedup;
 pub mod event;
 pub mod lifecycle;
 pub mod model;
 pub mod silence;
 
+pub use dedup::DuplicateRun;
 pub use event::{
     json_depth, truncate_summary, Action, Event, FieldNames, IntakeKind, Link, Severity,
     UnknownSeverity, MAX_DEDUP_KEY_CHARS, MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, MAX_LABELS,

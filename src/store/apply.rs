@@ -19,9 +19,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::NewTimelineEntry;
-use super::{act_timeline, storm_event, timeline_for, Act, Ingest, IngestOutcome, StoreError};
+use super::{
+    act_timeline, run_timeline, storm_event, timeline_for, Act, Ingest, IngestOutcome, StoreError,
+};
 use crate::alert::lifecycle::STORM_DEDUP_KEY;
-use crate::alert::{decide, AlertStatus, Decision, Event, OpenAlert, Urgency};
+use crate::alert::{decide, AlertStatus, Decision, DuplicateRun, Event, OpenAlert, Urgency};
 
 /// What a backend does inside one open transaction.
 #[async_trait]
@@ -31,7 +33,8 @@ pub(crate) trait Writes: Send {
     /// alerts until the transaction ends, so a concurrent acknowledge waits.
     async fn read(&mut self, services: &[&str], keys: &[(&str, &str)])
         -> Result<Known, StoreError>;
-    async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError>;
+    /// One alert by id, open or not, locked like [`Writes::read`]'s.
+    async fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError>;
     /// Writes a batch's end state; returns the ids of `writes.new_alerts` in
     /// their order, or [`Raced`] when an open alert with the key of a new one
     /// appeared since [`Writes::read`] (another replica's commit).
@@ -95,6 +98,7 @@ pub(crate) struct FoundAlert {
     pub status: AlertStatus,
     pub service_id: String,
     pub dedup_key: String,
+    pub run: Option<DuplicateRun>,
 }
 
 /// An alert to insert, in the state the whole batch left it in.
@@ -112,6 +116,12 @@ pub(crate) struct NewAlert<'a> {
     pub status: AlertStatus,
     pub acknowledged: Option<(DateTime<Utc>, &'a str)>,
     pub resolved: Option<(DateTime<Utc>, &'a str)>,
+    /// Duplicates not yet in the timeline (see [`DuplicateRun`]).
+    pub run: Option<DuplicateRun>,
+    /// Who opened it: its "opened" timeline entry is implied by the row.
+    pub opened_by: &'a str,
+    /// The first summary, once a later event in the batch changed it.
+    pub opened_summary: Option<String>,
 }
 
 /// What a batch changes on an alert that was already open.
@@ -123,9 +133,33 @@ pub(crate) struct AlertChange<'a> {
     pub refreshed: Option<(Cow<'a, Event>, DateTime<Utc>)>,
     pub acknowledged: Option<(DateTime<Utc>, &'a str)>,
     pub resolved: Option<(DateTime<Utc>, &'a str)>,
+    /// The alert's run of duplicates as the batch leaves it, written as is
+    /// (the row is locked since it was read) when `run_changed`.
+    pub run: Option<DuplicateRun>,
+    pub run_changed: bool,
 }
 
 impl AlertChange<'_> {
+    fn unchanged(id: i64, run: Option<DuplicateRun>) -> Self {
+        AlertChange {
+            id,
+            added_events: 0,
+            refreshed: None,
+            acknowledged: None,
+            resolved: None,
+            run,
+            run_changed: false,
+        }
+    }
+
+    /// Whether the batch writes anything to the alert row.
+    fn is_change(&self) -> bool {
+        self.added_events > 0
+            || self.acknowledged.is_some()
+            || self.resolved.is_some()
+            || self.run_changed
+    }
+
     /// The status to write, if the batch changed it.
     pub fn status(&self) -> Option<AlertStatus> {
         if self.resolved.is_some() {
@@ -240,13 +274,7 @@ pub(crate) async fn ingest<W: Writes>(
         current.insert(key, Slot::Existing(existing.len()));
         existing.push(Existing {
             status: alert.status,
-            change: AlertChange {
-                id: alert.id,
-                added_events: 0,
-                refreshed: None,
-                acknowledged: None,
-                resolved: None,
-            },
+            change: AlertChange::unchanged(alert.id, alert.run.clone()),
         });
     }
     let mut opened: Vec<Opened<'_>> = Vec::new();
@@ -287,6 +315,12 @@ pub(crate) async fn ingest<W: Writes>(
                     item,
                     Cow::Borrowed(&item.event),
                 );
+                // No row of its own: counted into the alert's run, and a run
+                // this one closes (an earlier minute's) becomes its row.
+                let run = run_of(&mut existing, &mut opened, s);
+                if let Some(closed) = DuplicateRun::record(run, item.received_at, &item.actor) {
+                    timeline.push((s, run_timeline(&closed, &item.dedup_key)));
+                }
                 (Kind::Refresh, Some(s))
             }
             (Decision::FoldIntoStorm, _) => {
@@ -302,9 +336,6 @@ pub(crate) async fn ingest<W: Writes>(
                     }
                     None => {
                         let s = Slot::New(opened.len());
-                        if let Some(entry) = timeline_for(&storm, Decision::Open, 0) {
-                            timeline.push((s, entry));
-                        }
                         opened.push(Opened {
                             alert: new_alert(item, STORM_DEDUP_KEY, Cow::Owned(storm.event)),
                             escalation: item.policy_id.as_deref().zip(item.first_step_due),
@@ -365,6 +396,13 @@ pub(crate) async fn ingest<W: Writes>(
         };
         if let Some(s) = landed {
             if let Some(entry) = timeline_for(item, placeholder(kind), 0) {
+                // The duplicates before this entry come before it (their run
+                // ends here), and later ones start a run after it.
+                if !matches!(kind, Kind::Open | Kind::FoldIntoStorm) {
+                    if let Some(ended) = take_run(&mut existing, &mut opened, s) {
+                        timeline.push((s, run_timeline(&ended, &item.dedup_key)));
+                    }
+                }
                 timeline.push((s, entry));
             }
         }
@@ -420,10 +458,7 @@ pub(crate) async fn ingest<W: Writes>(
         generations: ranges,
         changes: existing
             .iter()
-            .filter(|e| {
-                let c = &e.change;
-                c.added_events > 0 || c.acknowledged.is_some() || c.resolved.is_some()
-            })
+            .filter(|e| e.change.is_change())
             .map(|e| e.change.clone())
             .collect(),
         closings: closings
@@ -476,7 +511,42 @@ fn new_alert<'a>(item: &'a Ingest, dedup_key: &'a str, event: Cow<'a, Event>) ->
         status: AlertStatus::Triggered,
         acknowledged: None,
         resolved: None,
+        run: None,
+        opened_by: &item.actor,
+        opened_summary: None,
     }
+}
+
+/// The run of duplicates of the alert in `slot`; an existing alert's is
+/// marked as changed, since the caller is about to change it.
+fn run_of<'s>(
+    existing: &'s mut [Existing<'_>],
+    opened: &'s mut [Opened<'_>],
+    slot: Slot,
+) -> &'s mut Option<DuplicateRun> {
+    match slot {
+        Slot::Existing(i) => {
+            let change = &mut existing[i].change;
+            change.run_changed = true;
+            &mut change.run
+        }
+        Slot::New(i) => &mut opened[i].alert.run,
+    }
+}
+
+/// Ends the run of duplicates of the alert in `slot`, if it has one.
+fn take_run(
+    existing: &mut [Existing<'_>],
+    opened: &mut [Opened<'_>],
+    slot: Slot,
+) -> Option<DuplicateRun> {
+    let has_run = match slot {
+        Slot::Existing(i) => existing[i].change.run.is_some(),
+        Slot::New(i) => opened[i].alert.run.is_some(),
+    };
+    has_run
+        .then(|| run_of(existing, opened, slot).take())
+        .flatten()
 }
 
 /// One more event on an open alert: counted, and its content is the alert's
@@ -504,7 +574,11 @@ fn refresh<'a>(
         Slot::New(i) => {
             if let Some(o) = opened.get_mut(i) {
                 o.alert.event_count += 1;
-                o.alert.event = Cow::Owned(event.into_owned().keeping_earlier(&o.alert.event));
+                let event = event.into_owned().keeping_earlier(&o.alert.event);
+                if o.alert.opened_summary.is_none() && event.summary != o.alert.event.summary {
+                    o.alert.opened_summary = Some(o.alert.event.summary.clone());
+                }
+                o.alert.event = Cow::Owned(event);
                 o.alert.last_seen_at = item.received_at;
             }
         }
@@ -546,7 +620,13 @@ pub(crate) fn in_row_order(
 }
 
 pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decision>, StoreError> {
-    let Some(status) = w.status_of(act.alert_id).await? else {
+    let Some(FoundAlert {
+        status,
+        dedup_key,
+        run,
+        ..
+    }) = w.alert_by_id(act.alert_id).await?
+    else {
         return Ok(None);
     };
     let open = status.is_open().then_some(OpenAlert {
@@ -555,13 +635,7 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
     });
     let decision = decide(act.action, open, 0, u64::MAX);
     let by = Some((act.at, act.actor.as_str()));
-    let mut change = AlertChange {
-        id: act.alert_id,
-        added_events: 0,
-        refreshed: None,
-        acknowledged: None,
-        resolved: None,
-    };
+    let mut change = AlertChange::unchanged(act.alert_id, None);
     let now = match decision {
         Decision::Acknowledge { .. } => {
             change.acknowledged = by;
@@ -574,18 +648,27 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
         _ => None,
     };
     let mut writes = BatchWrites::default();
-    if let Some(now) = now {
+    let entry = act_timeline(act, decision);
+    // The duplicates before this entry become their row first (see `ingest`).
+    if let (Some(run), Some(_)) = (&run, &entry) {
+        writes
+            .timeline
+            .push((AlertRef::Id(act.alert_id), run_timeline(run, &dedup_key)));
+        change.run_changed = true;
+    }
+    if now.is_some() || change.run_changed {
         writes.changes.push(change);
+    }
+    if let Some(now) = now {
         writes.closings.push(Closing {
             alert_id: act.alert_id,
             at: act.at,
             now,
         });
     }
-    writes.timeline = act_timeline(act, decision)
-        .into_iter()
-        .map(|e| (AlertRef::Id(act.alert_id), e))
-        .collect();
+    writes
+        .timeline
+        .extend(entry.map(|e| (AlertRef::Id(act.alert_id), e)));
     if w.write(&writes).await?.is_err() {
         // Nothing new is inserted, so nothing can race.
         return Err(StoreError::Corrupt("acting on an alert raced".to_owned()));

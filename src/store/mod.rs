@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::alert::{
-    Action, Alert, AlertStatus, Decision, Event, TimelineEntry, TimelineKind, Urgency,
+    Action, Alert, AlertStatus, Decision, DuplicateRun, Event, TimelineEntry, TimelineKind, Urgency,
 };
 use crate::channel::{ChannelKind, Recipient};
 use crate::escalation::plan::Cursor;
@@ -537,8 +537,10 @@ pub(crate) fn timeline_for(
 ) -> Option<NewTimelineEntry> {
     use crate::alert::TimelineKind as K;
     let (kind, message) = match decision {
-        Decision::Open => (K::Received, format!("opened: {}", item.event.summary)),
-        Decision::Refresh { .. } => (K::Deduplicated, "the same alert again".to_owned()),
+        // Implied by the alert row (`opened_entry`).
+        Decision::Open => return None,
+        // Counted into the alert's run of duplicates instead (`run_timeline`).
+        Decision::Refresh { .. } => return None,
         Decision::Acknowledge { .. } => (K::Acknowledged, "acknowledged".to_owned()),
         Decision::AlreadyAcknowledged { .. } => {
             (K::Acknowledged, "acknowledged again (no change)".to_owned())
@@ -568,6 +570,58 @@ pub(crate) fn timeline_for(
         message,
         data: Some(serde_json::json!({ "dedup_key": item.dedup_key })),
     })
+}
+
+/// The "opened" entry an alert row implies (`opened_by` set): first in its
+/// timeline, with the summary it opened with.
+pub(crate) fn opened_entry(
+    alert_id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    summary: &str,
+    dedup_key: &str,
+) -> TimelineEntry {
+    TimelineEntry {
+        id: 0,
+        alert_id,
+        at,
+        kind: TimelineKind::Received,
+        actor,
+        message: format!("opened: {summary}"),
+        data: Some(serde_json::json!({ "dedup_key": dedup_key })),
+    }
+}
+
+/// The row a run of duplicates becomes when something ends it.
+pub(crate) fn run_timeline(run: &DuplicateRun, dedup_key: &str) -> NewTimelineEntry {
+    NewTimelineEntry {
+        alert_id: 0,
+        at: run.first_at,
+        kind: TimelineKind::Deduplicated,
+        actor: run.actor.clone(),
+        message: run.message(),
+        data: Some(run.data(dedup_key)),
+    }
+}
+
+/// The entries of a timeline that have no row of their own (`id` 0): the
+/// opening, implied by the alert row, and the run of duplicates it is
+/// counting, which comes last.
+#[derive(Debug, Default)]
+pub(crate) struct Implied {
+    pub opened: Option<TimelineEntry>,
+    pub run: Option<(String, DuplicateRun)>,
+}
+
+impl Implied {
+    /// A timeline as stored, with the implied entries in their places.
+    pub fn around(self, alert_id: i64, rows: Vec<TimelineEntry>) -> Vec<TimelineEntry> {
+        let mut entries = Vec::with_capacity(rows.len() + 2);
+        entries.extend(self.opened);
+        entries.extend(rows);
+        entries.extend(self.run.map(|(key, run)| run.pending_entry(alert_id, &key)));
+        entries
+    }
 }
 
 /// What the timeline says when a person or script acts on an alert by id.

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,14 +21,14 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
-    parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
+    opened_entry, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Implied, Ingest, IngestOutcome,
     NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
     StepRecord, Store, StoreError,
 };
 use crate::alert::event::is_empty_json;
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, Event, TimelineEntry};
+use crate::alert::{Alert, AlertStatus, Decision, DuplicateRun, Event, TimelineEntry};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
@@ -43,8 +44,20 @@ mod watch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Begins an ingest batch whose commit returns before the log is flushed;
+/// [`Store::sync`] waits for the flush. Sent as one simple query: no extra
+/// round trip.
+const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// Ingest commits that returned without waiting for the log flush.
+    committed: AtomicU64,
+    /// Of those, how many a flush is known to cover.
+    flushed: AtomicU64,
+    /// One flush at a time; a caller that waited usually finds its commits
+    /// covered by the flush it waited for (the SQLite log's `WalSync` works alike).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl PostgresStore {
@@ -55,7 +68,12 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            committed: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
+        })
     }
 }
 
@@ -80,12 +98,36 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
+    /// Ingest commits without waiting for the log flush (`ASYNC_COMMIT`). A
+    /// commit that does wait flushes the log up to its own commit record,
+    /// and so past every commit before it: one such commit makes every batch
+    /// committed so far durable, and group commit writes the next batch
+    /// meanwhile, as on SQLite. The transaction needs an id, or PostgreSQL
+    /// writes no commit record and waits for nothing.
+    async fn sync(&self) -> Result<(), StoreError> {
+        let mine = self.committed.load(Ordering::Acquire);
+        if self.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        let _turn = self.flushing.lock().await;
+        if self.flushed.load(Ordering::Acquire) >= mine {
+            return Ok(());
+        }
+        let upto = self.committed.load(Ordering::Acquire);
+        let tx = self.pool.begin_with("BEGIN; SELECT txid_current()").await?;
+        tx.commit().await?;
+        self.flushed.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
         retrying(|| async move {
             for _ in 0..apply::RACE_ATTEMPTS {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(ASYNC_COMMIT).await?;
                 if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
                     tx.commit().await?;
+                    // Durable at the next `sync`, which group commit calls.
+                    self.committed.fetch_add(1, Ordering::AcqRel);
                     return Ok(outcomes);
                 }
                 tx.rollback().await?;
@@ -155,28 +197,64 @@ impl Store for PostgresStore {
     }
 
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM alert_timeline WHERE alert_id = $1 ORDER BY id")
-            .bind(alert_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TimelineEntry {
-                    id: row.try_get("id")?,
-                    alert_id: row.try_get("alert_id")?,
-                    at: row.try_get("at")?,
-                    kind: row
-                        .try_get::<&str, _>("kind")?
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
-                    actor: row.try_get("actor")?,
-                    message: row.try_get("message")?,
-                    data: row
-                        .try_get::<Option<Json<serde_json::Value>>, _>("data")?
-                        .map(|j| j.0),
-                })
-            })
-            .collect()
+        // One statement, one snapshot: see the SQLite store's.
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, message, data, NULL::text AS dedup_key,
+                    NULL::bigint AS dup_count, NULL::timestamptz AS dup_last_at
+               FROM alert_timeline WHERE alert_id = $1
+             UNION ALL
+             SELECT NULL, created_at, 'opened', opened_by, COALESCE(opened_summary, summary), NULL,
+                    dedup_key, NULL, NULL
+               FROM alerts WHERE id = $1 AND opened_by IS NOT NULL
+             UNION ALL
+             SELECT NULL, dup_first_at, 'run', dup_actor, NULL, NULL, dedup_key, dup_count,
+                    dup_last_at
+               FROM alerts WHERE id = $1 AND dup_count > 0
+             ORDER BY 1",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut implied = Implied::default();
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
+                let key: String = row.try_get("dedup_key")?;
+                if row.try_get::<&str, _>("kind")? == "opened" {
+                    implied.opened = Some(opened_entry(
+                        alert_id,
+                        row.try_get("at")?,
+                        row.try_get("actor")?,
+                        row.try_get("message")?,
+                        &key,
+                    ));
+                } else {
+                    implied.run = duplicate_run(
+                        row.try_get::<Option<i64>, _>("dup_count")?.unwrap_or(0),
+                        row.try_get("at")?,
+                        row.try_get("dup_last_at")?,
+                        row.try_get("actor")?,
+                    )?
+                    .map(|r| (key, r));
+                }
+                continue;
+            };
+            entries.push(TimelineEntry {
+                id,
+                alert_id,
+                at: row.try_get("at")?,
+                kind: row
+                    .try_get::<&str, _>("kind")?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
+                actor: row.try_get("actor")?,
+                message: row.try_get("message")?,
+                data: row
+                    .try_get::<Option<Json<serde_json::Value>>, _>("data")?
+                    .map(|j| j.0),
+            });
+        }
+        Ok(implied.around(alert_id, entries))
     }
 
     async fn record_heartbeat(
@@ -854,8 +932,17 @@ impl Writes for Transaction<'static, Postgres> {
         })
     }
 
-    async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
-        status_of_locked(self, alert_id).await
+    async fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
+        // NO KEY: see `find_open`.
+        let row = sqlx::query(
+            "SELECT id, status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at,
+                    dup_actor
+               FROM alerts WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(alert_id)
+        .fetch_optional(&mut **self)
+        .await?;
+        row.as_ref().map(found_alert).transpose()
     }
 
     async fn write(
@@ -930,7 +1017,8 @@ async fn find_open(
     // alert, and the engine, holding the escalation row this batch closes
     // next, deadlocked with an acknowledgement.
     let rows = sqlx::query(
-        "SELECT a.id, a.status, a.service_id, a.dedup_key
+        "SELECT a.id, a.status, a.service_id, a.dedup_key, a.dup_count, a.dup_first_at,
+                a.dup_last_at, a.dup_actor
            FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
            JOIN alerts a ON a.service_id = k.service_id AND a.dedup_key = k.dedup_key
           WHERE a.status <> 'resolved'
@@ -941,29 +1029,64 @@ async fn find_open(
     .bind(dedup_keys)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(FoundAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-                service_id: row.try_get("service_id")?,
-                dedup_key: row.try_get("dedup_key")?,
-            })
-        })
-        .collect()
+    rows.iter().map(found_alert).collect()
 }
 
-async fn status_of_locked(
-    conn: &mut PgConnection,
-    alert_id: i64,
-) -> Result<Option<AlertStatus>, StoreError> {
-    let status: Option<String> =
-        // NO KEY: see `find_open`.
-        sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(alert_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    status.as_deref().map(parse_status).transpose()
+fn found_alert(row: &PgRow) -> Result<FoundAlert, StoreError> {
+    Ok(FoundAlert {
+        id: row.try_get("id")?,
+        status: parse_status(row.try_get("status")?)?,
+        service_id: row.try_get("service_id")?,
+        dedup_key: row.try_get("dedup_key")?,
+        run: duplicate_run(
+            row.try_get("dup_count")?,
+            row.try_get("dup_first_at")?,
+            row.try_get("dup_last_at")?,
+            row.try_get("dup_actor")?,
+        )?,
+    })
+}
+
+fn duplicate_run(
+    count: i64,
+    first_at: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
+    actor: Option<String>,
+) -> Result<Option<DuplicateRun>, StoreError> {
+    match (count, first_at, last_at, actor) {
+        (0, ..) => Ok(None),
+        (count, Some(first_at), Some(last_at), Some(actor)) => Ok(Some(DuplicateRun {
+            count,
+            first_at,
+            last_at,
+            actor,
+        })),
+        _ => Err(StoreError::Corrupt(
+            "a run of duplicates without its instants".to_owned(),
+        )),
+    }
+}
+
+/// A run of duplicates per row as the four `dup_` columns' arrays.
+#[derive(Default)]
+struct RunColumns<'a> {
+    count: Vec<i64>,
+    first_at: Vec<Option<DateTime<Utc>>>,
+    last_at: Vec<Option<DateTime<Utc>>>,
+    actor: Vec<Option<&'a str>>,
+}
+
+impl<'a> RunColumns<'a> {
+    fn of(runs: impl Iterator<Item = Option<&'a DuplicateRun>>) -> Self {
+        let mut c = RunColumns::default();
+        for run in runs {
+            c.count.push(run.map_or(0, |r| r.count));
+            c.first_at.push(run.map(|r| r.first_at));
+            c.last_at.push(run.map(|r| r.last_at));
+            c.actor.push(run.map(|r| r.actor.as_str()));
+        }
+        c
+    }
 }
 
 async fn insert_alerts(
@@ -974,17 +1097,22 @@ async fn insert_alerts(
     for row in rows {
         c.push(Some(&row.event), row.status, false)?;
     }
+    let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
     let returned = sqlx::query(
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
                              policy_id, labels, details, links, event_count, created_at,
-                             last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by)
+                             last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
+                             dup_count, dup_first_at, dup_last_at, dup_actor, opened_by,
+                             opened_summary)
          SELECT s, k, st, su, sev, src, urg, pol, lab::jsonb, det::jsonb, lnk::jsonb, n, ca, ls,
-                aa, ab, ra, rb
+                aa, ab, ra, rb, dc, df, dl, da, ob, os
            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
                        $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
-                       $17::timestamptz[], $18::text[])
-                AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb)
+                       $17::timestamptz[], $18::text[], $19::bigint[], $20::timestamptz[],
+                       $21::timestamptz[], $22::text[], $23::text[], $24::text[])
+                AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb,
+                     dc, df, dl, da, ob, os)
          ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
          RETURNING service_id, dedup_key, id",
     )
@@ -1006,6 +1134,16 @@ async fn insert_alerts(
     .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.1)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.resolved.map(|a| a.0)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.resolved.map(|a| a.1)).collect::<Vec<_>>())
+    .bind(runs.count)
+    .bind(runs.first_at)
+    .bind(runs.last_at)
+    .bind(runs.actor)
+    .bind(rows.iter().map(|r| r.opened_by).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.opened_summary.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     in_row_order(
@@ -1039,10 +1177,13 @@ async fn update_alerts(
             }
         }
     }
+    let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
     sqlx::query(
         "UPDATE alerts a SET
              event_count = a.event_count + v.n,
              summary = COALESCE(v.su, a.summary), severity = COALESCE(v.sev, a.severity),
+             opened_summary = COALESCE(a.opened_summary,
+                 CASE WHEN v.su <> a.summary THEN a.summary END),
              source = COALESCE(v.src, a.source), labels = COALESCE(v.lab::jsonb, a.labels),
              details = COALESCE(v.det::jsonb, a.details), links = COALESCE(v.lnk::jsonb, a.links),
              last_seen_at = COALESCE(v.ls, a.last_seen_at),
@@ -1050,11 +1191,16 @@ async fn update_alerts(
              acknowledged_at = COALESCE(v.aa, a.acknowledged_at),
              acknowledged_by = COALESCE(v.ab, a.acknowledged_by),
              resolved_at = COALESCE(v.ra, a.resolved_at),
-             resolved_by = COALESCE(v.rb, a.resolved_by)
+             resolved_by = COALESCE(v.rb, a.resolved_by),
+             dup_count = CASE WHEN v.rc THEN v.dc ELSE a.dup_count END,
+             dup_first_at = CASE WHEN v.rc THEN v.df ELSE a.dup_first_at END,
+             dup_last_at = CASE WHEN v.rc THEN v.dl ELSE a.dup_last_at END,
+             dup_actor = CASE WHEN v.rc THEN v.da ELSE a.dup_actor END
            FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[],
-                       $12::text[], $13::timestamptz[], $14::text[])
-                AS v(id, n, su, sev, src, lab, det, lnk, ls, st, aa, ab, ra, rb)
+                       $12::text[], $13::timestamptz[], $14::text[], $15::boolean[],
+                       $16::bigint[], $17::timestamptz[], $18::timestamptz[], $19::text[])
+                AS v(id, n, su, sev, src, lab, det, lnk, ls, st, aa, ab, ra, rb, rc, dc, df, dl, da)
           WHERE a.id = v.id",
     )
     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
@@ -1091,6 +1237,11 @@ async fn update_alerts(
             .map(|r| r.resolved.map(|a| a.1))
             .collect::<Vec<_>>(),
     )
+    .bind(rows.iter().map(|r| r.run_changed).collect::<Vec<_>>())
+    .bind(runs.count)
+    .bind(runs.first_at)
+    .bind(runs.last_at)
+    .bind(runs.actor)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -21,14 +22,14 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
-    notes_to_timeline, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter,
-    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Ingest, IngestOutcome,
-    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
-    StepRecord, Store, StoreError,
+    notes_to_timeline, opened_entry, parse_channel, parse_delivery, parse_method, winners, Act,
+    AlertFilter, Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Implied,
+    Ingest, IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
+    ProviderPage, StepRecord, Store, StoreError,
 };
 use crate::alert::event::is_empty_json;
 use crate::alert::TimelineKind;
-use crate::alert::{Alert, AlertStatus, Decision, TimelineEntry, Urgency};
+use crate::alert::{Alert, AlertStatus, Decision, DuplicateRun, TimelineEntry, Urgency};
 use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
@@ -231,27 +232,65 @@ impl Store for SqliteStore {
     }
 
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM alert_timeline WHERE alert_id = ?1 ORDER BY id")
-            .bind(alert_id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let data: Option<String> = row.try_get("data")?;
-                Ok(TimelineEntry {
-                    id: row.try_get("id")?,
-                    alert_id: row.try_get("alert_id")?,
-                    at: instant(row.try_get("at")?)?,
-                    kind: row
-                        .try_get::<&str, _>("kind")?
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
-                    actor: row.try_get("actor")?,
-                    message: row.try_get("message")?,
-                    data: data.map(|d| json(&d)).transpose()?,
-                })
-            })
-            .collect()
+        // One statement, so the rows and what the alert row implies come
+        // from one snapshot: a commit between two reads could end the run
+        // into a row and show it twice or not at all.
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, message, data,
+                    NULL AS dedup_key, NULL AS dup_count, NULL AS dup_last_at
+               FROM alert_timeline WHERE alert_id = ?1
+             UNION ALL
+             SELECT NULL, created_at, 'opened', opened_by, COALESCE(opened_summary, summary), NULL,
+                    dedup_key, NULL, NULL
+               FROM alerts WHERE id = ?1 AND opened_by IS NOT NULL
+             UNION ALL
+             SELECT NULL, dup_first_at, 'run', dup_actor, NULL, NULL, dedup_key, dup_count,
+                    dup_last_at
+               FROM alerts WHERE id = ?1 AND dup_count > 0
+             ORDER BY 1",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut implied = Implied::default();
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
+                let key: String = row.try_get("dedup_key")?;
+                if row.try_get::<&str, _>("kind")? == "opened" {
+                    implied.opened = Some(opened_entry(
+                        alert_id,
+                        instant(row.try_get("at")?)?,
+                        row.try_get("actor")?,
+                        row.try_get("message")?,
+                        &key,
+                    ));
+                } else {
+                    implied.run = duplicate_run(
+                        row.try_get("dup_count")?,
+                        row.try_get("at")?,
+                        row.try_get("dup_last_at")?,
+                        row.try_get("actor")?,
+                    )?
+                    .map(|r| (key, r));
+                }
+                continue;
+            };
+            let data: Option<String> = row.try_get("data")?;
+            entries.push(TimelineEntry {
+                id,
+                alert_id,
+                at: instant(row.try_get("at")?)?,
+                kind: row
+                    .try_get::<&str, _>("kind")?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("timeline kind: {e}")))?,
+                actor: row.try_get("actor")?,
+                message: row.try_get("message")?,
+                data: data.map(|d| json(&d)).transpose()?,
+            });
+        }
+        Ok(implied.around(alert_id, entries))
     }
 
     async fn record_heartbeat(
@@ -926,7 +965,9 @@ impl Writes for OneTrip {
         for (i, chunk) in keys.chunks(apply::CHUNK).enumerate() {
             let mut q = QueryBuilder::<Sqlite>::new(self.begin_here());
             q.push(
-                "SELECT (SELECT json_group_array(json_array(a.id, a.status, a.service_id, a.dedup_key))
+                "SELECT (SELECT json_group_array(json_array(a.id, a.status, a.service_id, a.dedup_key,
+                                                            a.dup_count, a.dup_first_at, a.dup_last_at,
+                                                            a.dup_actor))
                            FROM (",
             );
             q.push_values(chunk, |mut b, (service, key)| {
@@ -956,15 +997,15 @@ impl Writes for OneTrip {
                 );
             }
             let row = q.build().fetch_one(&mut *self.conn).await?;
-            let found: Vec<(i64, String, String, String)> =
-                serde_json::from_str(row.try_get("found")?)
-                    .map_err(|e| StoreError::Corrupt(format!("open alerts: {e}")))?;
-            for (id, status, service_id, dedup_key) in found {
+            let found: Vec<FoundRow> = serde_json::from_str(row.try_get("found")?)
+                .map_err(|e| StoreError::Corrupt(format!("open alerts: {e}")))?;
+            for (id, status, service_id, dedup_key, count, first, last, actor) in found {
                 known.found.push(FoundAlert {
                     id,
                     status: parse_status(&status)?,
                     service_id,
                     dedup_key,
+                    run: duplicate_run(count, first, last, actor)?,
                 });
             }
             if first {
@@ -980,16 +1021,32 @@ impl Writes for OneTrip {
         Ok(known)
     }
 
-    async fn status_of(&mut self, alert_id: i64) -> Result<Option<AlertStatus>, StoreError> {
+    async fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
         let sql = format!(
-            "{}SELECT status FROM alerts WHERE id = ?1",
+            "{}SELECT id, status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at,
+                      dup_actor
+                 FROM alerts WHERE id = ?1",
             self.begin_here()
         );
-        let status: Option<String> = sqlx::query_scalar(&sql)
+        let row = sqlx::query(&sql)
             .bind(alert_id)
             .fetch_optional(&mut *self.conn)
             .await?;
-        status.as_deref().map(parse_status).transpose()
+        row.map(|row| {
+            Ok(FoundAlert {
+                id: row.try_get("id")?,
+                status: parse_status(row.try_get("status")?)?,
+                service_id: row.try_get("service_id")?,
+                dedup_key: row.try_get("dedup_key")?,
+                run: duplicate_run(
+                    row.try_get("dup_count")?,
+                    row.try_get("dup_first_at")?,
+                    row.try_get("dup_last_at")?,
+                    row.try_get("dup_actor")?,
+                )?,
+            })
+        })
+        .transpose()
     }
 
     async fn write(
@@ -1114,7 +1171,9 @@ fn push_insert_alerts<'a>(
     q.push(
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
                              policy_id, labels, details, links, event_count, created_at, last_seen_at,
-                             acknowledged_at, acknowledged_by, resolved_at, resolved_by) ",
+                             acknowledged_at, acknowledged_by, resolved_at, resolved_by,
+                             dup_count, dup_first_at, dup_last_at, dup_actor, opened_by,
+                             opened_summary) ",
     );
     q.push_values(
         rows.iter().zip(encoded),
@@ -1137,6 +1196,9 @@ fn push_insert_alerts<'a>(
                 .push_bind(row.acknowledged.map(|(_, by)| by))
                 .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
                 .push_bind(row.resolved.map(|(_, by)| by));
+            push_run(&mut b, row.run.as_ref());
+            b.push_bind(row.opened_by)
+                .push_bind(row.opened_summary.as_deref());
         },
     );
     Ok(())
@@ -1150,7 +1212,10 @@ fn push_update_alerts<'a>(
     q: &mut QueryBuilder<'a, Sqlite>,
     rows: &'a [AlertChange<'a>],
 ) -> Result<(), StoreError> {
-    let refreshed: Vec<&AlertChange<'a>> = rows.iter().filter(|r| r.added_events > 0).collect();
+    let refreshed: Vec<&AlertChange<'a>> = rows
+        .iter()
+        .filter(|r| r.added_events > 0 || r.run_changed)
+        .collect();
     if !refreshed.is_empty() {
         let mut encoded = Vec::with_capacity(refreshed.len());
         for row in &refreshed {
@@ -1168,9 +1233,13 @@ fn push_update_alerts<'a>(
             "UPDATE alerts SET
                  event_count = event_count + v.column2,
                  summary = COALESCE(v.column3, summary), severity = COALESCE(v.column4, severity),
+                 opened_summary = COALESCE(opened_summary,
+                     CASE WHEN v.column3 <> summary THEN summary END),
                  source = COALESCE(v.column5, source), labels = COALESCE(v.column6, labels),
                  details = COALESCE(v.column7, details), links = COALESCE(v.column8, links),
-                 last_seen_at = COALESCE(v.column9, last_seen_at)
+                 last_seen_at = COALESCE(v.column9, last_seen_at),
+                 dup_count = v.column10, dup_first_at = v.column11, dup_last_at = v.column12,
+                 dup_actor = v.column13
              FROM (",
         );
         q.push_values(refreshed.into_iter().zip(encoded), |mut b, (row, json)| {
@@ -1185,6 +1254,7 @@ fn push_update_alerts<'a>(
                 .push_bind(details)
                 .push_bind(links)
                 .push_bind(row.refreshed.as_ref().map(|(_, at)| at.timestamp_millis()));
+            push_run(&mut b, row.run.as_ref());
         });
         q.push(") AS v WHERE alerts.id = v.column1; ");
     }
@@ -1303,6 +1373,46 @@ fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closi
               WHERE n.follow_up = 0 AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
                      OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL)); ",
         );
+    }
+}
+
+/// What the batch read returns per open alert.
+type FoundRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// Binds a run of duplicates as the four `dup_` columns (count 0: none).
+fn push_run<'a>(b: &mut Separated<'_, 'a, Sqlite, &'static str>, run: Option<&'a DuplicateRun>) {
+    b.push_bind(run.map_or(0, |r| r.count))
+        .push_bind(run.map(|r| r.first_at.timestamp_millis()))
+        .push_bind(run.map(|r| r.last_at.timestamp_millis()))
+        .push_bind(run.map(|r| r.actor.as_str()));
+}
+
+fn duplicate_run(
+    count: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+    actor: Option<String>,
+) -> Result<Option<DuplicateRun>, StoreError> {
+    match (count, first, last, actor) {
+        (0, ..) => Ok(None),
+        (count, Some(first), Some(last), Some(actor)) => Ok(Some(DuplicateRun {
+            count,
+            first_at: instant(first)?,
+            last_at: instant(last)?,
+            actor,
+        })),
+        _ => Err(StoreError::Corrupt(
+            "a run of duplicates without its instants".to_owned(),
+        )),
     }
 }
 

@@ -51,6 +51,7 @@ mod silences;
 mod simulate;
 mod sqlite_lock;
 mod store;
+mod store_duplicates;
 mod store_outage;
 mod support;
 mod test_pages;

@@ -1,0 +1,7 @@
+-- The run of duplicates an alert is counting (see src/alert/dedup.rs): one
+-- timeline entry per alert per minute instead of a row per duplicate. The
+-- columns are on the alert row so that a duplicate writes only that row.
+ALTER TABLE alerts ADD COLUMN dup_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN dup_first_at INTEGER;
+ALTER TABLE alerts ADD COLUMN dup_last_at INTEGER;
+ALTER TABLE alerts ADD COLUMN dup_actor TEXT;
