@@ -123,6 +123,50 @@ pub struct UiConfig {
     /// Failed logins allowed per login name within [`UiConfig::failure_window`].
     pub login_failures: u32,
     pub failure_window: Duration,
+    /// OpenID Connect login (`ui.oidc.*`); off unless an issuer is set.
+    pub oidc: OidcConfig,
+}
+
+/// OpenID Connect login for the web UI: the provider and Rouse's client there.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    /// Unset for a public client (PKCE alone).
+    pub client_secret: Option<Secret>,
+    /// The ID-token claim that names the person: `email` matches a person's
+    /// email, `sub` and `preferred_username` match their id.
+    pub claim: OidcClaim,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+}
+
+impl OidcConfig {
+    pub fn enabled(&self) -> bool {
+        self.issuer.is_some()
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            claim: OidcClaim::Email,
+            scopes: vec!["email".to_owned()],
+        }
+    }
+}
+
+/// The ID-token claims `ui.oidc.claim` may name (the standard ones the
+/// OIDC client checks the types of; a free-form claim could be anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcClaim {
+    Email,
+    Sub,
+    PreferredUsername,
 }
 
 impl fmt::Debug for Config {
@@ -189,6 +233,7 @@ impl Default for Config {
                 session_idle: Duration::from_secs(8 * 3600),
                 login_failures: 5,
                 failure_window: Duration::from_secs(15 * 60),
+                oidc: OidcConfig::default(),
             },
         }
     }
@@ -267,6 +312,12 @@ impl Config {
             });
         }
         self.tls.validate()?;
+        if self.ui.oidc.enabled() && self.ui.oidc.client_id.is_none() {
+            return Err(ConfigError {
+                setting: "ui.oidc.client_id".to_owned(),
+                message: "is required when ui.oidc.issuer is set".to_owned(),
+            });
+        }
         Ok(())
     }
 }
@@ -552,6 +603,70 @@ pub const SETTINGS: &[Setting] = &[
                 return Err("must be longer than zero".to_owned());
             }
             c.ui.failure_window = window;
+            Ok(())
+        },
+    },
+    // OpenID Connect login for the web UI (src/web/oidc.rs).
+    Setting {
+        file: "ui.oidc.issuer",
+        env: "ROUSE_UI_OIDC_ISSUER",
+        help: "OpenID Connect issuer URL for web UI login (unset: no SSO)",
+        apply: |c, v| {
+            match reqwest::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(format!("expected an http(s) URL, got {v:?}")),
+            }
+            c.ui.oidc.issuer = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.client_id",
+        env: "ROUSE_UI_OIDC_CLIENT_ID",
+        help: "Rouse's client id at the OpenID provider",
+        apply: |c, v| {
+            c.ui.oidc.client_id = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.client_secret",
+        env: "ROUSE_UI_OIDC_CLIENT_SECRET",
+        help: "Rouse's client secret at the OpenID provider (unset: a public client)",
+        apply: |c, v| {
+            c.ui.oidc.client_secret = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.claim",
+        env: "ROUSE_UI_OIDC_CLAIM",
+        help: "ID-token claim naming the person: email (their email), sub or preferred_username (their id) (email)",
+        apply: |c, v| {
+            c.ui.oidc.claim = match v {
+                "email" => OidcClaim::Email,
+                "sub" => OidcClaim::Sub,
+                "preferred_username" => OidcClaim::PreferredUsername,
+                _ => {
+                    return Err(format!(
+                        "expected email, sub or preferred_username, got {v:?}"
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.scopes",
+        env: "ROUSE_UI_OIDC_SCOPES",
+        help: "scopes asked for besides openid, space- or comma-separated (email)",
+        apply: |c, v| {
+            c.ui.oidc.scopes = v
+                .split([' ', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && *s != "openid")
+                .map(str::to_owned)
+                .collect();
             Ok(())
         },
     },
