@@ -49,6 +49,10 @@ pub(super) fn login_page(
             admin_token => web.app.config.admin_token.is_some(),
             // None: SSO not configured; false: configured, provider not reached yet.
             sso => web.oidc.as_ref().map(|o| o.available()),
+            sso_url => format!(
+                "/ui/login/oidc?next={}",
+                crate::channel::twilio::percent_encode(next)
+            ),
         },
     );
     let secure = if web.secure { "; Secure" } else { "" };

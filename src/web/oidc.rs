@@ -22,8 +22,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -230,7 +230,8 @@ pub async fn start(
     let cookie = format!(
         "{FLOW_COOKIE}={sealed}; Path=/ui/login/oidc; HttpOnly; SameSite=Lax; Max-Age={FLOW_MAX_AGE}{secure}"
     );
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response();
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -299,7 +300,8 @@ pub async fn callback(
         .to_owned();
     // Whatever happens next, this login attempt is spent.
     let finish = |mut response: Response| {
-        let clear = clear_cookie(FLOW_COOKIE, web.secure).replace("Path=/ui", "Path=/ui/login/oidc");
+        let clear =
+            clear_cookie(FLOW_COOKIE, web.secure).replace("Path=/ui", "Path=/ui/login/oidc");
         if let Ok(v) = HeaderValue::from_str(&clear) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -406,23 +408,47 @@ async fn exchange(
     let claims = token
         .claims(&client.id_token_verifier(), &Nonce::new(flow.nonce.clone()))
         .map_err(|e| error_chain(&e))?;
-    match oidc.config.claim {
-        OidcClaim::Email => {
-            // An address the provider says it has not verified names nobody.
-            if claims.email_verified() == Some(false) {
-                return Err("the provider has not verified this email address".to_owned());
-            }
-            claims
-                .email()
-                .map(|e| e.as_str().to_owned())
-                .ok_or_else(|| "the ID token has no email claim (scope email?)".to_owned())
-        }
-        OidcClaim::Sub => Ok(claims.subject().as_str().to_owned()),
+    let from_token = match oidc.config.claim {
+        OidcClaim::Email => claims
+            .email()
+            .map(|e| (e.as_str().to_owned(), claims.email_verified())),
+        OidcClaim::Sub => Some((claims.subject().as_str().to_owned(), None)),
         OidcClaim::PreferredUsername => claims
             .preferred_username()
-            .map(|u| u.as_str().to_owned())
-            .ok_or_else(|| "the ID token has no preferred_username claim".to_owned()),
+            .map(|u| (u.as_str().to_owned(), None)),
+    };
+    // Providers may keep scope claims out of the ID token when they issue an
+    // access token (OIDC Core 5.4); then the UserInfo endpoint has them, and
+    // its `sub` must be the ID token's.
+    let (value, verified) = match from_token {
+        Some(found) => found,
+        None => {
+            let info: openidconnect::core::CoreUserInfoClaims = client
+                .user_info(
+                    response.access_token().clone(),
+                    Some(claims.subject().clone()),
+                )
+                .map_err(|e| error_chain(&e))?
+                .request_async(&oidc.http)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            match oidc.config.claim {
+                OidcClaim::Email => info
+                    .email()
+                    .map(|e| (e.as_str().to_owned(), info.email_verified())),
+                OidcClaim::Sub => Some((info.subject().as_str().to_owned(), None)),
+                OidcClaim::PreferredUsername => info
+                    .preferred_username()
+                    .map(|u| (u.as_str().to_owned(), None)),
+            }
+            .ok_or("neither the ID token nor UserInfo has the configured claim")?
+        }
+    };
+    // An address the provider says it has not verified names nobody.
+    if verified == Some(false) {
+        return Err("the provider has not verified this email address".to_owned());
     }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -515,7 +515,11 @@ fn window_summary(scrape: &str) -> String {
     for line in scrape.lines() {
         if let Some(rest) = line.strip_prefix("rouse_delivery_unrecorded_seconds_bucket{le=\"") {
             let le = rest.split('"').next().unwrap_or("");
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
             if let Some(n) = value(line) {
                 buckets.push((le, n));
             }
