@@ -3,7 +3,9 @@
 //! flow with PKCE as a browser follows it, the provider's development login
 //! form filled in by the test. A login yields the right person's session; a
 //! wrong state, a replayed callback and an account that matches nobody get
-//! no session; a provider that is down leaves password login working.
+//! no session; a provider that is down leaves password login working. Then
+//! the same login in headless Chromium (tests/peers/web_oidc.js), with
+//! screenshots in `target/screenshots/web-oidc-*.png`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -236,7 +238,7 @@ async fn sso_refuses_a_wrong_state_and_an_account_that_matches_nobody() {
     let callback = to_callback(&mut browser, &app, &provider.issuer, "alice").await;
     let state_at = callback.find("state=").expect("state in the callback") + "state=".len();
     let mut forged = callback.clone();
-    forged.insert_str(state_at, "x");
+    forged.insert(state_at, 'x');
     let refused = browser.get(&forged).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("does not belong"), "{}", refused.body);
@@ -258,6 +260,62 @@ async fn sso_refuses_a_wrong_state_and_an_account_that_matches_nobody() {
         303,
         "still logged out"
     );
+    drop(provider);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sso_login_in_headless_chromium() {
+    const TEST: &str = "sso_login_in_headless_chromium";
+    let Some(script) = node_with_provider(TEST) else {
+        return;
+    };
+    let chromium =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if !chromium.exists() {
+        missing::<()>(TEST, "Chromium (Debian package chromium)");
+        return;
+    }
+    if !peers_dir().join("node_modules/playwright-core").exists() {
+        missing::<()>(TEST, "npm playwright-core in tests/peers");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let port = free_port();
+    let app = spawn(&db, port).await;
+    let provider = start_provider(&script, port, &app.base);
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(peers_dir().join("web_oidc.js"))
+            .args([base.as_str(), &shots.display().to_string(), "alice"])
+            .env("CHROMIUM", &chromium)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The button is there whether or not start-up discovery had reached the
+    // provider yet (it started after Rouse); clicking it discovers again.
+    assert!(
+        seen["providerUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&provider.issuer),
+        "{seen}"
+    );
+    assert_eq!(seen["afterLogin"], app.url("/ui/oncall"), "{seen}");
+    let cookies = seen["cookies"].as_array().unwrap();
+    assert!(cookies.iter().any(|c| c == "rouse_session"), "{seen}");
+    assert!(!cookies.iter().any(|c| c == "rouse_oidc"), "{seen}");
     drop(provider);
     app.stop().await;
 }
