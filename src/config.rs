@@ -1027,6 +1027,49 @@ mod tests {
     }
 
     #[test]
+    fn oidc_settings_from_file_and_environment_and_the_secret_stays_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "ui:\n  oidc:\n    issuer: https://login.example.com/realms/ops\n    \
+             client_id: rouse\n    claim: preferred_username\n    scopes: openid email, profile\n",
+        )
+        .unwrap();
+        let env = env_of(&[("ROUSE_UI_OIDC_CLIENT_SECRET", "oidc-s3cret")]);
+        let c = Config::load(Some(&path), &env).unwrap();
+        let oidc = &c.ui.oidc;
+        assert!(oidc.enabled());
+        assert_eq!(
+            oidc.issuer.as_deref(),
+            Some("https://login.example.com/realms/ops")
+        );
+        assert_eq!(oidc.client_id.as_deref(), Some("rouse"));
+        assert_eq!(oidc.claim, OidcClaim::PreferredUsername);
+        assert_eq!(oidc.scopes, ["email", "profile"]);
+        assert_eq!(
+            oidc.client_secret.as_ref().map(Secret::expose),
+            Some("oidc-s3cret")
+        );
+        assert!(!format!("{c:?}").contains("oidc-s3cret"));
+        assert!(!Config::load(None, &env_of(&[])).unwrap().ui.oidc.enabled());
+
+        let no_client = env_of(&[("ROUSE_UI_OIDC_ISSUER", "https://login.example.com")]);
+        let err = Config::load(None, &no_client).unwrap_err();
+        assert_eq!(err.setting, "ui.oidc.client_id");
+        let bad_claim = env_of(&[("ROUSE_UI_OIDC_CLAIM", "groups")]);
+        assert_eq!(
+            Config::load(None, &bad_claim).unwrap_err().setting,
+            "ROUSE_UI_OIDC_CLAIM"
+        );
+        let bad_issuer = env_of(&[("ROUSE_UI_OIDC_ISSUER", "login.example.com")]);
+        assert_eq!(
+            Config::load(None, &bad_issuer).unwrap_err().setting,
+            "ROUSE_UI_OIDC_ISSUER"
+        );
+    }
+
+    #[test]
     fn a_bad_setting_is_named_in_one_sentence() {
         let err = Config::load(None, &env_of(&[("ROUSE_LISTEN", "nope")])).unwrap_err();
         let text = err.to_string();
