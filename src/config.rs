@@ -123,6 +123,50 @@ pub struct UiConfig {
     /// Failed logins allowed per login name within [`UiConfig::failure_window`].
     pub login_failures: u32,
     pub failure_window: Duration,
+    /// OpenID Connect login (`ui.oidc.*`); off unless an issuer is set.
+    pub oidc: OidcConfig,
+}
+
+/// OpenID Connect login for the web UI: the provider and Rouse's client there.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    /// Unset for a public client (PKCE alone).
+    pub client_secret: Option<Secret>,
+    /// The ID-token claim that names the person: `email` matches a person's
+    /// email, `sub` and `preferred_username` match their id.
+    pub claim: OidcClaim,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+}
+
+impl OidcConfig {
+    pub fn enabled(&self) -> bool {
+        self.issuer.is_some()
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            claim: OidcClaim::Email,
+            scopes: vec!["email".to_owned()],
+        }
+    }
+}
+
+/// The ID-token claims `ui.oidc.claim` may name (the standard ones the
+/// OIDC client checks the types of; a free-form claim could be anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcClaim {
+    Email,
+    Sub,
+    PreferredUsername,
 }
 
 impl fmt::Debug for Config {
@@ -189,6 +233,7 @@ impl Default for Config {
                 session_idle: Duration::from_secs(8 * 3600),
                 login_failures: 5,
                 failure_window: Duration::from_secs(15 * 60),
+                oidc: OidcConfig::default(),
             },
         }
     }
@@ -267,6 +312,12 @@ impl Config {
             });
         }
         self.tls.validate()?;
+        if self.ui.oidc.enabled() && self.ui.oidc.client_id.is_none() {
+            return Err(ConfigError {
+                setting: "ui.oidc.client_id".to_owned(),
+                message: "is required when ui.oidc.issuer is set".to_owned(),
+            });
+        }
         Ok(())
     }
 }
@@ -552,6 +603,70 @@ pub const SETTINGS: &[Setting] = &[
                 return Err("must be longer than zero".to_owned());
             }
             c.ui.failure_window = window;
+            Ok(())
+        },
+    },
+    // OpenID Connect login for the web UI (src/web/oidc.rs).
+    Setting {
+        file: "ui.oidc.issuer",
+        env: "ROUSE_UI_OIDC_ISSUER",
+        help: "OpenID Connect issuer URL for web UI login (unset: no SSO)",
+        apply: |c, v| {
+            match reqwest::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(format!("expected an http(s) URL, got {v:?}")),
+            }
+            c.ui.oidc.issuer = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.client_id",
+        env: "ROUSE_UI_OIDC_CLIENT_ID",
+        help: "Rouse's client id at the OpenID provider",
+        apply: |c, v| {
+            c.ui.oidc.client_id = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.client_secret",
+        env: "ROUSE_UI_OIDC_CLIENT_SECRET",
+        help: "Rouse's client secret at the OpenID provider (unset: a public client)",
+        apply: |c, v| {
+            c.ui.oidc.client_secret = Some(Secret::new(v));
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.claim",
+        env: "ROUSE_UI_OIDC_CLAIM",
+        help: "ID-token claim naming the person: email (their email), sub or preferred_username (their id) (email)",
+        apply: |c, v| {
+            c.ui.oidc.claim = match v {
+                "email" => OidcClaim::Email,
+                "sub" => OidcClaim::Sub,
+                "preferred_username" => OidcClaim::PreferredUsername,
+                _ => {
+                    return Err(format!(
+                        "expected email, sub or preferred_username, got {v:?}"
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        file: "ui.oidc.scopes",
+        env: "ROUSE_UI_OIDC_SCOPES",
+        help: "scopes asked for besides openid, space- or comma-separated (email)",
+        apply: |c, v| {
+            c.ui.oidc.scopes = v
+                .split([' ', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && *s != "openid")
+                .map(str::to_owned)
+                .collect();
             Ok(())
         },
     },
@@ -909,6 +1024,49 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
         assert_eq!(c.intake.max_body_bytes, 4096);
         assert_eq!(c.rotations_dir, PathBuf::from("/etc/rouse"));
+    }
+
+    #[test]
+    fn oidc_settings_from_file_and_environment_and_the_secret_stays_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rouse.yaml");
+        std::fs::write(
+            &path,
+            "ui:\n  oidc:\n    issuer: https://login.example.com/realms/ops\n    \
+             client_id: rouse\n    claim: preferred_username\n    scopes: openid email, profile\n",
+        )
+        .unwrap();
+        let env = env_of(&[("ROUSE_UI_OIDC_CLIENT_SECRET", "oidc-s3cret")]);
+        let c = Config::load(Some(&path), &env).unwrap();
+        let oidc = &c.ui.oidc;
+        assert!(oidc.enabled());
+        assert_eq!(
+            oidc.issuer.as_deref(),
+            Some("https://login.example.com/realms/ops")
+        );
+        assert_eq!(oidc.client_id.as_deref(), Some("rouse"));
+        assert_eq!(oidc.claim, OidcClaim::PreferredUsername);
+        assert_eq!(oidc.scopes, ["email", "profile"]);
+        assert_eq!(
+            oidc.client_secret.as_ref().map(Secret::expose),
+            Some("oidc-s3cret")
+        );
+        assert!(!format!("{c:?}").contains("oidc-s3cret"));
+        assert!(!Config::load(None, &env_of(&[])).unwrap().ui.oidc.enabled());
+
+        let no_client = env_of(&[("ROUSE_UI_OIDC_ISSUER", "https://login.example.com")]);
+        let err = Config::load(None, &no_client).unwrap_err();
+        assert_eq!(err.setting, "ui.oidc.client_id");
+        let bad_claim = env_of(&[("ROUSE_UI_OIDC_CLAIM", "groups")]);
+        assert_eq!(
+            Config::load(None, &bad_claim).unwrap_err().setting,
+            "ROUSE_UI_OIDC_CLAIM"
+        );
+        let bad_issuer = env_of(&[("ROUSE_UI_OIDC_ISSUER", "login.example.com")]);
+        assert_eq!(
+            Config::load(None, &bad_issuer).unwrap_err().setting,
+            "ROUSE_UI_OIDC_ISSUER"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Logging in and out of the web UI: a person's password (Argon2 hash in the
 //! YAML) or the admin token. Failed attempts are limited per login name.
+//! Single sign-on (src/web/oidc.rs) ends in the same [`start_session`].
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -20,14 +21,14 @@ pub struct Next {
 
 /// Only a path inside the UI, so the login form cannot be turned into an
 /// open redirect.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains('\\') => n,
         _ => "/ui/alerts",
     }
 }
 
-fn login_page(
+pub(super) fn login_page(
     web: &WebState,
     status: StatusCode,
     next: &str,
@@ -46,6 +47,12 @@ fn login_page(
             error => error,
             csrf => csrf,
             admin_token => web.app.config.admin_token.is_some(),
+            // None: SSO not configured; false: configured, provider not reached yet.
+            sso => web.oidc.as_ref().map(|o| o.available()),
+            sso_url => format!(
+                "/ui/login/oidc?next={}",
+                crate::channel::twilio::percent_encode(next)
+            ),
         },
     );
     let secure = if web.secure { "; Secure" } else { "" };
@@ -65,6 +72,9 @@ pub async fn form(
 ) -> Response {
     let next = query.ok().and_then(|q| q.0.next);
     let nonce = cookie(&headers, LOGIN_COOKIE).map(str::to_owned);
+    if let Some(oidc) = &web.oidc {
+        oidc.refresh().await;
+    }
     login_page(
         &web,
         StatusCode::OK,
@@ -198,19 +208,30 @@ pub async fn submit(
         ));
     };
     web.sessions.succeeded(&name);
-    // A new id at every login: a session id planted before login is worthless.
-    let session = web.sessions.start(&person, now);
     tracing::info!(person = %person, "web UI login");
+    Ok(start_session(&web, &person, next, now))
+}
+
+/// Logs `person` in: a new session cookie, the login form's cookie cleared,
+/// and a redirect to `next`. Every way of logging in ends here.
+pub(super) fn start_session(
+    web: &WebState,
+    person: &str,
+    next: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Response {
+    // A new id at every login: a session id planted before login is worthless.
+    let session = web.sessions.start(person, now);
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, next)]).into_response();
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(&web, &web.sessions.encode(&session)),
+        set_cookie(web, &web.sessions.encode(&session)),
     );
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(LOGIN_COOKIE, web.secure)) {
         headers.append(header::SET_COOKIE, v);
     }
-    Ok(response)
+    response
 }
 
 #[derive(Deserialize)]

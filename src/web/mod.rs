@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::http::AppState;
 
 mod login;
+mod oidc;
 mod pages;
 mod schedules;
 pub mod session;
@@ -39,6 +40,8 @@ pub struct WebState {
     pub sessions: Arc<Sessions>,
     /// Cookies get `Secure` when people reach Rouse over HTTPS.
     pub secure: bool,
+    /// Single sign-on, when `ui.oidc.issuer` is set.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl FromRef<WebState> for AppState {
@@ -56,7 +59,15 @@ pub fn router(app: &AppState) -> Router<AppState> {
         ui.login_failures,
         ui.failure_window,
     ));
+    let oidc = oidc::Oidc::new(&ui.oidc, &app.config.public_url);
+    if let (Some(oidc), Ok(runtime)) = (&oidc, tokio::runtime::Handle::try_current()) {
+        // Discovery at start-up, in the background: a provider that is down
+        // must not hold up or stop the server.
+        let oidc = oidc.clone();
+        runtime.spawn(async move { oidc.refresh().await });
+    }
     let state = WebState {
+        oidc,
         secure: app.config.public_url.starts_with("https://") || app.config.tls.enabled(),
         app: app.clone(),
         sessions,
@@ -65,6 +76,8 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/ui/alerts") }))
         .route("/ui", get(|| async { Redirect::to("/ui/alerts") }))
         .route("/ui/login", get(login::form).post(login::submit))
+        .route("/ui/login/oidc", get(oidc::start))
+        .route("/ui/login/oidc/callback", get(oidc::callback))
         .route("/ui/logout", post(login::logout))
         .route("/ui/alerts", get(pages::alerts))
         .route("/ui/alerts/{id}", get(pages::alert))

@@ -109,6 +109,20 @@ impl Sessions {
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
     }
 
+    /// `data` with a MAC for `purpose`: for short-lived state the browser
+    /// carries (the OIDC login's state, nonce and PKCE verifier). Signed, not
+    /// encrypted: it only ever goes back to this server over the same channel.
+    pub fn seal(&self, purpose: &str, data: &str) -> String {
+        format!("{data}.{}", self.mac(purpose, data))
+    }
+
+    /// The data of a [`Sessions::seal`]ed value, if this server signed it for `purpose`.
+    pub fn open<'a>(&self, purpose: &str, sealed: &'a str) -> Option<&'a str> {
+        let (data, mac) = sealed.rsplit_once('.')?;
+        let expected = self.mac(purpose, data);
+        bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then_some(data)
+    }
+
     /// A new session for `person`, with a fresh random id.
     pub fn start(&self, person: &str, now: DateTime<Utc>) -> Session {
         Session {

@@ -67,4 +67,5 @@ mod watch_http;
 mod watch_runner;
 mod watch_tls;
 mod web_browser;
+mod web_oidc;
 mod web_ui;

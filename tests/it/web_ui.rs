@@ -79,10 +79,21 @@ impl Browser {
         }
     }
 
+    /// A path on Rouse, or an absolute URL (another server on 127.0.0.1,
+    /// such as the OpenID provider; cookies are shared across ports there,
+    /// as browsers share them).
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let response = self
             .client
-            .get(format!("{}{path}", self.base))
+            .get(self.url(path))
             .header("cookie", self.cookie_header())
             .send()
             .await
@@ -104,7 +115,7 @@ impl Browser {
             .join("&");
         let response = self
             .client
-            .post(format!("{}{path}", self.base))
+            .post(self.url(path))
             .header("cookie", self.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)

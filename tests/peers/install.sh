@@ -43,3 +43,10 @@ if ! "$VENV/bin/python" -c 'import icalendar' 2>/dev/null; then
   timeout 300 "$VENV/bin/pip" install -q --disable-pip-version-check icalendar
 fi
 echo "icalendar ready: $("$VENV/bin/python" -c 'import icalendar; print(icalendar.__version__)')"
+
+# --- web UI single sign-on (tests/it/web_oidc.rs) -----------------------------
+# npm oidc-provider: a real OpenID Connect provider (tests/peers/oidc_provider.js).
+if [ ! -f node_modules/oidc-provider/package.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "oidc-provider ready: $(node -p 'require("./node_modules/oidc-provider/package.json").version')"
