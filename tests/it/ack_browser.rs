@@ -4,41 +4,24 @@
 //! Screenshots are kept under `target/screenshots/`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use rouse::channel::{ChannelsConfig, TwilioSettings};
 use rouse::config::Secret;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::fake_twilio::FakeTwilio;
-use crate::peers::{missing, peers_dir};
+use crate::peers::{chromium, run_browser};
 use crate::support::{eventually, TestApp, TestDb, PAYMENTS_KEY};
 
 const SID: &str = "AC00000000000000000000000000000008";
 const TOKEN: &str = "browser-auth-token";
 
-fn chromium() -> Option<PathBuf> {
-    let path =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if !path.exists() {
-        return missing(
-            "ack_page_in_headless_chromium",
-            "Chromium (Debian package chromium)",
-        );
-    }
-    if !peers_dir().join("node_modules/playwright-core").exists() {
-        return missing(
-            "ack_page_in_headless_chromium",
-            "npm playwright-core in tests/peers",
-        );
-    }
-    Some(path)
-}
-
 #[tokio::test]
 async fn ack_page_in_headless_chromium() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = chromium("ack_page_in_headless_chromium") else {
+        return;
+    };
     let db = TestDb::sqlite();
     let fake = FakeTwilio::start(SID, TOKEN).await;
     let base = fake.base_url();
@@ -97,27 +80,15 @@ async fn ack_page_in_headless_chromium() {
     .unwrap();
 
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    let out = tokio::task::spawn_blocking({
-        let (page, shots) = (page.clone(), shots.clone());
-        move || {
-            Command::new("node")
-                .arg(peers_dir().join("ack_page.js"))
-                .arg(format!("file://{}", page.display()))
-                .arg(&shots)
-                .env("CHROMIUM", &chromium)
-                .output()
-        }
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let result = run_browser(
+        &chromium,
+        "ack_page.js",
+        vec![
+            format!("file://{}", page.display()),
+            shots.display().to_string(),
+        ],
+    )
+    .await;
     assert_eq!(result["shown"], "Acknowledge this alert?", "{result}");
     let confirmed = result["confirmed"].as_str().unwrap();
     assert!(confirmed.contains("Escalation stopped"), "{confirmed}");

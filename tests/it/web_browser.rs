@@ -5,14 +5,12 @@
 //! DST change with coverage gaps. Screenshots: `target/screenshots/web-*.png`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use rouse::clock::ManualClock;
-use serde_json::Value;
 
-use crate::peers::{missing, peers_dir};
+use crate::peers::{chromium, run_browser};
 use crate::support::{TestApp, TestDb, PAYMENTS_KEY};
 use crate::web_ui::{catalog_with_login, ALICE_PASSWORD};
 
@@ -75,22 +73,11 @@ services:
         key: payments-test-key-0123456789
 "#;
 
-fn chromium() -> Option<PathBuf> {
-    const TEST: &str = "web_ui_in_headless_chromium";
-    let path =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if !path.exists() {
-        return missing(TEST, "Chromium (Debian package chromium)");
-    }
-    if !peers_dir().join("node_modules/playwright-core").exists() {
-        return missing(TEST, "npm playwright-core in tests/peers");
-    }
-    Some(path)
-}
-
 #[tokio::test]
 async fn web_ui_in_headless_chromium() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = chromium("web_ui_in_headless_chromium") else {
+        return;
+    };
     let db = TestDb::sqlite();
     // Friday 12 March 2027, 10:00 UTC: Alice has the Berlin day.
     let now = Utc.with_ymd_and_hms(2027, 3, 12, 10, 0, 0).unwrap();
@@ -100,32 +87,18 @@ async fn web_ui_in_headless_chromium() {
 
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let base = app.base.clone();
-    let out = tokio::task::spawn_blocking({
-        let shots = shots.clone();
-        move || {
-            Command::new("node")
-                .arg(peers_dir().join("web_ui.js"))
-                .args([
-                    base.as_str(),
-                    &shots.display().to_string(),
-                    PAYMENTS_KEY,
-                    "alice",
-                    ALICE_PASSWORD,
-                ])
-                .env("CHROMIUM", &chromium)
-                .output()
-        }
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let seen = run_browser(
+        &chromium,
+        "web_ui.js",
+        vec![
+            base.clone(),
+            shots.display().to_string(),
+            PAYMENTS_KEY.to_owned(),
+            "alice".to_owned(),
+            ALICE_PASSWORD.to_owned(),
+        ],
+    )
+    .await;
 
     assert!(
         seen["loginUrl"]

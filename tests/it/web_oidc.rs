@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rouse::config::Secret;
 
-use crate::peers::{free_port, missing, peers_dir};
+use crate::peers::{chromium, free_port, missing, peers_dir, run_browser};
 use crate::support::{TestApp, TestDb, TEST_CATALOG};
 use crate::web_ui::{catalog_with_login, Browser, Page, ALICE_PASSWORD};
 
@@ -270,16 +270,9 @@ async fn sso_login_in_headless_chromium() {
     let Some(script) = node_with_provider(TEST) else {
         return;
     };
-    let chromium =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if !chromium.exists() {
-        missing::<()>(TEST, "Chromium (Debian package chromium)");
+    let Some(chromium) = chromium(TEST) else {
         return;
-    }
-    if !peers_dir().join("node_modules/playwright-core").exists() {
-        missing::<()>(TEST, "npm playwright-core in tests/peers");
-        return;
-    }
+    };
     let db = TestDb::sqlite();
     let port = free_port();
     let app = spawn(&db, port).await;
@@ -290,23 +283,12 @@ async fn sso_login_in_headless_chromium() {
     assert_eq!(browser.get("/ui/login/oidc").await.status, 303);
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(peers_dir().join("web_oidc.js"))
-            .args([base.as_str(), &shots.display().to_string(), "alice"])
-            .env("CHROMIUM", &chromium)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let seen = run_browser(
+        &chromium,
+        "web_oidc.js",
+        vec![base, shots.display().to_string(), "alice".to_owned()],
+    )
+    .await;
     assert_eq!(seen["ssoUnavailable"], 0, "{seen}");
     assert!(
         seen["providerUrl"]

@@ -24,6 +24,44 @@ use chrono::TimeZone;
 use rouse::alert::{AlertStatus, Link, Severity, Urgency};
 use rouse::channel::{Notification, Outcome, Recipient};
 
+/// Debian's Chromium with npm playwright-core in `tests/peers`, or skip (fail
+/// under `CI`).
+pub fn chromium(test: &str) -> Option<PathBuf> {
+    let path =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if !path.exists() {
+        return missing(test, "Chromium (Debian package chromium)");
+    }
+    if !peers_dir().join("node_modules/playwright-core").exists() {
+        return missing(test, "npm playwright-core in tests/peers");
+    }
+    Some(path)
+}
+
+/// Runs the playwright script `script` of `tests/peers` in `chromium` with
+/// `args`, and returns the one JSON object it prints; a failed run fails the
+/// test with everything the script printed.
+pub async fn run_browser(chromium: &Path, script: &str, args: Vec<String>) -> serde_json::Value {
+    let (chromium, script) = (chromium.to_owned(), peers_dir().join(script));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .args(&args)
+            .env("CHROMIUM", &chromium)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
 /// `tests/peers/`: the peers' scripts and their install script.
 pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
