@@ -55,9 +55,12 @@ pub(super) fn login_page(
             ),
         },
     );
-    let secure = if web.secure { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={nonce}; Path=/ui; HttpOnly; SameSite=Lax; Max-Age=3600{secure}"
+    if let Ok(v) = HeaderValue::from_str(&super::cookie_header(
+        LOGIN_COOKIE,
+        &nonce,
+        "/ui",
+        3600,
+        web.secure,
     )) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }

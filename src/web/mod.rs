@@ -251,18 +251,33 @@ impl FromRequestParts<WebState> for Viewer {
 
 /// The `Set-Cookie` header for a session cookie.
 pub(crate) fn set_cookie(web: &WebState, value: &str) -> HeaderValue {
-    let secure = if web.secure { "; Secure" } else { "" };
-    let header = format!(
-        "{}={value}; Path=/ui; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+    let header = cookie_header(
         session::COOKIE,
-        session::MAX_AGE.num_seconds()
+        value,
+        "/ui",
+        session::MAX_AGE.num_seconds(),
+        web.secure,
     );
     HeaderValue::from_str(&header).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 pub(crate) fn clear_cookie(name: &str, secure: bool) -> String {
+    cookie_header(name, "", "/ui", 0, secure)
+}
+
+/// One `Set-Cookie` value. Every cookie of the UI is `HttpOnly` and
+/// `SameSite=Lax` (the OIDC provider's redirect back is a top-level GET,
+/// which Lax cookies go along with), and `Secure` when people reach Rouse
+/// over HTTPS; a `max_age` of 0 clears it.
+pub(crate) fn cookie_header(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    secure: bool,
+) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{name}=; Path=/ui; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 /// One cookie's value from the request's `Cookie` headers.

@@ -29,13 +29,15 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::login::{login_page, safe_next, start_session};
-use super::{clear_cookie, cookie, WebState};
+use super::{cookie, cookie_header, WebState};
 use crate::config::{OidcClaim, OidcConfig};
 
 /// The cookie holding a login under way.
 pub const FLOW_COOKIE: &str = "rouse_oidc";
 /// How long a person has at the provider to finish logging in.
 const FLOW_MAX_AGE: i64 = 600;
+/// The flow cookie goes only to the two OIDC routes.
+const FLOW_PATH: &str = "/ui/login/oidc";
 /// A failed discovery is not retried by page views more often than this
 /// (clicking "Log in with SSO" always retries).
 const RETRY_EVERY: Duration = Duration::from_secs(10);
@@ -224,12 +226,7 @@ pub async fn start(
         issued: web.app.clock.now().timestamp(),
     };
     let sealed = web.sessions.seal("oidc", &flow.encode());
-    let secure = if web.secure { "; Secure" } else { "" };
-    // SameSite=Lax: the provider's redirect back is a top-level GET, which
-    // Lax cookies go along with.
-    let cookie = format!(
-        "{FLOW_COOKIE}={sealed}; Path=/ui/login/oidc; HttpOnly; SameSite=Lax; Max-Age={FLOW_MAX_AGE}{secure}"
-    );
+    let cookie = cookie_header(FLOW_COOKIE, &sealed, FLOW_PATH, FLOW_MAX_AGE, web.secure);
     let mut response =
         (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -300,8 +297,7 @@ pub async fn callback(
         .to_owned();
     // Whatever happens next, this login attempt is spent.
     let finish = |mut response: Response| {
-        let clear =
-            clear_cookie(FLOW_COOKIE, web.secure).replace("Path=/ui", "Path=/ui/login/oidc");
+        let clear = cookie_header(FLOW_COOKIE, "", FLOW_PATH, 0, web.secure);
         if let Ok(v) = HeaderValue::from_str(&clear) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
