@@ -1,5 +1,8 @@
 //! The one place that turns a batch of events into writes, shared by both
-//! stores: each backend supplies only its SQL through [`Writes`].
+//! stores: each backend supplies only its SQL. PostgreSQL's is async, through
+//! [`Writes`] and [`ingest`]; SQLite's direct writer (`sqlite/direct.rs`) is
+//! synchronous and calls [`Lookup::of`], [`replay`] and
+//! [`Replayed::outcomes`] itself.
 //!
 //! A batch is applied in a fixed handful of statements whatever its size:
 //! read what the batch needs (open-alert counts, the open alert of every key),
@@ -25,7 +28,7 @@ use super::{
 use crate::alert::lifecycle::STORM_DEDUP_KEY;
 use crate::alert::{decide, AlertStatus, Decision, DuplicateRun, Event, OpenAlert, Urgency};
 
-/// What a backend does inside one open transaction.
+/// What an async backend (PostgreSQL) does inside one open transaction.
 #[async_trait]
 pub(crate) trait Writes: Send {
     /// Open alerts per service (services without a row are absent), and the
@@ -50,9 +53,6 @@ pub(crate) struct Known {
     /// Open alerts per service; services without any are absent.
     pub counts: HashMap<String, u64>,
     pub found: Vec<FoundAlert>,
-    /// The largest alert id ever handed out, where the backend can predict
-    /// the ids of the alerts it inserts next (SQLite, one writer).
-    pub last_alert_id: Option<i64>,
 }
 
 /// An alert a write refers to: stored already, or the batch's `n`th new one.
@@ -87,8 +87,6 @@ pub(crate) struct BatchWrites<'a> {
     pub escalations: Vec<NewEscalation<'a>>,
     pub closings: Vec<Closing>,
     pub timeline: Vec<(AlertRef, NewTimelineEntry)>,
-    /// [`Known::last_alert_id`], passed back.
-    pub last_alert_id: Option<i64>,
 }
 
 /// An open alert as [`Writes::read`] found it.
@@ -236,22 +234,76 @@ pub(crate) async fn ingest<W: Writes>(
     w: &mut W,
     batch: &[Ingest],
 ) -> Result<Result<Vec<IngestOutcome>, Raced>, StoreError> {
-    // Read everything the replay needs in one go.
-    let mut services: Vec<&str> = batch.iter().map(|i| i.service_id.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
-    let mut keys: Vec<(&str, &str)> = batch
-        .iter()
-        .map(|i| (i.service_id.as_str(), i.dedup_key.as_str()))
-        .chain(services.iter().map(|s| (*s, STORM_DEDUP_KEY)))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let Known {
-        counts,
-        found,
-        last_alert_id,
-    } = w.read(&services, &keys).await?;
+    let lookup = Lookup::of(batch);
+    let known = w.read(&lookup.services, &lookup.keys).await?;
+    let replayed = replay(batch, &lookup, known)?;
+    match w.write(&replayed.writes).await? {
+        Ok(ids) => replayed.outcomes(&ids).map(Ok),
+        Err(Raced) => Ok(Err(Raced)),
+    }
+}
+
+/// What a batch must read before it is replayed: its services, and every
+/// (service, key) it names plus each service's storm key, sorted.
+pub(crate) struct Lookup<'a> {
+    pub services: Vec<&'a str>,
+    pub keys: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn of(batch: &'a [Ingest]) -> Self {
+        let mut services: Vec<&str> = batch.iter().map(|i| i.service_id.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        let mut keys: Vec<(&str, &str)> = batch
+            .iter()
+            .map(|i| (i.service_id.as_str(), i.dedup_key.as_str()))
+            .chain(services.iter().map(|s| (*s, STORM_DEDUP_KEY)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Self { services, keys }
+    }
+}
+
+/// A batch replayed in memory: what to write, and how to answer each event
+/// once the new alerts have their ids.
+pub(crate) struct Replayed<'a> {
+    pub writes: BatchWrites<'a>,
+    kinds: Vec<(Kind, Option<AlertRef>)>,
+}
+
+impl Replayed<'_> {
+    /// Each event's outcome, given the ids of `writes.new_alerts` in order.
+    pub fn outcomes(self, new_ids: &[i64]) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.kinds
+            .into_iter()
+            .map(|(kind, alert)| {
+                let alert_id = alert.map(|a| a.resolve(new_ids)).transpose()?;
+                let id = alert_id.unwrap_or(0);
+                let decision = match kind {
+                    Kind::Open => Decision::Open,
+                    Kind::Refresh => Decision::Refresh { id },
+                    Kind::Acknowledge => Decision::Acknowledge { id },
+                    Kind::AlreadyAcknowledged => Decision::AlreadyAcknowledged { id },
+                    Kind::Resolve => Decision::Resolve { id },
+                    Kind::NothingOpen => Decision::NothingOpen,
+                    Kind::FoldIntoStorm => Decision::FoldIntoStorm,
+                };
+                Ok(IngestOutcome { alert_id, decision })
+            })
+            .collect()
+    }
+}
+
+/// Replays `batch` in order against what [`Writes::read`] found for `lookup`.
+pub(crate) fn replay<'a>(
+    batch: &'a [Ingest],
+    lookup: &Lookup<'a>,
+    known: Known,
+) -> Result<Replayed<'a>, StoreError> {
+    let Lookup { services, keys } = lookup;
+    let Known { counts, found } = known;
 
     // Replay in order.
     let mut open_count: HashMap<&str, u64> = services
@@ -470,31 +522,12 @@ pub(crate) async fn ingest<W: Writes>(
             })
             .collect(),
         timeline: timeline.into_iter().map(|(s, e)| (new_ref(s), e)).collect(),
-        last_alert_id,
     };
-    let new_ids = match w.write(&writes).await? {
-        Ok(ids) => ids,
-        Err(Raced) => return Ok(Err(Raced)),
-    };
-    let id_of = |s: Slot| new_ref(s).resolve(&new_ids);
-    let outcomes = kinds
+    let kinds = kinds
         .into_iter()
-        .map(|(kind, slot)| {
-            let alert_id = slot.map(id_of).transpose()?;
-            let id = alert_id.unwrap_or(0);
-            let decision = match kind {
-                Kind::Open => Decision::Open,
-                Kind::Refresh => Decision::Refresh { id },
-                Kind::Acknowledge => Decision::Acknowledge { id },
-                Kind::AlreadyAcknowledged => Decision::AlreadyAcknowledged { id },
-                Kind::Resolve => Decision::Resolve { id },
-                Kind::NothingOpen => Decision::NothingOpen,
-                Kind::FoldIntoStorm => Decision::FoldIntoStorm,
-            };
-            Ok(IngestOutcome { alert_id, decision })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Ok(outcomes))
+        .map(|(kind, slot)| (kind, slot.map(new_ref)))
+        .collect();
+    Ok(Replayed { writes, kinds })
 }
 
 /// A new alert opened by `item`: its own, or the storm alert it folds into.
@@ -620,15 +653,29 @@ pub(crate) fn in_row_order(
 }
 
 pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decision>, StoreError> {
-    let Some(FoundAlert {
+    let found = w.alert_by_id(act.alert_id).await?;
+    let Some((decision, writes)) = act_writes(act, found) else {
+        return Ok(None);
+    };
+    if w.write(&writes).await?.is_err() {
+        // Nothing new is inserted, so nothing can race.
+        return Err(StoreError::Corrupt("acting on an alert raced".to_owned()));
+    }
+    Ok(Some(decision))
+}
+
+/// What acting on the alert [`Writes::alert_by_id`] found decides and
+/// writes; `None` when there is no such alert.
+pub(crate) fn act_writes(
+    act: &Act,
+    found: Option<FoundAlert>,
+) -> Option<(Decision, BatchWrites<'_>)> {
+    let FoundAlert {
         status,
         dedup_key,
         run,
         ..
-    }) = w.alert_by_id(act.alert_id).await?
-    else {
-        return Ok(None);
-    };
+    } = found?;
     let open = status.is_open().then_some(OpenAlert {
         id: act.alert_id,
         status,
@@ -669,9 +716,5 @@ pub(crate) async fn act<W: Writes>(w: &mut W, act: &Act) -> Result<Option<Decisi
     writes
         .timeline
         .extend(entry.map(|e| (AlertRef::Id(act.alert_id), e)));
-    if w.write(&writes).await?.is_err() {
-        // Nothing new is inserted, so nothing can race.
-        return Err(StoreError::Corrupt("acting on an alert raced".to_owned()));
-    }
-    Ok(Some(decision))
+    Some((decision, writes))
 }

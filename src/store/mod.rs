@@ -46,6 +46,9 @@ pub use watch::WatchBook;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite write path that runs on the writer's handle directly.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
@@ -67,6 +70,13 @@ impl StoreError {
     /// request later may well succeed. Intake answers these 503 with
     /// `Retry-After`, not 500.
     pub fn is_unavailable(&self) -> bool {
+        if let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self {
+            // Busy or locked past the busy timeout (the direct writer).
+            return matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            );
+        }
         let StoreError::Database(e) = self else {
             return matches!(self, StoreError::Closed);
         };

@@ -927,8 +927,6 @@ impl Writes for Transaction<'static, Postgres> {
         Ok(Known {
             counts: open_counts(self, services).await?,
             found: find_open(self, keys).await?,
-            // A sequence shared with other replicas: ids come back from the insert.
-            last_alert_id: None,
         })
     }
 

@@ -10,16 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
-use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use super::apply::{
-    self, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert, Raced, Writes,
-};
+use super::apply;
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
     notes_to_timeline, opened_entry, parse_channel, parse_delivery, parse_method, winners, Act,
@@ -34,6 +30,7 @@ use crate::channel::ChannelKind;
 use crate::escalation::plan::{Cursor, Phase};
 use crate::escalation::test_page::{Method, TestPageResult};
 
+mod direct;
 mod feed;
 mod inbound;
 mod lock;
@@ -51,6 +48,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The intake and acknowledgement writer: a connection of our own,
+    /// outside sqlx (see `direct.rs`); `None` once closed.
+    direct: std::sync::Mutex<Option<rusqlite::Connection>>,
     wal: wal::WalSync,
 }
 
@@ -101,12 +101,37 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        // Opened after the writer pool, which created the file in WAL mode.
+        let direct = direct::open(&options)?;
         Ok(Self {
             writer,
             reader,
+            direct: std::sync::Mutex::new(Some(direct)),
             wal: wal::WalSync::new(wal.into()),
+        })
+    }
+
+    /// Runs `work` on the direct writer connection, on this thread (see
+    /// [`on_this_thread`]).
+    fn direct<T>(
+        &self,
+        work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        on_this_thread(|| {
+            // A panic while the lock was held rolled its transaction back
+            // (`Direct`'s drop), so the connection is fine to use again.
+            let mut guard = self
+                .direct
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let conn = guard.as_mut().ok_or(StoreError::Closed)?;
+            let mut direct = direct::Direct::on(conn);
+            let done = work(&mut direct);
+            // Rolls back what `work` left open, before the lock is released.
+            drop(direct);
+            done
         })
     }
 
@@ -138,30 +163,23 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        if let Ok(mut direct) = self.direct.lock() {
+            direct.take();
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut tx = OneTrip::begin(&self.writer).await?;
-        let applied = apply::ingest(&mut tx, batch).await;
-        // `OneTrip::write` never reports a race: the write lock is held from
-        // the read on (see `OneTrip`).
-        let outcomes = tx
-            .settle(applied)
-            .await?
-            .map_err(|Raced| StoreError::Corrupt("a locked batch raced".to_owned()))?;
+        let outcomes = self.direct(|d| d.ingest(batch))?;
         // Durable at the next `sync`, which group commit calls.
         self.wal.committed();
         Ok(outcomes)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
-        let mut tx = OneTrip::begin(&self.writer).await?;
-        let applied = apply::act(&mut tx, act).await;
+        let (decision, wrote) = self.direct(|d| d.act(act))?;
         // An unknown alert is read and nothing written: no commit to sync.
-        let wrote = tx.state == TxState::Done;
-        let decision = tx.settle(applied).await?;
         if wrote {
             self.durable().await?;
         }
@@ -373,7 +391,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // Fenced on the token in one statement; RETURNING names the steps that won.
         let mut written = HashSet::with_capacity(batch.len());
         for chunk in batch.chunks(apply::CHUNK) {
@@ -531,7 +549,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut written = HashSet::with_capacity(batch.len());
         // 8 values a row.
         for chunk in batch.chunks(apply::CHUNK) {
@@ -657,7 +675,7 @@ impl Store for SqliteStore {
         message: &str,
         fall_through: bool,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(BY_PROVIDER_ID)
             .bind(provider_id)
             .fetch_optional(&mut *tx)
@@ -718,7 +736,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         message: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel,
                  target, recipient, address, status, due_at, created_at, updated_at)
@@ -758,7 +776,7 @@ impl Store for SqliteStore {
         pages: &[NewNotification],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO test_pages (alert_id, person_id, method, sent_at) VALUES (?1, ?2, ?3, ?4)",
         )
@@ -880,257 +898,14 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer connection in a transaction whose `BEGIN IMMEDIATE` rides on
-/// the batch's first read and whose `COMMIT` rides on its write.
-///
-/// Every query is a round trip to sqlx's worker thread for the connection,
-/// and on the serial writer those hand-offs, more than SQLite, set the pace
-/// under load: sqlx's own `Transaction` costs two more per batch (begin and
-/// commit), four instead of two. Taking the write lock with the read also
-/// means nothing can commit between what a batch read and what it writes, so
-/// the ids of its new alerts are known before it inserts them and a batch
-/// never races (see [`OneTrip::write`]).
-///
-/// Cancel-safe: dropped while open (a cancelled future), the connection is
-/// closed instead of going back to the pool, and closing rolls back.
-struct OneTrip {
-    conn: PoolConnection<Sqlite>,
-    state: TxState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxState {
-    NotBegun,
-    Open,
-    Done,
-}
-
-impl OneTrip {
-    async fn begin(pool: &SqlitePool) -> Result<Self, StoreError> {
-        Ok(Self {
-            conn: pool.acquire().await?,
-            state: TxState::NotBegun,
-        })
-    }
-
-    /// What the next statement must start with. The transaction counts as
-    /// open from here: if the query fails, [`OneTrip::settle`] rolls back
-    /// whatever of it ran.
-    fn begin_here(&mut self) -> &'static str {
-        if self.state == TxState::NotBegun {
-            self.state = TxState::Open;
-            "BEGIN IMMEDIATE; "
-        } else {
-            ""
-        }
-    }
-
-    /// Ends what the work on this transaction left open (it failed, or it
-    /// only read) by rolling back, and passes its result on. A connection
-    /// whose rollback fails is in doubt: Drop closes it.
-    async fn settle<T>(mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if self.state == TxState::Open {
-            match sqlx::query("ROLLBACK").execute(&mut *self.conn).await {
-                Ok(_) => self.state = TxState::Done,
-                Err(err) => tracing::warn!(error = %err, "rollback of a write batch failed"),
-            }
-        }
-        result
-    }
-}
-
-impl Drop for OneTrip {
-    fn drop(&mut self) {
-        if self.state == TxState::Open {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-#[async_trait]
-impl Writes for OneTrip {
-    async fn read(
-        &mut self,
-        services: &[&str],
-        keys: &[(&str, &str)],
-    ) -> Result<Known, StoreError> {
-        // One statement, one row: sqlx's worker thread sends every row (and
-        // every statement's result) over a channel, and under load those
-        // hand-offs, not SQLite, were the cost of a batch. So the open alerts
-        // and counts come back aggregated as JSON.
-        //
-        // The key lookup is a join, not `(service_id, dedup_key) IN (VALUES …)`:
-        // SQLite plans the latter as a scan of the whole index.
-        let mut known = Known::default();
-        for (i, chunk) in keys.chunks(apply::CHUNK).enumerate() {
-            let mut q = QueryBuilder::<Sqlite>::new(self.begin_here());
-            q.push(
-                "SELECT (SELECT json_group_array(json_array(a.id, a.status, a.service_id, a.dedup_key,
-                                                            a.dup_count, a.dup_first_at, a.dup_last_at,
-                                                            a.dup_actor))
-                           FROM (",
-            );
-            q.push_values(chunk, |mut b, (service, key)| {
-                b.push_bind(*service).push_bind(*key);
-            });
-            q.push(
-                ") AS k JOIN alerts a ON a.service_id = k.column1 AND a.dedup_key = k.column2
-                  WHERE a.status <> 'resolved') AS found",
-            );
-            let first = i == 0;
-            if first {
-                q.push(
-                    ", (SELECT json_group_array(json_array(service_id, open_count))
-                          FROM service_open_alerts WHERE service_id IN (",
-                );
-                let mut list = q.separated(", ");
-                for s in services {
-                    list.push_bind(*s);
-                }
-                if services.is_empty() {
-                    list.push("NULL");
-                }
-                q.push(
-                    ")) AS counts,
-                     MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0),
-                         COALESCE((SELECT MAX(id) FROM alerts), 0)) AS last_id",
-                );
-            }
-            let row = q.build().fetch_one(&mut *self.conn).await?;
-            let found: Vec<FoundRow> = serde_json::from_str(row.try_get("found")?)
-                .map_err(|e| StoreError::Corrupt(format!("open alerts: {e}")))?;
-            for (id, status, service_id, dedup_key, count, first, last, actor) in found {
-                known.found.push(FoundAlert {
-                    id,
-                    status: parse_status(&status)?,
-                    service_id,
-                    dedup_key,
-                    run: duplicate_run(count, first, last, actor)?,
-                });
-            }
-            if first {
-                let counts: Vec<(String, i64)> = serde_json::from_str(row.try_get("counts")?)
-                    .map_err(|e| StoreError::Corrupt(format!("open counts: {e}")))?;
-                known.counts = counts
-                    .into_iter()
-                    .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
-                    .collect();
-                known.last_alert_id = Some(row.try_get("last_id")?);
-            }
-        }
-        Ok(known)
-    }
-
-    async fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
-        let sql = format!(
-            "{}SELECT id, status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at,
-                      dup_actor
-                 FROM alerts WHERE id = ?1",
-            self.begin_here()
-        );
-        let row = sqlx::query(&sql)
-            .bind(alert_id)
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.map(|row| {
-            Ok(FoundAlert {
-                id: row.try_get("id")?,
-                status: parse_status(row.try_get("status")?)?,
-                service_id: row.try_get("service_id")?,
-                dedup_key: row.try_get("dedup_key")?,
-                run: duplicate_run(
-                    row.try_get("dup_count")?,
-                    row.try_get("dup_first_at")?,
-                    row.try_get("dup_last_at")?,
-                    row.try_get("dup_actor")?,
-                )?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn write(
-        &mut self,
-        writes: &BatchWrites<'_>,
-    ) -> Result<Result<Vec<i64>, Raced>, StoreError> {
-        // Every statement of the batch goes in one query, and the commit
-        // with them: sqlx runs a multi-statement query in one round trip to
-        // its worker thread, binding the anonymous parameters statement by
-        // statement, and stops at the first that fails (the caller then
-        // rolls back).
-        //
-        // AUTOINCREMENT hands the rows of an insert consecutive ids after the
-        // largest ever used, in insertion order, and the read that found the
-        // largest already holds the write lock (`OneTrip`): so the ids of new
-        // alerts are known before they are inserted, and the later statements
-        // use them directly. A new alert whose key is open after all would
-        // fail its insert (no `DO NOTHING`) rather than shift those ids.
-        let new_count = writes.new_alerts.len();
-        let ids: Vec<i64> = match (new_count, writes.last_alert_id) {
-            (0, _) => Vec::new(),
-            (_, Some(last)) => (1..=new_count)
-                .map(|i| last.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)))
-                .collect(),
-            (_, None) => {
-                return Err(StoreError::Corrupt(
-                    "new alerts without the last alert id".to_owned(),
-                ))
-            }
-        };
-        let mut q = QueryBuilder::<Sqlite>::new(self.begin_here());
-        // Changes first: they touch only alerts that were open before the
-        // batch, and one resolved here frees its key for a new alert below
-        // (resolve then trigger of one key in one batch).
-        for chunk in writes.changes.chunks(apply::CHUNK) {
-            push_update_alerts(&mut q, chunk)?;
-        }
-        for generation in &writes.generations {
-            let rows = writes
-                .new_alerts
-                .get(generation.clone())
-                .unwrap_or_default();
-            for chunk in rows.chunks(apply::CHUNK) {
-                push_insert_alerts(&mut q, chunk)?;
-                q.push("; ");
-            }
-        }
-        for chunk in writes.escalations.chunks(apply::CHUNK) {
-            let mut resolved = Vec::with_capacity(chunk.len());
-            for e in chunk {
-                resolved.push((e.alert.resolve(&ids)?, e));
-            }
-            q.push("INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state) ");
-            q.push_values(resolved, |mut b, (alert_id, e)| {
-                b.push_bind(alert_id)
-                    .push_bind(e.policy_id)
-                    .push_bind(e.due_at.timestamp_millis())
-                    .push_bind(if e.done { "done" } else { "active" });
-            });
-            q.push("; ");
-        }
-        if !writes.closings.is_empty() {
-            push_close_escalations(&mut q, &writes.closings);
-        }
-        for chunk in writes.timeline.chunks(apply::CHUNK) {
-            let mut resolved = Vec::with_capacity(chunk.len());
-            for (alert, e) in chunk {
-                resolved.push((alert.resolve(&ids)?, e));
-            }
-            q.push("INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data) ");
-            q.push_values(resolved, |mut b, (alert_id, e)| {
-                b.push_bind(alert_id)
-                    .push_bind(e.at.timestamp_millis())
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.actor.as_str())
-                    .push_bind(e.message.as_str())
-                    .push_bind(e.data.as_ref().map(|d| d.to_string()));
-            });
-            q.push("; ");
-        }
-        q.push("COMMIT");
-        q.build().execute(&mut *self.conn).await?;
-        self.state = TxState::Done;
-        Ok(Ok(ids))
+/// Runs synchronous database work from async code: under
+/// `block_in_place` on a multi-threaded runtime, so the worker's other tasks
+/// move elsewhere meanwhile; directly on a current-thread runtime (the
+/// group-commit writer's own, and tests').
+fn on_this_thread<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
@@ -1152,132 +927,6 @@ async fn insert_timeline(
                 .push_bind(e.data.as_ref().map(|d| d.to_string()));
         });
         q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-fn push_insert_alerts<'a>(
-    q: &mut QueryBuilder<'a, Sqlite>,
-    rows: &'a [NewAlert<'a>],
-) -> Result<(), StoreError> {
-    let mut encoded = Vec::with_capacity(rows.len());
-    for row in rows {
-        encoded.push((
-            to_json(&row.event.labels)?,
-            to_json(&row.event.details)?,
-            to_json(&row.event.links)?,
-        ));
-    }
-    q.push(
-        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
-                             policy_id, labels, details, links, event_count, created_at, last_seen_at,
-                             acknowledged_at, acknowledged_by, resolved_at, resolved_by,
-                             dup_count, dup_first_at, dup_last_at, dup_actor, opened_by,
-                             opened_summary) ",
-    );
-    q.push_values(
-        rows.iter().zip(encoded),
-        |mut b, (row, (labels, details, links))| {
-            b.push_bind(row.service_id)
-                .push_bind(row.dedup_key)
-                .push_bind(row.status.as_str())
-                .push_bind(row.event.summary.as_str())
-                .push_bind(row.event.severity.as_str())
-                .push_bind(row.event.source.as_str())
-                .push_bind(row.urgency.as_str())
-                .push_bind(row.policy_id)
-                .push_bind(labels)
-                .push_bind(details)
-                .push_bind(links)
-                .push_bind(row.event_count)
-                .push_bind(row.created_at.timestamp_millis())
-                .push_bind(row.last_seen_at.timestamp_millis())
-                .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
-                .push_bind(row.acknowledged.map(|(_, by)| by))
-                .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
-                .push_bind(row.resolved.map(|(_, by)| by));
-            push_run(&mut b, row.run.as_ref());
-            b.push_bind(row.opened_by)
-                .push_bind(row.opened_summary.as_deref());
-        },
-    );
-    Ok(())
-}
-
-/// Two statements, so a refresh leaves the status columns alone: SQLite
-/// rewrites the entries of every index over a column named in `SET`, even
-/// when its value does not change, and a duplicate would otherwise dirty a
-/// random page of both status indexes on top of its own row.
-fn push_update_alerts<'a>(
-    q: &mut QueryBuilder<'a, Sqlite>,
-    rows: &'a [AlertChange<'a>],
-) -> Result<(), StoreError> {
-    let refreshed: Vec<&AlertChange<'a>> = rows
-        .iter()
-        .filter(|r| r.added_events > 0 || r.run_changed)
-        .collect();
-    if !refreshed.is_empty() {
-        let mut encoded = Vec::with_capacity(refreshed.len());
-        for row in &refreshed {
-            // An empty field binds NULL, and COALESCE keeps the stored value.
-            encoded.push(match &row.refreshed {
-                Some((event, _)) => Some((
-                    non_empty_json(&event.labels, event.labels.is_empty())?,
-                    non_empty_json(&event.details, is_empty_json(&event.details))?,
-                    non_empty_json(&event.links, event.links.is_empty())?,
-                )),
-                None => None,
-            });
-        }
-        q.push(
-            "UPDATE alerts SET
-                 event_count = event_count + v.column2,
-                 summary = COALESCE(v.column3, summary), severity = COALESCE(v.column4, severity),
-                 opened_summary = COALESCE(opened_summary,
-                     CASE WHEN v.column3 <> summary THEN summary END),
-                 source = COALESCE(v.column5, source), labels = COALESCE(v.column6, labels),
-                 details = COALESCE(v.column7, details), links = COALESCE(v.column8, links),
-                 last_seen_at = COALESCE(v.column9, last_seen_at),
-                 dup_count = v.column10, dup_first_at = v.column11, dup_last_at = v.column12,
-                 dup_actor = v.column13
-             FROM (",
-        );
-        q.push_values(refreshed.into_iter().zip(encoded), |mut b, (row, json)| {
-            let event = row.refreshed.as_ref().map(|(e, _)| e);
-            let (labels, details, links) = json.unwrap_or((None, None, None));
-            b.push_bind(row.id)
-                .push_bind(row.added_events)
-                .push_bind(event.map(|e| e.summary.as_str()).filter(|s| !s.is_empty()))
-                .push_bind(event.map(|e| e.severity.as_str()))
-                .push_bind(event.map(|e| e.source.as_str()).filter(|s| !s.is_empty()))
-                .push_bind(labels)
-                .push_bind(details)
-                .push_bind(links)
-                .push_bind(row.refreshed.as_ref().map(|(_, at)| at.timestamp_millis()));
-            push_run(&mut b, row.run.as_ref());
-        });
-        q.push(") AS v WHERE alerts.id = v.column1; ");
-    }
-    let closed: Vec<&AlertChange<'a>> = rows.iter().filter(|r| r.status().is_some()).collect();
-    if !closed.is_empty() {
-        q.push(
-            "UPDATE alerts SET
-                 status = v.column2,
-                 acknowledged_at = COALESCE(v.column3, acknowledged_at),
-                 acknowledged_by = COALESCE(v.column4, acknowledged_by),
-                 resolved_at = COALESCE(v.column5, resolved_at),
-                 resolved_by = COALESCE(v.column6, resolved_by)
-             FROM (",
-        );
-        q.push_values(closed, |mut b, row| {
-            b.push_bind(row.id)
-                .push_bind(row.status().map(|s| s.as_str()))
-                .push_bind(row.acknowledged.map(|(at, _)| at.timestamp_millis()))
-                .push_bind(row.acknowledged.map(|(_, by)| by))
-                .push_bind(row.resolved.map(|(at, _)| at.timestamp_millis()))
-                .push_bind(row.resolved.map(|(_, by)| by));
-        });
-        q.push(") AS v WHERE alerts.id = v.column1; ");
     }
     Ok(())
 }
@@ -1323,77 +972,6 @@ fn late_follow_ups(at: DateTime<Utc>, ids: &[i64]) -> QueryBuilder<'static, Sqli
     }
     q.push(") AND +n.status = 'delivered' AND n.follow_up = 0 AND a.status <> 'triggered'");
     q
-}
-
-/// Stops each alert's escalation, cancels its unsent pages and queues a
-/// follow-up for every chat message and mail already delivered about it, so
-/// no room keeps showing it as firing. An alert may close twice in a batch
-/// (acknowledged, then resolved): each closing queues its own follow-ups,
-/// and the first has already canceled every page.
-fn push_close_escalations<'a>(q: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Closing]) {
-    let mut seen = HashSet::with_capacity(rows.len());
-    let first: Vec<&Closing> = rows.iter().filter(|c| seen.insert(c.alert_id)).collect();
-    for chunk in first.chunks(apply::CHUNK) {
-        q.push(
-            "UPDATE escalations SET state = 'done', lease_owner = NULL, lease_until = NULL
-              WHERE alert_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for c in chunk {
-            list.push_bind(c.alert_id);
-        }
-        // Sends in flight (leased) are left to finish: they are recorded as
-        // they turn out, and a page delivered after the ack gets its own
-        // follow-up (record_deliveries), so its room does not stay "firing".
-        q.push("); UPDATE notifications SET status = 'canceled', updated_at = v.column2 FROM (");
-        q.push_values(chunk, |mut b, c| {
-            b.push_bind(c.alert_id).push_bind(c.at.timestamp_millis());
-        });
-        q.push(
-            ") AS v WHERE notifications.alert_id = v.column1
-                AND notifications.status IN ('pending', 'retry') AND notifications.follow_up = 0
-                AND (notifications.lease_until IS NULL OR notifications.lease_until <= v.column2); ",
-        );
-    }
-    for chunk in rows.chunks(apply::CHUNK) {
-        q.push(
-            "INSERT OR IGNORE INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                 recipient, address, status, due_at, created_at, updated_at, follow_up, follows)
-             SELECT n.alert_id, n.fired, n.idempotency_key || '/' || v.column3, n.channel, n.target,
-                    n.recipient, n.address, 'pending', v.column2, v.column2, v.column2, 1, n.provider_id
-               FROM (",
-        );
-        q.push_values(chunk, |mut b, c| {
-            b.push_bind(c.alert_id)
-                .push_bind(c.at.timestamp_millis())
-                .push_bind(c.now.as_str());
-        });
-        q.push(
-            ") AS v JOIN notifications n ON n.alert_id = v.column1
-              WHERE n.follow_up = 0 AND n.status = 'delivered' AND (n.channel IN ('chat', 'email', 'sms')
-                     OR (n.channel = 'pushover' AND n.provider_id IS NOT NULL)); ",
-        );
-    }
-}
-
-/// What the batch read returns per open alert.
-type FoundRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
-
-/// Binds a run of duplicates as the four `dup_` columns (count 0: none).
-fn push_run<'a>(b: &mut Separated<'_, 'a, Sqlite, &'static str>, run: Option<&'a DuplicateRun>) {
-    b.push_bind(run.map_or(0, |r| r.count))
-        .push_bind(run.map(|r| r.first_at.timestamp_millis()))
-        .push_bind(run.map(|r| r.last_at.timestamp_millis()))
-        .push_bind(run.map(|r| r.actor.as_str()));
 }
 
 fn duplicate_run(

@@ -17,7 +17,7 @@ impl InboundBook for SqliteStore {
         at: DateTime<Utc>,
         abandoned_before: DateTime<Utc>,
     ) -> Result<Seen, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let claimed = sqlx::query(
             "INSERT INTO inbound_seen (provider, message_id, first_answer, seen_at)
              VALUES (?1, ?2, NULL, ?3)

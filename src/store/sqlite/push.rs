@@ -64,7 +64,7 @@ impl PushBook for SqliteStore {
         polled_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<PushPage>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(&format!(
             "{COLUMNS} {RECEIPT} JOIN alerts a ON a.id = n.alert_id
               WHERE r.acknowledged_at IS NULL AND r.expired_at IS NULL

@@ -25,7 +25,7 @@ impl SmsBook for SqliteStore {
         let mut addresses: Vec<&str> = pairs.iter().map(|(a, _)| a.as_str()).collect();
         addresses.sort_unstable();
         addresses.dedup();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut existing: HashMap<String, CodeRows> = HashMap::new();
         for chunk in addresses.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -134,7 +134,7 @@ impl SmsBook for SqliteStore {
         max: u32,
     ) -> Result<bool, StoreError> {
         let since = (at - window).timestamp_millis();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM sms_status_texts WHERE address = ?1 AND at < ?2")
             .bind(address)
             .bind(since)
@@ -168,7 +168,7 @@ impl SmsBook for SqliteStore {
         actor: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         insert_timeline(&mut tx, &note_entries(alert_ids, at, kind, actor, message)).await?;
         tx.commit().await?;
         self.durable().await?;

@@ -20,7 +20,7 @@ impl WatchBook for SqliteStore {
         if watchers.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in watchers.chunks(300) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO watchers (id, fingerprint, next_due_at, updated_at) ",
