@@ -47,7 +47,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// Begins an ingest batch whose commit returns before the log is flushed;
 /// [`Store::sync`] waits for the flush. Sent as one simple query: no extra
 /// round trip.
-const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+///
+/// Every statement of a batch finds its rows by key or id, so sequential
+/// scans are switched off for it: on a table that grew since it was last
+/// analyzed (a storm on a fresh database, before autovacuum's first
+/// ANALYZE), the planner took `alerts` for a hundred rows, and the cached
+/// plan of the key lookup hash-joined a full scan of it, 2.5 ms a batch and
+/// growing with every alert (auto_explain, `benches/intake.rs --store postgres`).
+const ASYNC_COMMIT: &str =
+    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -632,13 +640,18 @@ impl Store for PostgresStore {
         // this the engine would spin while a slow send is in flight. Unleased
         // and leased rows are asked apart so that each part walks an index
         // (the due index from its start; the partial index of leased rows)
-        // instead of scanning every open alert's escalation.
+        // instead of scanning every open alert's escalation. `OFFSET 0` keeps
+        // the leased part on its partial index: with `state` beside it, a
+        // planner that had not seen the table grow walked the state index
+        // over every active escalation (3 ms at 33,000 open; auto_explain).
         let due: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT LEAST(
                  (SELECT due_at FROM escalations WHERE state = 'active' AND lease_until IS NULL
                    ORDER BY due_at LIMIT 1),
-                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM escalations
-                   WHERE lease_until IS NOT NULL AND state = 'active'),
+                 (SELECT MIN(GREATEST(due_at, lease_until))
+                    FROM (SELECT due_at, lease_until, state FROM escalations
+                           WHERE lease_until IS NOT NULL OFFSET 0) AS leased
+                   WHERE state = 'active'),
                  (SELECT MIN(due_at) FROM notifications
                    WHERE status IN ('pending', 'retry') AND lease_until IS NULL),
                  (SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications
@@ -1008,6 +1021,11 @@ async fn find_open(
 ) -> Result<Vec<FoundAlert>, StoreError> {
     let services: Vec<&str> = keys.iter().map(|k| k.0).collect();
     let dedup_keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    // One index probe per key, whatever the statistics say: as a plain join
+    // the planner, on a table that grew since its last ANALYZE, hash-joined
+    // a scan of every open alert (6 ms a batch at 24,000 open; auto_explain).
+    // A LATERAL subquery is evaluated per key.
+    //
     // FOR NO KEY UPDATE: a concurrent acknowledge on another replica waits
     // for us. In id order, so two replicas locking overlapping alerts queue
     // instead of deadlocking. Not FOR UPDATE: that also blocks the key-share
@@ -1018,8 +1036,12 @@ async fn find_open(
         "SELECT a.id, a.status, a.service_id, a.dedup_key, a.dup_count, a.dup_first_at,
                 a.dup_last_at, a.dup_actor
            FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
-           JOIN alerts a ON a.service_id = k.service_id AND a.dedup_key = k.dedup_key
-          WHERE a.status <> 'resolved'
+          CROSS JOIN LATERAL (
+                SELECT o.id FROM alerts o
+                 WHERE o.service_id = k.service_id AND o.dedup_key = k.dedup_key
+                   AND o.status <> 'resolved'
+                 LIMIT 1) AS open
+           JOIN alerts a ON a.id = open.id
           ORDER BY a.id
             FOR NO KEY UPDATE OF a",
     )
