@@ -47,15 +47,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// Begins an ingest batch whose commit returns before the log is flushed;
 /// [`Store::sync`] waits for the flush. Sent as one simple query: no extra
 /// round trip.
-///
-/// Every statement of a batch finds its rows by key or id, so sequential
-/// scans are switched off for it: on a table that grew since it was last
-/// analyzed (a storm on a fresh database, before autovacuum's first
-/// ANALYZE), the planner took `alerts` for a hundred rows, and the cached
-/// plan of the key lookup hash-joined a full scan of it, 2.5 ms a batch and
-/// growing with every alert (auto_explain, `benches/intake.rs --store postgres`).
-const ASYNC_COMMIT: &str =
-    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off";
+const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 pub struct PostgresStore {
     pool: PgPool,
