@@ -106,6 +106,9 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
         // task before the writer could send the next statement: under load
         // that waiting, not the database, set the pace of every commit.
         let writer = tokio::task::spawn_blocking(move || {
+            // Nothing else runs here, so a store may write synchronously on
+            // this thread (SQLite's direct writer does).
+            super::mark_writer_thread();
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

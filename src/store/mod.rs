@@ -64,6 +64,21 @@ pub enum StoreError {
     Io(String),
 }
 
+thread_local! {
+    static WRITER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as one that runs nothing but store writes (a group
+/// commit writer's): a store may block it on the database.
+pub(crate) fn mark_writer_thread() {
+    WRITER_THREAD.with(|w| w.set(true));
+}
+
+/// Whether [`mark_writer_thread`] was called on this thread.
+pub(crate) fn on_writer_thread() -> bool {
+    WRITER_THREAD.with(|w| w.get())
+}
+
 impl StoreError {
     /// The database cannot be reached right now (down, restarting, refusing
     /// connections, every connection busy): nothing was stored, and the same

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use super::apply;
+use super::{apply, on_writer_thread};
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
     notes_to_timeline, opened_entry, parse_channel, parse_delivery, parse_method, winners, Act,
@@ -50,7 +51,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The intake and acknowledgement writer: a connection of our own,
     /// outside sqlx (see `direct.rs`); `None` once closed.
-    direct: std::sync::Mutex<Option<rusqlite::Connection>>,
+    direct: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
     wal: wal::WalSync,
 }
 
@@ -108,31 +109,39 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
-            direct: std::sync::Mutex::new(Some(direct)),
+            direct: Arc::new(std::sync::Mutex::new(Some(direct))),
             wal: wal::WalSync::new(wal.into()),
         })
     }
 
-    /// Runs `work` on the direct writer connection, on this thread (see
-    /// [`on_this_thread`]).
+    /// Runs `work` on the direct writer connection, on this thread: directly
+    /// on a group-commit writer's thread, under `block_in_place` on a
+    /// multi-threaded runtime (its other tasks move to another worker).
+    /// Callers first ask [`must_hop`] and use [`SqliteStore::direct_elsewhere`] when it says so.
     fn direct<T>(
         &self,
         work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        on_this_thread(|| {
-            // A panic while the lock was held rolled its transaction back
-            // (`Direct`'s drop), so the connection is fine to use again.
-            let mut guard = self
-                .direct
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let conn = guard.as_mut().ok_or(StoreError::Closed)?;
-            let mut direct = direct::Direct::on(conn);
-            let done = work(&mut direct);
-            // Rolls back what `work` left open, before the lock is released.
-            drop(direct);
-            done
-        })
+        let run = || with_direct(&self.direct, work);
+        if on_writer_thread() {
+            run()
+        } else {
+            tokio::task::block_in_place(run)
+        }
+    }
+
+    /// [`SqliteStore::direct`] on a blocking thread, for a current-thread
+    /// runtime that other tasks share: blocking it could stall a task that
+    /// holds sqlx's writer in a transaction, and the direct writer would
+    /// then wait out the busy timeout for the lock that task holds.
+    async fn direct_elsewhere<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.direct.clone();
+        tokio::task::spawn_blocking(move || with_direct(&conn, work))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the direct writer failed: {e}")))?
     }
 
     /// After a write that must be on disk when it returns.
@@ -171,14 +180,24 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let outcomes = self.direct(|d| d.ingest(batch))?;
+        let outcomes = if must_hop() {
+            let batch = batch.to_vec();
+            self.direct_elsewhere(move |d| d.ingest(&batch)).await?
+        } else {
+            self.direct(|d| d.ingest(batch))?
+        };
         // Durable at the next `sync`, which group commit calls.
         self.wal.committed();
         Ok(outcomes)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
-        let (decision, wrote) = self.direct(|d| d.act(act))?;
+        let (decision, wrote) = if must_hop() {
+            let act = act.clone();
+            self.direct_elsewhere(move |d| d.act(&act)).await?
+        } else {
+            self.direct(|d| d.act(act))?
+        };
         // An unknown alert is read and nothing written: no commit to sync.
         if wrote {
             self.durable().await?;
@@ -898,15 +917,32 @@ impl Store for SqliteStore {
     }
 }
 
-/// Runs synchronous database work from async code: under
-/// `block_in_place` on a multi-threaded runtime, so the worker's other tasks
-/// move elsewhere meanwhile; directly on a current-thread runtime (the
-/// group-commit writer's own, and tests').
-fn on_this_thread<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
+/// Whether direct writes from here must go to a blocking thread (see
+/// [`SqliteStore::direct_elsewhere`]): on a current-thread runtime that is
+/// not a group-commit writer's.
+fn must_hop() -> bool {
+    !on_writer_thread()
+        && !matches!(
+            tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread)
+        )
+}
+
+fn with_direct<T>(
+    conn: &std::sync::Mutex<Option<rusqlite::Connection>>,
+    work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    // A panic while the lock was held rolled its transaction back
+    // (`Direct`'s drop), so the connection is fine to use again.
+    let mut guard = conn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let conn = guard.as_mut().ok_or(StoreError::Closed)?;
+    let mut direct = direct::Direct::on(conn);
+    let done = work(&mut direct);
+    // Rolls back what `work` left open, before the lock is released.
+    drop(direct);
+    done
 }
 
 async fn insert_timeline(
