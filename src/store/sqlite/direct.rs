@@ -19,10 +19,11 @@
 //! transaction never fails halfway on a lock the other took after it read;
 //! whichever comes second waits in SQLite's busy handler (5 s at most).
 //!
-//! The work is synchronous: on a multi-threaded runtime it runs under
+//! The work is synchronous. The group-commit writer's own thread runs it in
+//! place; a multi-threaded runtime runs it under
 //! [`tokio::task::block_in_place`], so an occasional checkpoint inside a
-//! commit does not stall that worker's other tasks; the group-commit writer's
-//! own current-thread runtime just runs it.
+//! commit does not stall that worker's other tasks; a shared current-thread
+//! runtime (tests') hands it to a blocking thread (see `SqliteStore::direct`).
 
 use std::collections::HashSet;
 use std::time::Duration;
