@@ -7,6 +7,18 @@
 
 DROP TRIGGER alerts_count_open ON alerts;
 
+-- The row trigger no longer fires on INSERT (alerts_count_opened below does).
+CREATE OR REPLACE FUNCTION rouse_count_open_alerts() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.status <> 'resolved' AND NEW.status = 'resolved' THEN
+        UPDATE service_open_alerts SET open_count = open_count - 1 WHERE service_id = NEW.service_id;
+    ELSIF TG_OP = 'DELETE' AND OLD.status <> 'resolved' THEN
+        UPDATE service_open_alerts SET open_count = open_count - 1 WHERE service_id = OLD.service_id;
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
 CREATE TRIGGER alerts_count_open
 AFTER UPDATE OF status OR DELETE ON alerts
 FOR EACH ROW EXECUTE FUNCTION rouse_count_open_alerts();

@@ -5,8 +5,7 @@
 //! so it is long and random, shown once when made, and stored only as a
 //! SHA-256: a lookup by digest compares no secret byte by byte.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::alerts::Admin;
-use super::extract::Body;
+use super::extract::{Body, Path};
 use super::{ApiError, AppState};
 use crate::feed::{self, Subject};
 use crate::store::feed::{Feed, NewFeed};
@@ -140,10 +139,8 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Response, A
 pub async fn revoke(
     _: Admin,
     State(state): State<AppState>,
-    id: Result<Path<i64>, PathRejection>,
+    Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let Path(id) =
-        id.map_err(|e| ApiError::BadRequest(format!("invalid feed id: {}", e.body_text())))?;
     let Some(feed) = state.store.revoke_feed(id, state.clock.now()).await? else {
         return Err(ApiError::NotFound(format!("no feed #{id}")));
     };
@@ -160,7 +157,7 @@ pub async fn revoke(
 )]
 pub async fn ics(
     State(state): State<AppState>,
-    file: Result<Path<String>, PathRejection>,
+    file: Result<Path<String>, ApiError>,
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::NotFound("no such feed".to_owned());
     let Ok(Path(file)) = file else {

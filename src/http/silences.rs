@@ -4,8 +4,7 @@
 //! `!~`, or in Alertmanager's shape `{name, value, isRegex, isEqual}`, so a
 //! silence copied from Alertmanager's API works unchanged.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::alerts::Admin;
-use super::extract::Body;
+use super::extract::{Body, Path};
 use super::{ApiError, AppState};
 use crate::alert::silence::{
     MatchOp, Matcher, MatcherSpec, Silence, SilenceSet, Subject, MAX_MATCHERS,
@@ -191,10 +190,8 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<Response, A
 pub async fn expire(
     _: Admin,
     State(state): State<AppState>,
-    id: Result<Path<i64>, PathRejection>,
+    Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let Path(id) =
-        id.map_err(|e| ApiError::BadRequest(format!("invalid silence id: {}", e.body_text())))?;
     let now = state.clock.now();
     let planned = state
         .store

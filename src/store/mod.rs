@@ -46,7 +46,7 @@ pub use watch::WatchBook;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// From the SQLite write path that runs on the writer's handle directly.
+    /// From SQLite's direct writer (`sqlite/direct.rs`, rusqlite).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]

@@ -114,34 +114,41 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `work` on the direct writer connection, on this thread: directly
-    /// on a group-commit writer's thread, under `block_in_place` on a
-    /// multi-threaded runtime (its other tasks move to another worker).
-    /// Callers first ask [`must_hop`] and use [`SqliteStore::direct_elsewhere`] when it says so.
-    fn direct<T>(
+    /// Runs `work` on the direct writer connection with `input`. Directly
+    /// on a group-commit writer's thread; under `block_in_place` on a
+    /// multi-threaded runtime (its other tasks move to another worker);
+    /// otherwise, on a current-thread runtime that other tasks share, on a
+    /// blocking thread with an owned copy of `input`: blocking that runtime
+    /// could stall a task that holds sqlx's writer in a transaction, and the
+    /// direct writer would then wait out the busy timeout for its lock.
+    async fn write_direct<B, T>(
         &self,
-        work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let run = || with_direct(&self.direct, work);
+        input: &B,
+        work: fn(&mut direct::Direct<'_>, &B) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>
+    where
+        B: ToOwned + Sync + ?Sized + 'static,
+        B::Owned: Send + 'static,
+        T: Send + 'static,
+    {
+        let multi_thread = matches!(
+            tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread)
+        );
+        let here = || with_direct(&self.direct, |d| work(d, input));
         if on_writer_thread() {
-            run()
+            here()
+        } else if multi_thread {
+            tokio::task::block_in_place(here)
         } else {
-            tokio::task::block_in_place(run)
-        }
-    }
-
-    /// [`SqliteStore::direct`] on a blocking thread, for a current-thread
-    /// runtime that other tasks share: blocking it could stall a task that
-    /// holds sqlx's writer in a transaction, and the direct writer would
-    /// then wait out the busy timeout for the lock that task holds.
-    async fn direct_elsewhere<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let conn = self.direct.clone();
-        tokio::task::spawn_blocking(move || with_direct(&conn, work))
+            let owned = input.to_owned();
+            let conn = self.direct.clone();
+            tokio::task::spawn_blocking(move || {
+                with_direct(&conn, |d| work(d, std::borrow::Borrow::borrow(&owned)))
+            })
             .await
             .map_err(|e| StoreError::Corrupt(format!("the direct writer failed: {e}")))?
+        }
     }
 
     /// After a write that must be on disk when it returns.
@@ -172,34 +179,25 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        if let Ok(mut direct) = self.direct.lock() {
-            direct.take();
-        }
+        self.direct
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         self.reader.close().await;
         self.writer.close().await;
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        let outcomes = if must_hop() {
-            let batch = batch.to_vec();
-            self.direct_elsewhere(move |d| d.ingest(&batch)).await?
-        } else {
-            self.direct(|d| d.ingest(batch))?
-        };
+        let outcomes = self.write_direct(batch, |d, batch| d.ingest(batch)).await?;
         // Durable at the next `sync`, which group commit calls.
         self.wal.committed();
         Ok(outcomes)
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
-        let (decision, wrote) = if must_hop() {
-            let act = act.clone();
-            self.direct_elsewhere(move |d| d.act(&act)).await?
-        } else {
-            self.direct(|d| d.act(act))?
-        };
+        let decision = self.write_direct(act, |d, act| d.act(act)).await?;
         // An unknown alert is read and nothing written: no commit to sync.
-        if wrote {
+        if decision.is_some() {
             self.durable().await?;
         }
         Ok(decision)
@@ -915,17 +913,6 @@ impl Store for SqliteStore {
             .map(|r| instant(r.try_get("updated_at")?))
             .collect()
     }
-}
-
-/// Whether direct writes from here must go to a blocking thread (see
-/// [`SqliteStore::direct_elsewhere`]): on a current-thread runtime that is
-/// not a group-commit writer's.
-fn must_hop() -> bool {
-    !on_writer_thread()
-        && !matches!(
-            tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread)
-        )
 }
 
 fn with_direct<T>(

@@ -73,16 +73,15 @@ pub(super) fn open(options: &SqliteConnectOptions) -> Result<Connection, StoreEr
     Ok(db)
 }
 
-/// One transaction at a time on the direct writer. Dropped while open (a
-/// failed statement, a panic), it rolls back.
+/// One transaction at a time on the direct writer. Dropped while one is
+/// open (a failed statement, a panic), it rolls back.
 pub(super) struct Direct<'c> {
     db: &'c mut Connection,
-    open: bool,
 }
 
 impl<'c> Direct<'c> {
     pub fn on(db: &'c mut Connection) -> Self {
-        Self { db, open: false }
+        Self { db }
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -94,13 +93,11 @@ impl<'c> Direct<'c> {
         // IMMEDIATE: the write lock is taken with the read, so nothing commits
         // between what a batch read and what it writes (see `write`).
         self.db.execute_batch("BEGIN IMMEDIATE")?;
-        self.open = true;
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.db.execute_batch("COMMIT")?;
-        self.open = false;
         Ok(())
     }
 
@@ -115,47 +112,32 @@ impl<'c> Direct<'c> {
         replayed.outcomes(&ids)
     }
 
-    /// Acknowledges or resolves one alert; `Ok(None)` when there is no such
-    /// alert, with nothing committed. The bool says whether it committed.
-    pub fn act(&mut self, act: &Act) -> Result<(Option<Decision>, bool), StoreError> {
+    /// Acknowledges or resolves one alert and commits; `Ok(None)` when there
+    /// is no such alert, with nothing committed.
+    pub fn act(&mut self, act: &Act) -> Result<Option<Decision>, StoreError> {
         self.begin()?;
         let found = self.alert_by_id(act.alert_id)?;
         let Some((decision, writes)) = apply::act_writes(act, found) else {
-            return Ok((None, false));
+            return Ok(None);
         };
         self.write(&writes)?;
         self.commit()?;
-        Ok((Some(decision), true))
+        Ok(Some(decision))
     }
 
     fn read(&mut self, lookup: &Lookup<'_>) -> Result<Known, StoreError> {
         let mut known = Known::default();
         {
-            let mut open = self.db.prepare_cached(
-                "SELECT id, status, dup_count, dup_first_at, dup_last_at, dup_actor
-                   FROM alerts WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'",
-            )?;
-            for (service, key) in &lookup.keys {
-                let row = open
-                    .query_row(params![service, key], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, Option<i64>>(3)?,
-                            r.get::<_, Option<i64>>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                        ))
-                    })
-                    .optional()?;
-                if let Some((id, status, count, first, last, actor)) = row {
-                    known.found.push(FoundAlert {
-                        id,
-                        status: parse_status(&status)?,
-                        service_id: (*service).to_owned(),
-                        dedup_key: (*key).to_owned(),
-                        run: duplicate_run(count, first, last, actor)?,
-                    });
+            let mut open = self.db.prepare_cached(&format!(
+                "SELECT {FOUND_COLUMNS} FROM alerts
+                  WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'"
+            ))?;
+            for key in &lookup.keys {
+                if let Some(row) = open
+                    .query_row(params![key.0, key.1], found_row)
+                    .optional()?
+                {
+                    known.found.push(found_alert(row)?);
                 }
             }
         }
@@ -176,37 +158,12 @@ impl<'c> Direct<'c> {
     }
 
     fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
-        let row = self
-            .db
-            .prepare_cached(
-                "SELECT status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at,
-                        dup_actor
-                   FROM alerts WHERE id = ?1",
-            )?
-            .query_row([alert_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })
-            .optional()?;
-        row.map(
-            |(status, service_id, dedup_key, count, first, last, actor)| {
-                Ok(FoundAlert {
-                    id: alert_id,
-                    status: parse_status(&status)?,
-                    service_id,
-                    dedup_key,
-                    run: duplicate_run(count, first, last, actor)?,
-                })
-            },
-        )
-        .transpose()
+        self.db
+            .prepare_cached(&format!("SELECT {FOUND_COLUMNS} FROM alerts WHERE id = ?1"))?
+            .query_row([alert_id], found_row)
+            .optional()?
+            .map(found_alert)
+            .transpose()
     }
 
     /// Writes a batch's end state inside the open transaction; returns the
@@ -218,70 +175,56 @@ impl<'c> Direct<'c> {
         // batch, and one resolved here frees its key for a new alert below
         // (resolve then trigger of one key in one batch).
         self.update_alerts(&writes.changes)?;
-        let mut ids = Vec::with_capacity(writes.new_alerts.len());
-        for generation in &writes.generations {
-            let rows = writes
-                .new_alerts
-                .get(generation.clone())
-                .unwrap_or_default();
-            for chunk in chunks(rows) {
-                let mut insert = self.db.prepare_cached(&values(
-                    "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source,
-                         urgency, policy_id, labels, details, links, event_count, created_at,
-                         last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
-                         dup_count, dup_first_at, dup_last_at, dup_actor, opened_by, opened_summary)",
-                    24,
-                    chunk.len(),
-                    "",
-                ))?;
-                let mut b = Binder::new(&mut insert);
-                for row in chunk {
-                    bind_alert(&mut b, row)?;
-                }
-                insert.raw_execute()?;
-                // One writer, holding the write lock since the read: the rows
-                // got consecutive ids in order, ending at the last insert's.
-                let last = self.db.last_insert_rowid();
-                let n = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-                ids.extend((last - n + 1)..=last);
-            }
-        }
+        // In one pass over `new_alerts`: its generations (see `BatchWrites`)
+        // are in order, and a key's earlier alert in them is already closed,
+        // so it is not in the partial unique index when the next is inserted.
+        insert_rows(
+            self.db,
+            "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source,
+                 urgency, policy_id, labels, details, links, event_count, created_at,
+                 last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
+                 dup_count, dup_first_at, dup_last_at, dup_actor, opened_by, opened_summary)",
+            24,
+            &writes.new_alerts,
+            bind_alert,
+        )?;
+        // One writer, holding the write lock since the read: the new rows got
+        // consecutive ids in order, ending at the last insert's.
+        let n = i64::try_from(writes.new_alerts.len()).unwrap_or(i64::MAX);
+        let last = self.db.last_insert_rowid();
+        let ids: Vec<i64> = if n == 0 {
+            Vec::new()
+        } else {
+            ((last - n + 1)..=last).collect()
+        };
         self.count_opened(&writes.new_alerts)?;
-        for chunk in chunks(&writes.escalations) {
-            let mut insert = self.db.prepare_cached(&values(
-                "INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state)",
-                4,
-                chunk.len(),
-                "",
-            ))?;
-            let mut b = Binder::new(&mut insert);
-            for e in chunk {
+        insert_rows(
+            self.db,
+            "INSERT OR IGNORE INTO escalations (alert_id, policy_id, due_at, state)",
+            4,
+            &writes.escalations,
+            |b, e| {
                 b.bind(e.alert.resolve(&ids)?)?;
                 b.bind(e.policy_id)?;
                 b.bind(e.due_at.timestamp_millis())?;
-                b.bind(if e.done { "done" } else { "active" })?;
-            }
-            insert.raw_execute()?;
-        }
+                b.bind(if e.done { "done" } else { "active" })
+            },
+        )?;
         self.close_escalations(&writes.closings)?;
-        for chunk in chunks(&writes.timeline) {
-            let mut insert = self.db.prepare_cached(&values(
-                "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data)",
-                6,
-                chunk.len(),
-                "",
-            ))?;
-            let mut b = Binder::new(&mut insert);
-            for (alert, e) in chunk {
+        insert_rows(
+            self.db,
+            "INSERT INTO alert_timeline (alert_id, at, kind, actor, message, data)",
+            6,
+            &writes.timeline,
+            |b, (alert, e)| {
                 b.bind(alert.resolve(&ids)?)?;
                 b.bind(e.at.timestamp_millis())?;
                 b.bind(e.kind.as_str())?;
                 b.bind(e.actor.as_str())?;
                 b.bind(e.message.as_str())?;
-                b.bind(e.data.as_ref().map(|d| d.to_string()))?;
-            }
-            insert.raw_execute()?;
-        }
+                b.bind(e.data.as_ref().map(|d| d.to_string()))
+            },
+        )?;
         Ok(ids)
     }
 
@@ -419,7 +362,7 @@ impl<'c> Direct<'c> {
 
 impl Drop for Direct<'_> {
     fn drop(&mut self) {
-        if self.open {
+        if !self.db.is_autocommit() {
             // A failed rollback leaves the transaction open; the next
             // `begin` finds it and tries again.
             if let Err(err) = self.db.execute_batch("ROLLBACK") {
@@ -472,20 +415,74 @@ fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `head VALUES (?, …), … tail` for `rows` rows of `columns` values.
-fn values(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+/// Inserts `rows` with `head VALUES (…), …`, `columns` values a row bound
+/// by `bind`, one cached statement per run of [`chunks`].
+fn insert_rows<T>(
+    db: &Connection,
+    head: &str,
+    columns: usize,
+    rows: &[T],
+    mut bind: impl FnMut(&mut Binder<'_, '_>, &T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let row = format!("({}?)", "?, ".repeat(columns.saturating_sub(1)));
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * (row.len() + 2) + 8);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
+    for chunk in chunks(rows) {
+        let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 2) + 8);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&row);
         }
-        sql.push_str(&row);
+        let mut insert = db.prepare_cached(&sql)?;
+        let mut b = Binder::new(&mut insert);
+        for r in chunk {
+            bind(&mut b, r)?;
+        }
+        insert.raw_execute()?;
     }
-    sql.push_str(tail);
-    sql
+    Ok(())
+}
+
+/// What [`found_row`] reads: an alert a write refers to.
+const FOUND_COLUMNS: &str =
+    "id, status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at, dup_actor";
+
+type FoundRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn found_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FoundRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn found_alert(
+    (id, status, service_id, dedup_key, count, first, last, actor): FoundRow,
+) -> Result<FoundAlert, StoreError> {
+    Ok(FoundAlert {
+        id,
+        status: parse_status(&status)?,
+        service_id,
+        dedup_key,
+        run: duplicate_run(count, first, last, actor)?,
+    })
 }
 
 /// Binds a multi-row statement's anonymous parameters in order.
