@@ -132,12 +132,14 @@ impl<'c> Direct<'c> {
                 "SELECT {FOUND_COLUMNS} FROM alerts
                   WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'"
             ))?;
-            for key in &lookup.keys {
+            for (service, key) in &lookup.keys {
                 if let Some(row) = open
-                    .query_row(params![key.0, key.1], found_row)
+                    .query_row(params![service, key], found_row)
                     .optional()?
                 {
-                    known.found.push(found_alert(row)?);
+                    // The key is the one asked: not read back from the row.
+                    let (service, key) = ((*service).to_owned(), (*key).to_owned());
+                    known.found.push(found_alert(row, service, key)?);
                 }
             }
         }
@@ -159,10 +161,12 @@ impl<'c> Direct<'c> {
 
     fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
         self.db
-            .prepare_cached(&format!("SELECT {FOUND_COLUMNS} FROM alerts WHERE id = ?1"))?
-            .query_row([alert_id], found_row)
+            .prepare_cached(&format!(
+                "SELECT {FOUND_COLUMNS}, service_id, dedup_key FROM alerts WHERE id = ?1"
+            ))?
+            .query_row([alert_id], |r| Ok((found_row(r)?, r.get(6)?, r.get(7)?)))
             .optional()?
-            .map(found_alert)
+            .map(|(row, service_id, dedup_key)| found_alert(row, service_id, dedup_key))
             .transpose()
     }
 
@@ -445,20 +449,10 @@ fn insert_rows<T>(
     Ok(())
 }
 
-/// What [`found_row`] reads: an alert a write refers to.
-const FOUND_COLUMNS: &str =
-    "id, status, service_id, dedup_key, dup_count, dup_first_at, dup_last_at, dup_actor";
+/// What [`found_row`] reads of an alert a write refers to (its key aside).
+const FOUND_COLUMNS: &str = "id, status, dup_count, dup_first_at, dup_last_at, dup_actor";
 
-type FoundRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
+type FoundRow = (i64, String, i64, Option<i64>, Option<i64>, Option<String>);
 
 fn found_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FoundRow> {
     Ok((
@@ -468,13 +462,13 @@ fn found_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FoundRow> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
     ))
 }
 
 fn found_alert(
-    (id, status, service_id, dedup_key, count, first, last, actor): FoundRow,
+    (id, status, count, first, last, actor): FoundRow,
+    service_id: String,
+    dedup_key: String,
 ) -> Result<FoundAlert, StoreError> {
     Ok(FoundAlert {
         id,
