@@ -629,25 +629,25 @@ impl Store for PostgresStore {
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         // A claimed row is not due again until its lease runs out: without
-        // this the engine would spin while a slow send is in flight. Unleased
-        // and leased rows are asked apart so that each part walks an index
-        // (the due index from its start; the partial index of leased rows)
-        // instead of scanning every open alert's escalation. `OFFSET 0` keeps
-        // the leased part on its partial index: with `state` beside it, a
-        // planner that had not seen the table grow walked the state index
-        // over every active escalation (3 ms at 33,000 open; auto_explain).
+        // this the engine would spin while a slow send is in flight. Each
+        // part is the first entry of a partial index on exactly what it
+        // orders by (migrations `…000011_next_due_index` and
+        // `…000012_next_due_leased_indexes`), so the plan sqlx cached while
+        // the tables were empty stays one index probe as they grow; a
+        // `MIN()` over a filter had been cached as a scan of every row.
         let due: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT LEAST(
                  (SELECT due_at FROM escalations WHERE state = 'active' AND lease_until IS NULL
                    ORDER BY due_at LIMIT 1),
-                 (SELECT MIN(GREATEST(due_at, lease_until))
-                    FROM (SELECT due_at, lease_until, state FROM escalations
-                           WHERE lease_until IS NOT NULL OFFSET 0) AS leased
-                   WHERE state = 'active'),
-                 (SELECT MIN(due_at) FROM notifications
-                   WHERE status IN ('pending', 'retry') AND lease_until IS NULL),
-                 (SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications
-                   WHERE lease_until IS NOT NULL AND status IN ('pending', 'retry')))",
+                 (SELECT GREATEST(due_at, lease_until) FROM escalations
+                   WHERE state = 'active' AND lease_until IS NOT NULL
+                   ORDER BY GREATEST(due_at, lease_until) LIMIT 1),
+                 (SELECT due_at FROM notifications
+                   WHERE status IN ('pending', 'retry') AND lease_until IS NULL
+                   ORDER BY due_at LIMIT 1),
+                 (SELECT GREATEST(due_at, lease_until) FROM notifications
+                   WHERE status IN ('pending', 'retry') AND lease_until IS NOT NULL
+                   ORDER BY GREATEST(due_at, lease_until) LIMIT 1))",
         )
         .fetch_one(&self.pool)
         .await?;
