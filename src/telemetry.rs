@@ -144,6 +144,11 @@ fn describe() {
         "Items per group commit, by writer."
     );
     describe_histogram!(
+        "rouse_group_commit_sync_seconds",
+        Unit::Seconds,
+        "Time to make committed batches durable (the log's fsync on SQLite), by writer."
+    );
+    describe_histogram!(
         "rouse_db_query_duration_seconds",
         Unit::Seconds,
         "Database call latency, by query."

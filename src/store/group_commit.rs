@@ -48,12 +48,23 @@ type Write<T, R> =
 
 type Reply<R> = oneshot::Sender<Result<Vec<R>, CommitError>>;
 
+/// One requester's reply and what to send it once the batch is durable.
+type Answer<R> = (Reply<R>, Result<Vec<R>, CommitError>);
+
 /// [`Store::sync`], as a closure so the stage can be tested on its own.
 type SyncFn =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync>;
 
-/// A committed batch on its way to the syncer: each requester's reply and result.
-type Written<R> = Vec<(Reply<R>, Result<Vec<R>, CommitError>)>;
+/// A committed batch on its way to the syncer: each requester's reply and
+/// result, and the items themselves.
+struct Written<T, R> {
+    replies: Vec<Answer<R>>,
+    /// Dropped by the syncer once it has answered: the items were allocated
+    /// by the HTTP workers, and freeing thousands of them (each event's
+    /// labels and details) on the writer's thread, the one serial stage,
+    /// took 8% of its time with 100-alert webhooks (perf).
+    items: Vec<T>,
+}
 
 /// One request's items: committed together or not at all.
 struct Job<T, R> {
@@ -100,33 +111,38 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
     ) -> (Self, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 8);
         let (written, to_sync) = mpsc::channel(SYNC_QUEUE);
-        // The writer and syncer get a thread and a runtime of their own. A
-        // batch is several round trips to the database driver, and on the
-        // shared runtime each answer queued behind every HTTP connection's
-        // task before the writer could send the next statement: under load
-        // that waiting, not the database, set the pace of every commit.
+        // The writer and the syncer each get a thread and a runtime of their
+        // own. A batch is several round trips to the database driver, and on
+        // the shared runtime each answer queued behind every HTTP
+        // connection's task before the writer could send the next statement:
+        // under load that waiting, not the database, set the pace of every
+        // commit. And apart from each other, because a store may write
+        // synchronously on the writer's thread (SQLite's direct writer): a
+        // syncer sharing it could neither start a sync nor answer the
+        // requesters of a synced batch until the batch after it was written.
+        let syncing = store.clone();
+        let syncer = tokio::task::spawn_blocking(move || {
+            // Only syncs run here: a store may block this thread on the disk.
+            super::mark_writer_thread();
+            let Some(runtime) = own_runtime(name) else {
+                // Dropping `to_sync` fails the writer's hand-offs: `Closed`.
+                return;
+            };
+            let sync: SyncFn = Box::new(move || {
+                let store = syncing.clone();
+                Box::pin(async move { store.sync().await })
+            });
+            runtime.block_on(sync_loop(sync, name, to_sync));
+        });
         let writer = tokio::task::spawn_blocking(move || {
             // Nothing else runs here, so a store may write synchronously on
             // this thread (SQLite's direct writer does).
             super::mark_writer_thread();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    // Dropping `rx` makes every submit fail with `Closed`.
-                    tracing::error!(error = %err, writer = name, "could not start the group commit writer");
-                    return;
-                }
+            let Some(runtime) = own_runtime(name) else {
+                // Dropping `rx` makes every submit fail with `Closed`.
+                return;
             };
             runtime.block_on(async move {
-                let syncing = store.clone();
-                let sync: SyncFn = Box::new(move || {
-                    let store = syncing.clone();
-                    Box::pin(async move { store.sync().await })
-                });
-                let syncer = tokio::spawn(sync_loop(sync, name, to_sync));
                 write_loop(store, name, rx, write, written).await;
                 // The writer's end of the queue is gone: the syncer answers
                 // what is left and stops.
@@ -150,12 +166,26 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
+/// A current-thread runtime for one of group commit's threads.
+fn own_runtime(name: &'static str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            tracing::error!(error = %err, writer = name, "could not start a group commit thread");
+            None
+        }
+    }
+}
+
 async fn write_loop<T: Send + Sync, R: Send>(
     store: Arc<dyn Store>,
     name: &'static str,
     mut rx: mpsc::Receiver<Job<T, R>>,
     write: Write<T, R>,
-    written: mpsc::Sender<Written<R>>,
+    written: mpsc::Sender<Written<T, R>>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -194,7 +224,7 @@ async fn write_loop<T: Send + Sync, R: Send>(
             .increment(batch.len() as u64);
         metrics::histogram!("rouse_group_commit_batch_items", "writer" => name)
             .record(batch.len() as f64);
-        let mut done: Written<R> = Vec::with_capacity(owners.len());
+        let mut done = Vec::with_capacity(owners.len());
         match super::stats::timed(name, write(store.as_ref(), &batch)).await {
             Ok(results) => {
                 let mut results = results.into_iter();
@@ -225,9 +255,13 @@ async fn write_loop<T: Send + Sync, R: Send>(
                 }
             }
         }
+        let done = Written {
+            replies: done,
+            items: batch,
+        };
         if let Err(mpsc::error::SendError(done)) = written.send(done).await {
             // Only if the syncer died: nobody can say these are durable.
-            for (reply, _) in done {
+            for (reply, _) in done.replies {
                 let _ = reply.send(Err(CommitError::Closed));
             }
         }
@@ -235,31 +269,46 @@ async fn write_loop<T: Send + Sync, R: Send>(
 }
 
 /// Makes committed batches durable, then answers their requesters.
-async fn sync_loop<R: Send>(
+async fn sync_loop<T: Send, R: Send>(
     sync: SyncFn,
     name: &'static str,
-    mut batches: mpsc::Receiver<Written<R>>,
+    mut batches: mpsc::Receiver<Written<T, R>>,
 ) {
     let mut ready = Vec::with_capacity(SYNC_QUEUE);
     while batches.recv_many(&mut ready, SYNC_QUEUE).await > 0 {
-        let anything_written = ready.iter().flatten().any(|(_, result)| result.is_ok());
+        let anything_written = ready
+            .iter()
+            .flat_map(|w| &w.replies)
+            .any(|(_, result)| result.is_ok());
         let synced = if anything_written {
-            sync().await
+            // With the commit's own time (`rouse_db_query_duration_seconds`),
+            // what a durable answer waits for.
+            let started = std::time::Instant::now();
+            let synced = sync().await;
+            metrics::histogram!("rouse_group_commit_sync_seconds", "writer" => name)
+                .record(started.elapsed().as_secs_f64());
+            synced
         } else {
             Ok(())
         };
         if let Err(err) = &synced {
             tracing::error!(error = %err, writer = name, "committed batches could not be synced to disk");
         }
-        for (reply, result) in ready.drain(..).flatten() {
-            let result = match (&synced, result) {
-                (Ok(()), result) => result,
-                (Err(err), Ok(_)) => Err(commit_error(err)),
-                (Err(_), Err(err)) => Err(err),
-            };
-            // The requester may have gone (client hung up): the items are stored anyway.
-            let _ = reply.send(result);
+        let mut items = Vec::with_capacity(ready.len());
+        for written in ready.drain(..) {
+            for (reply, result) in written.replies {
+                let result = match (&synced, result) {
+                    (Ok(()), result) => result,
+                    (Err(err), Ok(_)) => Err(commit_error(err)),
+                    (Err(_), Err(err)) => Err(err),
+                };
+                // The requester may have gone (client hung up): the items are stored anyway.
+                let _ = reply.send(result);
+            }
+            items.push(written.items);
         }
+        // Everyone is answered; only now the items are freed (see `Written`).
+        drop(items);
     }
 }
 
@@ -280,7 +329,7 @@ mod tests {
 
     /// A sync stage on its own task, and the handles a test drives it by.
     struct Stage {
-        queue: mpsc::Sender<Written<u32>>,
+        queue: mpsc::Sender<Written<u32, u32>>,
         done: JoinHandle<()>,
         /// Each sync waits for a permit of this.
         gate: Arc<Semaphore>,
@@ -315,7 +364,7 @@ mod tests {
         }
     }
 
-    fn written(results: Vec<Result<Vec<u32>, CommitError>>) -> (Written<u32>, Vec<ReplyRx>) {
+    fn written(results: Vec<Result<Vec<u32>, CommitError>>) -> (Written<u32, u32>, Vec<ReplyRx>) {
         let mut batch = Vec::new();
         let mut replies = Vec::new();
         for result in results {
@@ -323,7 +372,11 @@ mod tests {
             batch.push((tx, result));
             replies.push(rx);
         }
-        (batch, replies)
+        let written = Written {
+            replies: batch,
+            items: Vec::new(),
+        };
+        (written, replies)
     }
 
     type ReplyRx = oneshot::Receiver<Result<Vec<u32>, CommitError>>;
