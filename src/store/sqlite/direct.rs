@@ -92,12 +92,14 @@ impl<'c> Direct<'c> {
         }
         // IMMEDIATE: the write lock is taken with the read, so nothing commits
         // between what a batch read and what it writes (see `write`).
-        self.db.execute_batch("BEGIN IMMEDIATE")?;
+        // Cached like every other statement: parsing BEGIN and COMMIT anew
+        // cost ~11,000 instructions a commit (callgrind, batches of one).
+        self.db.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.db.execute_batch("COMMIT")?;
+        self.db.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
 
