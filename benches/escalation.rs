@@ -545,6 +545,7 @@ fn ingest(i: usize, due: DateTime<Utc>) -> Ingest {
     labels.insert("instance".to_owned(), format!("web-{i}:9100"));
     let key = format!("timer-{i}");
     Ingest {
+        encoded: None,
         service_id: "bench".to_owned(),
         actor: "native:bench".to_owned(),
         policy_id: Some("p".to_owned()),

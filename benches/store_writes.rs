@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use chrono::{TimeDelta, Utc};
 use rouse::alert::{Action, Event, IntakeKind, Severity, Urgency};
-use rouse::store::{Ingest, Store};
+use rouse::store::{EventJson, Ingest, Store};
 
 struct Options {
     events: usize,
@@ -67,7 +67,8 @@ fn ingest(key: String, with_timer: bool, now: chrono::DateTime<Utc>) -> Ingest {
     let mut labels = BTreeMap::new();
     labels.insert("alertname".to_owned(), "HighCpu".to_owned());
     labels.insert("instance".to_owned(), "web-1:9100".to_owned());
-    Ingest {
+    let mut item = Ingest {
+        encoded: None,
         service_id: "bench".to_owned(),
         actor: "native:bench".to_owned(),
         policy_id: with_timer.then(|| "p".to_owned()),
@@ -89,7 +90,10 @@ fn ingest(key: String, with_timer: bool, now: chrono::DateTime<Utc>) -> Ingest {
         // As in the HTTP bench: storm control never folds.
         storm_threshold: u64::MAX,
         first_step_due: with_timer.then(|| now + TimeDelta::hours(1)),
-    }
+    };
+    // As intake does, before the event joins a commit; still counted here.
+    item.encoded = EventJson::of(&item.event).ok();
+    item
 }
 
 async fn run(store: &dyn Store, o: &Options, scenario: &str) {

@@ -17,7 +17,7 @@ use crate::alert::{Action, Event, IntakeKind};
 use crate::catalog::Catalog;
 use crate::escalation::plan;
 use crate::intake::{self, IntakeError};
-use crate::store::{Ingest, IngestOutcome};
+use crate::store::{EventJson, Ingest, IngestOutcome};
 
 /// One event's result, as every intake endpoint reports it.
 #[derive(Debug, Serialize)]
@@ -337,6 +337,10 @@ pub(super) async fn commit(
                 .map(|policy| plan::first_due(policy, now));
             Ingest {
                 first_step_due,
+                // Here, on the HTTP worker, not on the group-commit writer
+                // (see `EventJson`); should encoding ever fail, the store
+                // encodes it again and reports the error.
+                encoded: EventJson::of(&event).ok(),
                 service_id: target.service_id.clone(),
                 actor: format!("{}:{}", kind.as_str(), target.integration),
                 policy_id: Some(route.policy_id),

@@ -99,6 +99,7 @@ async fn open(
     labels.insert("rouse_test_page".to_owned(), method.as_str().to_owned());
     let opened = store
         .ingest(&[Ingest {
+            encoded: None,
             service_id: test_page::SERVICE.to_owned(),
             actor: "test-page".to_owned(),
             policy_id: None,

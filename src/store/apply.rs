@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 
 use super::NewTimelineEntry;
 use super::{
-    act_timeline, run_timeline, storm_event, timeline_for, Act, Ingest, IngestOutcome, StoreError,
+    act_timeline, run_timeline, storm_event, timeline_for, Act, EventJson, Ingest, IngestOutcome,
+    StoreError,
 };
 use crate::alert::lifecycle::STORM_DEDUP_KEY;
 use crate::alert::{decide, AlertStatus, Decision, DuplicateRun, Event, OpenAlert, Urgency};
@@ -108,6 +109,8 @@ pub(crate) struct NewAlert<'a> {
     pub policy_id: Option<&'a str>,
     /// The latest trigger: its summary, labels and details are the alert's.
     pub event: Cow<'a, Event>,
+    /// `event`'s JSON, when it is an item's own and intake encoded it.
+    pub encoded: Option<&'a EventJson>,
     pub event_count: i64,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -129,6 +132,8 @@ pub(crate) struct AlertChange<'a> {
     pub added_events: i64,
     /// The latest trigger and when it came, if any trigger refreshed the alert.
     pub refreshed: Option<(Cow<'a, Event>, DateTime<Utc>)>,
+    /// The refreshing event's JSON, when it is an item's own and encoded.
+    pub refreshed_encoded: Option<&'a EventJson>,
     pub acknowledged: Option<(DateTime<Utc>, &'a str)>,
     pub resolved: Option<(DateTime<Utc>, &'a str)>,
     /// The alert's run of duplicates as the batch leaves it, written as is
@@ -143,6 +148,7 @@ impl AlertChange<'_> {
             id,
             added_events: 0,
             refreshed: None,
+            refreshed_encoded: None,
             acknowledged: None,
             resolved: None,
             run,
@@ -379,6 +385,7 @@ pub(crate) fn replay<'a>(
                 let storm_key = (service, STORM_DEDUP_KEY);
                 let storm = Ingest {
                     event: storm_event(item),
+                    encoded: None,
                     ..item.clone()
                 };
                 let s = match current.get(&storm_key).copied() {
@@ -537,6 +544,7 @@ fn new_alert<'a>(item: &'a Ingest, dedup_key: &'a str, event: Cow<'a, Event>) ->
         dedup_key,
         urgency: item.urgency,
         policy_id: item.policy_id.as_deref(),
+        encoded: encoded(&event, item),
         event,
         event_count: 1,
         created_at: item.received_at,
@@ -597,11 +605,18 @@ fn refresh<'a>(
         Slot::Existing(i) => {
             if let Some(e) = existing.get_mut(i) {
                 e.change.added_events += 1;
-                let event = match e.change.refreshed.take() {
-                    Some((earlier, _)) => Cow::Owned(event.into_owned().keeping_earlier(&earlier)),
-                    None => event,
+                let (event, json) = match e.change.refreshed.take() {
+                    Some((earlier, _)) => (
+                        Cow::Owned(event.into_owned().keeping_earlier(&earlier)),
+                        None,
+                    ),
+                    None => {
+                        let json = encoded(&event, item);
+                        (event, json)
+                    }
                 };
                 e.change.refreshed = Some((event, item.received_at));
+                e.change.refreshed_encoded = json;
             }
         }
         Slot::New(i) => {
@@ -612,9 +627,19 @@ fn refresh<'a>(
                     o.alert.opened_summary = Some(o.alert.event.summary.clone());
                 }
                 o.alert.event = Cow::Owned(event);
+                // Merged in memory: no item's encoding is this event's.
+                o.alert.encoded = None;
                 o.alert.last_seen_at = item.received_at;
             }
         }
+    }
+}
+
+/// The item's encoded JSON, if `event` is the item's own event unchanged.
+fn encoded<'a>(event: &Cow<'a, Event>, item: &'a Ingest) -> Option<&'a EventJson> {
+    match event {
+        Cow::Borrowed(_) => item.encoded.as_ref(),
+        Cow::Owned(_) => None,
     }
 }
 

@@ -22,9 +22,9 @@ use super::apply::{
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
     opened_entry, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, Heartbeat, Implied, Ingest, IngestOutcome,
-    NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow, ProviderPage,
-    StepRecord, Store, StoreError,
+    DeliveryRecord, DeliveryStatus, EscalationClaim, EventJson, Heartbeat, Implied, Ingest,
+    IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
+    ProviderPage, StepRecord, Store, StoreError,
 };
 use crate::alert::event::is_empty_json;
 use crate::alert::TimelineKind;
@@ -1107,7 +1107,7 @@ async fn insert_alerts(
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let mut c = AlertColumns::with_capacity(rows.len());
     for row in rows {
-        c.push(Some(&row.event), row.status, false)?;
+        c.push(Some(&row.event), row.encoded, row.status, false)?;
     }
     let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
     let returned = sqlx::query(
@@ -1179,6 +1179,7 @@ async fn update_alerts(
         let status = row.status();
         c.push(
             row.refreshed.as_ref().map(|(e, _)| e.as_ref()),
+            row.refreshed_encoded,
             status.unwrap_or(AlertStatus::Triggered),
             true,
         )?;
@@ -1402,6 +1403,7 @@ impl AlertColumns {
     fn push(
         &mut self,
         event: Option<&Event>,
+        encoded: Option<&EventJson>,
         status: AlertStatus,
         keep_stored: bool,
     ) -> Result<(), StoreError> {
@@ -1413,19 +1415,20 @@ impl AlertColumns {
             .push(event(|_| true).map(|e| e.severity.as_str()));
         self.source
             .push(event(|e| !e.source.is_empty()).map(|e| e.source.clone()));
+        // Intake's own encoding where it made one (see `EventJson`).
         self.labels.push(
             event(|e| !e.labels.is_empty())
-                .map(|e| to_json(&e.labels))
+                .map(|e| encoded.map_or_else(|| to_json(&e.labels), |j| Ok(j.labels.clone())))
                 .transpose()?,
         );
         self.details.push(
             event(|e| !is_empty_json(&e.details))
-                .map(|e| to_json(&e.details))
+                .map(|e| encoded.map_or_else(|| to_json(&e.details), |j| Ok(j.details.clone())))
                 .transpose()?,
         );
         self.links.push(
             event(|e| !e.links.is_empty())
-                .map(|e| to_json(&e.links))
+                .map(|e| encoded.map_or_else(|| to_json(&e.links), |j| Ok(j.links.clone())))
                 .transpose()?,
         );
         Ok(())

@@ -359,6 +359,7 @@ impl Runner {
             _ => route.urgency,
         };
         Some(Ingest {
+            encoded: None,
             service_id: service.id.clone(),
             actor: format!("watch:{}", spec.id),
             first_step_due: catalog

@@ -31,6 +31,7 @@ async fn open(rig: &Rig, key: &str) -> i64 {
     let now = rig.clock.now();
     rig.store
         .ingest(&[Ingest {
+            encoded: None,
             service_id: "payments".into(),
             actor: "test".into(),
             policy_id: Some("default".into()),

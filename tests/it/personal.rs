@@ -127,6 +127,7 @@ impl Rig {
         let out = self
             .store
             .ingest(&[Ingest {
+                encoded: None,
                 service_id: "payments".to_owned(),
                 actor: "test".to_owned(),
                 policy_id: Some("personal".to_owned()),

@@ -19,6 +19,7 @@ fn item(service: &str, key: &str, action: Action, summary: &str) -> Ingest {
     let mut labels = BTreeMap::new();
     labels.insert("instance".to_owned(), "db-1".to_owned());
     Ingest {
+        encoded: None,
         service_id: service.to_owned(),
         actor: "native:test".to_owned(),
         policy_id: Some("default".to_owned()),
@@ -1106,3 +1107,68 @@ async fn sqlite_intake_and_engine_writers_share_the_lock() {
     store.close().await;
     db.drop_db().await;
 }
+
+/// Intake encodes an event's JSON columns ahead (`Ingest::encoded`); what
+/// the store keeps must be what it would have encoded itself, for new
+/// alerts, refreshes, and events merged within one batch.
+async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) {
+    use rouse::alert::event::Link;
+    use rouse::store::EventJson;
+    let store = db.open().await;
+    let rich = |key: &str, ahead: bool, disk: &str| {
+        let mut i = item("payments", key, Action::Trigger, "disk full");
+        i.event.details = serde_json::json!({"disk": disk, "mounts": ["/", "/var"], "quote": "a \"b\" \\ c"});
+        i.event.links = vec![Link::new("https://grafana.example/d/1", "dashboard")];
+        i.event.labels.insert("zone".to_owned(), "eu-1 ünïcode".to_owned());
+        if ahead {
+            i.encoded = Some(EventJson::of(&i.event).unwrap());
+        }
+        i
+    };
+    let columns = |a: &rouse::alert::Alert| (a.labels.clone(), a.details.clone(), a.links.clone());
+    let mut ids = Vec::new();
+    for (key, ahead) in [("by-store", false), ("ahead", true)] {
+        // Opened, then in the same batch a second trigger with no labels:
+        // merged in memory, so no item's encoding applies to the row.
+        let mut merged = rich(key, ahead, "99%");
+        merged.event.labels.clear();
+        if ahead {
+            merged.encoded = Some(EventJson::of(&merged.event).unwrap());
+        }
+        let out = store.ingest(&[rich(key, ahead, "98%"), merged]).await.unwrap();
+        ids.push(out[0].alert_id.unwrap());
+    }
+    let (a, b) = (
+        store.alert(ids[0]).await.unwrap().unwrap(),
+        store.alert(ids[1]).await.unwrap().unwrap(),
+    );
+    assert_eq!(columns(&a), columns(&b));
+    assert_eq!(b.details["disk"], "99%", "the later event's details");
+    assert_eq!(b.labels.get("zone").map(String::as_str), Some("eu-1 ünïcode"));
+    assert_eq!(b.links.len(), 1);
+
+    // Refreshed from a later batch: once with the item's own encoding, once
+    // with an empty field that keeps the stored value.
+    for (key, ahead) in [("by-store", false), ("ahead", true)] {
+        let mut later = rich(key, ahead, "97%");
+        later.received_at = t0() + Duration::minutes(2);
+        store.ingest(&[later]).await.unwrap();
+        let mut bare = rich(key, ahead, "96%");
+        bare.event.links.clear();
+        bare.event.labels.clear();
+        bare.received_at = t0() + Duration::minutes(3);
+        if ahead {
+            bare.encoded = Some(EventJson::of(&bare.event).unwrap());
+        }
+        store.ingest(&[bare]).await.unwrap();
+    }
+    let (a, b) = (
+        store.alert(ids[0]).await.unwrap().unwrap(),
+        store.alert(ids[1]).await.unwrap().unwrap(),
+    );
+    assert_eq!(columns(&a), columns(&b));
+    assert_eq!(b.details["disk"], "96%");
+    assert_eq!(b.links.len(), 1, "an event without links keeps the stored ones");
+    assert_eq!(b.labels.get("zone").map(String::as_str), Some("eu-1 ünïcode"));
+}
+both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);

@@ -19,6 +19,7 @@ fn noon() -> DateTime<Utc> {
 
 fn event(key: &str, action: Action, at: DateTime<Utc>, summary: &str) -> Ingest {
     Ingest {
+        encoded: None,
         service_id: "payments".to_owned(),
         actor: "alertmanager:prometheus".to_owned(),
         policy_id: None,

@@ -25,6 +25,7 @@
 //! commit does not stall that worker's other tasks; a shared current-thread
 //! runtime (tests') hands it to a blocking thread (see `SqliteStore::direct`).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -274,13 +275,18 @@ impl<'c> Direct<'c> {
         for row in rows.iter().filter(|r| r.added_events > 0 || r.run_changed) {
             let event = row.refreshed.as_ref().map(|(e, _)| e);
             // An empty field binds NULL, and COALESCE keeps the stored value.
-            let (labels, details, links) = match event {
-                Some(e) => (
-                    non_empty_json(&e.labels, e.labels.is_empty())?,
-                    non_empty_json(&e.details, is_empty_json(&e.details))?,
-                    non_empty_json(&e.links, e.links.is_empty())?,
+            let (labels, details, links) = match (event, row.refreshed_encoded) {
+                (Some(e), Some(j)) => (
+                    (!e.labels.is_empty()).then_some(Cow::Borrowed(j.labels.as_str())),
+                    (!is_empty_json(&e.details)).then_some(Cow::Borrowed(j.details.as_str())),
+                    (!e.links.is_empty()).then_some(Cow::Borrowed(j.links.as_str())),
                 ),
-                None => (None, None, None),
+                (Some(e), None) => (
+                    non_empty_json(&e.labels, e.labels.is_empty())?.map(Cow::Owned),
+                    non_empty_json(&e.details, is_empty_json(&e.details))?.map(Cow::Owned),
+                    non_empty_json(&e.links, e.links.is_empty())?.map(Cow::Owned),
+                ),
+                (None, _) => (None, None, None),
             };
             let (count, first, last, actor) = run_columns(row.run.as_ref());
             refresh.execute(params![
@@ -388,9 +394,19 @@ fn bind_alert(b: &mut Binder<'_, '_>, row: &NewAlert<'_>) -> Result<(), StoreErr
     b.bind(row.event.source.as_str())?;
     b.bind(row.urgency.as_str())?;
     b.bind(row.policy_id)?;
-    b.bind(to_json(&row.event.labels)?)?;
-    b.bind(to_json(&row.event.details)?)?;
-    b.bind(to_json(&row.event.links)?)?;
+    // Intake's own encoding where it made one (see `EventJson`).
+    match row.encoded {
+        Some(j) => {
+            b.bind(j.labels.as_str())?;
+            b.bind(j.details.as_str())?;
+            b.bind(j.links.as_str())?;
+        }
+        None => {
+            b.bind(to_json(&row.event.labels)?)?;
+            b.bind(to_json(&row.event.details)?)?;
+            b.bind(to_json(&row.event.links)?)?;
+        }
+    }
     b.bind(row.event_count)?;
     b.bind(row.created_at.timestamp_millis())?;
     b.bind(row.last_seen_at.timestamp_millis())?;

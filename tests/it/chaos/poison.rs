@@ -75,6 +75,7 @@ async fn open(store: &dyn Store, now: DateTime<Utc>, service: &str, key: &str) -
     };
     let out = store
         .ingest(&[Ingest {
+            encoded: None,
             service_id: service.to_owned(),
             actor: "test".to_owned(),
             policy_id: Some(policy.to_owned()),
