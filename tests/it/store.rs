@@ -1117,9 +1117,12 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
     let store = db.open().await;
     let rich = |key: &str, ahead: bool, disk: &str| {
         let mut i = item("payments", key, Action::Trigger, "disk full");
-        i.event.details = serde_json::json!({"disk": disk, "mounts": ["/", "/var"], "quote": "a \"b\" \\ c"});
+        i.event.details =
+            serde_json::json!({"disk": disk, "mounts": ["/", "/var"], "quote": "a \"b\" \\ c"});
         i.event.links = vec![Link::new("https://grafana.example/d/1", "dashboard")];
-        i.event.labels.insert("zone".to_owned(), "eu-1 ünïcode".to_owned());
+        i.event
+            .labels
+            .insert("zone".to_owned(), "eu-1 ünïcode".to_owned());
         if ahead {
             i.encoded = Some(EventJson::of(&i.event).unwrap());
         }
@@ -1135,7 +1138,10 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
         if ahead {
             merged.encoded = Some(EventJson::of(&merged.event).unwrap());
         }
-        let out = store.ingest(&[rich(key, ahead, "98%"), merged]).await.unwrap();
+        let out = store
+            .ingest(&[rich(key, ahead, "98%"), merged])
+            .await
+            .unwrap();
         ids.push(out[0].alert_id.unwrap());
     }
     let (a, b) = (
@@ -1144,7 +1150,10 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
     );
     assert_eq!(columns(&a), columns(&b));
     assert_eq!(b.details["disk"], "99%", "the later event's details");
-    assert_eq!(b.labels.get("zone").map(String::as_str), Some("eu-1 ünïcode"));
+    assert_eq!(
+        b.labels.get("zone").map(String::as_str),
+        Some("eu-1 ünïcode")
+    );
     assert_eq!(b.links.len(), 1);
 
     // Refreshed from a later batch: once with the item's own encoding, once
@@ -1168,7 +1177,14 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
     );
     assert_eq!(columns(&a), columns(&b));
     assert_eq!(b.details["disk"], "96%");
-    assert_eq!(b.links.len(), 1, "an event without links keeps the stored ones");
-    assert_eq!(b.labels.get("zone").map(String::as_str), Some("eu-1 ünïcode"));
+    assert_eq!(
+        b.links.len(),
+        1,
+        "an event without links keeps the stored ones"
+    );
+    assert_eq!(
+        b.labels.get("zone").map(String::as_str),
+        Some("eu-1 ünïcode")
+    );
 }
 both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);
