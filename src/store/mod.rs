@@ -162,15 +162,29 @@ pub struct EventJson {
 
 impl EventJson {
     pub fn of(event: &Event) -> Result<Self, StoreError> {
-        let encode = |value: Result<String, serde_json::Error>| {
-            value.map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
-        };
         Ok(Self {
-            labels: encode(serde_json::to_string(&event.labels))?,
-            details: encode(serde_json::to_string(&event.details))?,
-            links: encode(serde_json::to_string(&event.links))?,
+            labels: to_json(&event.labels)?,
+            details: to_json(&event.details)?,
+            links: to_json(&event.links)?,
         })
     }
+
+    /// `encoded` when there is one, else `event` encoded now (an event
+    /// merged within a batch, or a producer that did not encode ahead).
+    pub(crate) fn or_encode<'e>(
+        encoded: Option<&'e EventJson>,
+        event: &Event,
+    ) -> Result<std::borrow::Cow<'e, EventJson>, StoreError> {
+        match encoded {
+            Some(json) => Ok(std::borrow::Cow::Borrowed(json)),
+            None => Self::of(event).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+/// A value as the JSON text of a column.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

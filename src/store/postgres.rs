@@ -21,9 +21,9 @@ use super::apply::{
 };
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, notes_to_timeline,
-    opened_entry, parse_channel, parse_delivery, parse_method, winners, Act, AlertFilter, Backend,
-    DeliveryRecord, DeliveryStatus, EscalationClaim, EventJson, Heartbeat, Implied, Ingest,
-    IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
+    opened_entry, parse_channel, parse_delivery, parse_method, to_json, winners, Act, AlertFilter,
+    Backend, DeliveryRecord, DeliveryStatus, EscalationClaim, EventJson, Heartbeat, Implied,
+    Ingest, IngestOutcome, NewNotification, NewTimelineEntry, NotificationClaim, NotificationRow,
     ProviderPage, StepRecord, Store, StoreError,
 };
 use crate::alert::event::is_empty_json;
@@ -393,10 +393,7 @@ impl Store for PostgresStore {
             if !deliveries.is_empty() {
                 let mut recipients = Vec::with_capacity(deliveries.len());
                 for d in &deliveries {
-                    recipients.push(
-                        serde_json::to_string(&d.3.recipient)
-                            .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
-                    );
+                    recipients.push(to_json(&d.3.recipient)?);
                 }
                 sqlx::query(
                     "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
@@ -794,10 +791,7 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut recipients = Vec::with_capacity(pages.len());
         for page in pages {
-            recipients.push(
-                serde_json::to_string(&page.recipient)
-                    .map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))?,
-            );
+            recipients.push(to_json(&page.recipient)?);
         }
         let recipients = &recipients;
         retrying(|| async move {
@@ -1416,27 +1410,21 @@ impl AlertColumns {
         self.source
             .push(event(|e| !e.source.is_empty()).map(|e| e.source.clone()));
         // Intake's own encoding where it made one (see `EventJson`).
-        self.labels.push(
-            event(|e| !e.labels.is_empty())
-                .map(|e| encoded.map_or_else(|| to_json(&e.labels), |j| Ok(j.labels.clone())))
-                .transpose()?,
-        );
-        self.details.push(
-            event(|e| !is_empty_json(&e.details))
-                .map(|e| encoded.map_or_else(|| to_json(&e.details), |j| Ok(j.details.clone())))
-                .transpose()?,
-        );
-        self.links.push(
-            event(|e| !e.links.is_empty())
-                .map(|e| encoded.map_or_else(|| to_json(&e.links), |j| Ok(j.links.clone())))
-                .transpose()?,
-        );
+        let json = event(|_| true)
+            .map(|e| EventJson::or_encode(encoded, e))
+            .transpose()?;
+        let text = |keep: fn(&Event) -> bool, column: fn(&EventJson) -> &String| {
+            json.as_ref()
+                .filter(|_| event(keep).is_some())
+                .map(|j| column(j).clone())
+        };
+        self.labels
+            .push(text(|e| !e.labels.is_empty(), |j| &j.labels));
+        self.details
+            .push(text(|e| !is_empty_json(&e.details), |j| &j.details));
+        self.links.push(text(|e| !e.links.is_empty(), |j| &j.links));
         Ok(())
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
 }
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{apply, on_writer_thread};
+use super::{apply, on_writer_thread, to_json};
 use super::{
     delivery_timeline, fall_throughs, fenced_results, late_follow_up_candidates, lease_ms,
     notes_to_timeline, opened_entry, parse_channel, parse_delivery, parse_method, winners, Act,
@@ -1066,21 +1066,6 @@ fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 
 fn json(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("json column: {e}")))
-}
-
-/// `None` for an empty value, so an update's COALESCE keeps the stored one.
-fn non_empty_json<T: serde::Serialize>(
-    value: &T,
-    empty: bool,
-) -> Result<Option<String>, StoreError> {
-    if empty {
-        return Ok(None);
-    }
-    to_json(value).map(Some)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("json encode: {e}")))
 }
 
 fn escalation_claim(r: &SqliteRow) -> Result<EscalationClaim, StoreError> {

@@ -25,7 +25,6 @@
 //! commit does not stall that worker's other tasks; a shared current-thread
 //! runtime (tests') hands it to a blocking thread (see `SqliteStore::direct`).
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -35,8 +34,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use super::super::apply::{
     self, AlertChange, BatchWrites, Closing, FoundAlert, Known, Lookup, NewAlert,
 };
-use super::super::{Act, Ingest, IngestOutcome, StoreError};
-use super::{duplicate_run, is_empty_json, non_empty_json, parse_status, to_json};
+use super::super::{Act, EventJson, Ingest, IngestOutcome, StoreError};
+use super::{duplicate_run, is_empty_json, parse_status};
 use crate::alert::{Decision, DuplicateRun};
 
 /// Largest rows per multi-row statement; batches are split into powers of two.
@@ -275,18 +274,16 @@ impl<'c> Direct<'c> {
         for row in rows.iter().filter(|r| r.added_events > 0 || r.run_changed) {
             let event = row.refreshed.as_ref().map(|(e, _)| e);
             // An empty field binds NULL, and COALESCE keeps the stored value.
-            let (labels, details, links) = match (event, row.refreshed_encoded) {
-                (Some(e), Some(j)) => (
-                    (!e.labels.is_empty()).then_some(Cow::Borrowed(j.labels.as_str())),
-                    (!is_empty_json(&e.details)).then_some(Cow::Borrowed(j.details.as_str())),
-                    (!e.links.is_empty()).then_some(Cow::Borrowed(j.links.as_str())),
+            let json = event
+                .map(|e| EventJson::or_encode(row.refreshed_encoded, e).map(|j| (e, j)))
+                .transpose()?;
+            let (labels, details, links) = match &json {
+                Some((e, j)) => (
+                    (!e.labels.is_empty()).then_some(j.labels.as_str()),
+                    (!is_empty_json(&e.details)).then_some(j.details.as_str()),
+                    (!e.links.is_empty()).then_some(j.links.as_str()),
                 ),
-                (Some(e), None) => (
-                    non_empty_json(&e.labels, e.labels.is_empty())?.map(Cow::Owned),
-                    non_empty_json(&e.details, is_empty_json(&e.details))?.map(Cow::Owned),
-                    non_empty_json(&e.links, e.links.is_empty())?.map(Cow::Owned),
-                ),
-                (None, _) => (None, None, None),
+                None => (None, None, None),
             };
             let (count, first, last, actor) = run_columns(row.run.as_ref());
             refresh.execute(params![
@@ -395,18 +392,10 @@ fn bind_alert(b: &mut Binder<'_, '_>, row: &NewAlert<'_>) -> Result<(), StoreErr
     b.bind(row.urgency.as_str())?;
     b.bind(row.policy_id)?;
     // Intake's own encoding where it made one (see `EventJson`).
-    match row.encoded {
-        Some(j) => {
-            b.bind(j.labels.as_str())?;
-            b.bind(j.details.as_str())?;
-            b.bind(j.links.as_str())?;
-        }
-        None => {
-            b.bind(to_json(&row.event.labels)?)?;
-            b.bind(to_json(&row.event.details)?)?;
-            b.bind(to_json(&row.event.links)?)?;
-        }
-    }
+    let json = EventJson::or_encode(row.encoded, &row.event)?;
+    b.bind(json.labels.as_str())?;
+    b.bind(json.details.as_str())?;
+    b.bind(json.links.as_str())?;
     b.bind(row.event_count)?;
     b.bind(row.created_at.timestamp_millis())?;
     b.bind(row.last_seen_at.timestamp_millis())?;
