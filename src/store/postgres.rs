@@ -4,19 +4,20 @@
 //! query them directly. Concurrent writers are safe: the partial unique index
 //! on open alerts makes the trigger upsert race-free across replicas.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use super::apply::{
-    self, in_row_order, AlertChange, BatchWrites, Closing, FoundAlert, Known, NewAlert,
+    self, in_row_order, AlertChange, AlertRef, BatchWrites, Closing, FoundAlert, Known, NewAlert,
     NewEscalation, Raced, Writes,
 };
 use super::{
@@ -51,6 +52,10 @@ const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Intake's writer keeps one connection (see `ingest`); `None` until the
+    /// first batch, and again after an error, when the next batch takes a
+    /// fresh one from the pool.
+    writer: tokio::sync::Mutex<Option<Held>>,
     /// Ingest commits that returned without waiting for the log flush.
     committed: AtomicU64,
     /// Of those, how many a flush is known to cover.
@@ -60,16 +65,31 @@ pub struct PostgresStore {
     flushing: tokio::sync::Mutex<()>,
 }
 
+/// Intake's writer's connection, and when it last answered.
+struct Held {
+    conn: PoolConnection<Postgres>,
+    used: std::time::Instant,
+}
+
+/// A held connection idle longer than this is pinged before a batch, as the
+/// pool pings every connection it hands out: after a quiet spell the server
+/// may have restarted, and the batch would fail on the dead connection.
+/// Under load a batch follows the last within milliseconds and needs none.
+const WRITER_IDLE_PING: Duration = Duration::from_secs(1);
+
 impl PostgresStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("rouse");
+        // At least one for intake's writer, which keeps its own, and two
+        // for everything else (a sync and the engine at the same time).
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
+            .max_connections(max_connections.max(3))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
         Ok(Self {
             pool,
+            writer: tokio::sync::Mutex::new(None),
             committed: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             flushing: tokio::sync::Mutex::new(()),
@@ -95,6 +115,8 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        // Back to the pool first: closing waits for every connection out.
+        self.writer.lock().await.take();
         self.pool.close().await;
     }
 
@@ -121,20 +143,49 @@ impl Store for PostgresStore {
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        retrying(|| async move {
-            for _ in 0..apply::RACE_ATTEMPTS {
-                let mut tx = self.pool.begin_with(ASYNC_COMMIT).await?;
-                if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
-                    tx.commit().await?;
-                    // Durable at the next `sync`, which group commit calls.
-                    self.committed.fetch_add(1, Ordering::AcqRel);
-                    return Ok(outcomes);
+        // The writer's own connection, not the pool's next idle one: the
+        // pool hands connections out in turn, so every batch woke a
+        // different backend process, with cold caches and statements
+        // prepared once per connection (six backends at ~13% CPU each
+        // during `wrk -c64`). Group commit is its only caller on a server;
+        // the lock only orders callers that share a store in tests.
+        let mut held = self.writer.lock().await;
+        let mut attempt = 1;
+        let result = loop {
+            if let Some(h) = held.as_mut() {
+                if h.used.elapsed() > WRITER_IDLE_PING && h.conn.ping().await.is_err() {
+                    held.take();
                 }
-                tx.rollback().await?;
             }
-            Err(StoreError::Contended)
-        })
-        .await
+            let h = match held.as_mut() {
+                Some(h) => h,
+                None => held.insert(Held {
+                    conn: self.pool.acquire().await?,
+                    used: std::time::Instant::now(),
+                }),
+            };
+            let outcome = ingest_on(&mut h.conn, batch).await;
+            h.used = std::time::Instant::now();
+            match outcome {
+                // As `retrying`, which cannot lend a closure this connection.
+                Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
+                    tracing::warn!(attempt, error = %e, "transaction lost a conflict; running it again");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        if result.is_ok() {
+            // Durable at the next `sync`, which group commit calls.
+            self.committed.fetch_add(1, Ordering::AcqRel);
+        }
+        if result.is_err() {
+            // Whatever failed may have been the connection: the next batch
+            // takes one the pool has checked (`test_before_acquire`).
+            held.take();
+        }
+        result
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -917,16 +968,13 @@ impl Store for PostgresStore {
 }
 
 #[async_trait]
-impl Writes for Transaction<'static, Postgres> {
+impl Writes for Transaction<'_, Postgres> {
     async fn read(
         &mut self,
         services: &[&str],
         keys: &[(&str, &str)],
     ) -> Result<Known, StoreError> {
-        Ok(Known {
-            counts: open_counts(self, services).await?,
-            found: find_open(self, keys).await?,
-        })
+        read_known(self, services, keys).await
     }
 
     async fn alert_by_id(&mut self, alert_id: i64) -> Result<Option<FoundAlert>, StoreError> {
@@ -953,24 +1001,34 @@ impl Writes for Transaction<'static, Postgres> {
             update_alerts(self, &writes.changes).await?;
         }
         let mut ids = Vec::with_capacity(writes.new_alerts.len());
-        for generation in &writes.generations {
+        let last = writes.generations.len().checked_sub(1);
+        for (g, generation) in writes.generations.iter().enumerate() {
             let rows = writes
                 .new_alerts
                 .get(generation.clone())
                 .unwrap_or_default();
-            for id in insert_alerts(self, rows).await? {
+            // The escalations go with the last generation's insert, in the
+            // same statement: one round trip fewer for every batch that
+            // opens an alert. By then every alert they name has an id or
+            // is one of this insert's rows.
+            let timers = if Some(g) == last {
+                timer_rows(&writes.escalations, &writes.new_alerts, generation, &ids)?
+            } else {
+                Vec::new()
+            };
+            for id in insert_alerts(self, rows, &timers).await? {
                 match id {
                     Some(id) => ids.push(id),
-                    // Skipped on conflict: another replica opened that key.
+                    // Skipped on conflict: another replica opened that key
+                    // (and that row's timer was skipped with it).
                     None => return Ok(Err(Raced)),
                 }
             }
         }
-        let mut escalations = Vec::with_capacity(writes.escalations.len());
-        for e in &writes.escalations {
-            escalations.push((e.alert.resolve(&ids)?, e));
+        if last.is_none() && !writes.escalations.is_empty() {
+            let timers = timer_rows(&writes.escalations, &writes.new_alerts, &(0..0), &ids)?;
+            open_escalations(self, &timers).await?;
         }
-        open_escalations(self, &escalations).await?;
         close_escalations(self, &writes.closings).await?;
         let mut timeline = Vec::with_capacity(writes.timeline.len());
         for (alert, entry) in &writes.timeline {
@@ -983,59 +1041,69 @@ impl Writes for Transaction<'static, Postgres> {
     }
 }
 
-async fn open_counts(
+/// The batch's services' open counts and the open alert of each of its
+/// keys, in one statement: a round trip is the cost that matters on the
+/// writer, which waits on each one (the counts were a statement of their own
+/// until the intake benchmark showed the writer 97% idle on round trips).
+async fn read_known(
     conn: &mut PgConnection,
     services: &[&str],
-) -> Result<HashMap<String, u64>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT service_id, open_count FROM service_open_alerts WHERE service_id = ANY($1)",
-    )
-    .bind(services)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let n: i64 = row.try_get("open_count")?;
-            Ok((row.try_get("service_id")?, u64::try_from(n).unwrap_or(0)))
-        })
-        .collect()
-}
-
-async fn find_open(
-    conn: &mut PgConnection,
     keys: &[(&str, &str)],
-) -> Result<Vec<FoundAlert>, StoreError> {
-    let services: Vec<&str> = keys.iter().map(|k| k.0).collect();
+) -> Result<Known, StoreError> {
+    let key_services: Vec<&str> = keys.iter().map(|k| k.0).collect();
     let dedup_keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
-    // One index probe per key, whatever the statistics say: as a plain join
-    // the planner, on a table that grew since its last ANALYZE, hash-joined
-    // a scan of every open alert (6 ms a batch at 24,000 open; auto_explain).
-    // A LATERAL subquery is evaluated per key.
+    // The alerts: one index probe per key, whatever the statistics say. As a
+    // plain join the planner, on a table that grew since its last ANALYZE,
+    // hash-joined a scan of every open alert (6 ms a batch at 24,000 open;
+    // auto_explain). A LATERAL subquery is evaluated per key.
     //
     // FOR NO KEY UPDATE: a concurrent acknowledge on another replica waits
-    // for us. In id order, so two replicas locking overlapping alerts queue
-    // instead of deadlocking. Not FOR UPDATE: that also blocks the key-share
-    // locks the engine's inserts of pages and timeline entries take on their
-    // alert, and the engine, holding the escalation row this batch closes
-    // next, deadlocked with an acknowledgement.
+    // for us. In id order (the lock is taken above the sort), so two
+    // replicas locking overlapping alerts queue instead of deadlocking. Not
+    // FOR UPDATE: that also blocks the key-share locks the engine's inserts
+    // of pages and timeline entries take on their alert, and the engine,
+    // holding the escalation row this batch closes next, deadlocked with an
+    // acknowledgement.
+    //
+    // The counts are read unlocked, as they always were: storm control
+    // reads them as a threshold, and each commit's own statement trigger
+    // keeps the stored count exact.
     let rows = sqlx::query(
-        "SELECT a.id, a.status, a.service_id, a.dedup_key, a.dup_count, a.dup_first_at,
-                a.dup_last_at, a.dup_actor
-           FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
-          CROSS JOIN LATERAL (
-                SELECT o.id FROM alerts o
-                 WHERE o.service_id = k.service_id AND o.dedup_key = k.dedup_key
-                   AND o.status <> 'resolved'
-                 LIMIT 1) AS open
-           JOIN alerts a ON a.id = open.id
-          ORDER BY a.id
-            FOR NO KEY UPDATE OF a",
+        "WITH found AS (
+             SELECT a.id, a.status, a.service_id, a.dedup_key, a.dup_count, a.dup_first_at,
+                    a.dup_last_at, a.dup_actor
+               FROM UNNEST($1::text[], $2::text[]) AS k(service_id, dedup_key)
+              CROSS JOIN LATERAL (
+                    SELECT o.id FROM alerts o
+                     WHERE o.service_id = k.service_id AND o.dedup_key = k.dedup_key
+                       AND o.status <> 'resolved'
+                     LIMIT 1) AS open
+               JOIN alerts a ON a.id = open.id
+              ORDER BY a.id
+                FOR NO KEY UPDATE OF a)
+         SELECT NULL::bigint AS open_count, f.* FROM found f
+         UNION ALL
+         SELECT c.open_count, NULL::bigint, NULL::text, c.service_id, NULL::text, NULL::bigint,
+                NULL::timestamptz, NULL::timestamptz, NULL::text
+           FROM service_open_alerts c WHERE c.service_id = ANY($3)",
     )
-    .bind(services)
+    .bind(key_services)
     .bind(dedup_keys)
+    .bind(services)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(found_alert).collect()
+    let mut known = Known::default();
+    for row in &rows {
+        match row.try_get::<Option<i64>, _>("open_count")? {
+            Some(n) => {
+                known
+                    .counts
+                    .insert(row.try_get("service_id")?, u64::try_from(n).unwrap_or(0));
+            }
+            None => known.found.push(found_alert(row)?),
+        }
+    }
+    Ok(known)
 }
 
 fn found_alert(row: &PgRow) -> Result<FoundAlert, StoreError> {
@@ -1095,16 +1163,48 @@ impl<'a> RunColumns<'a> {
     }
 }
 
-async fn insert_alerts(
-    conn: &mut PgConnection,
-    rows: &[NewAlert<'_>],
-) -> Result<Vec<Option<i64>>, StoreError> {
-    let mut c = AlertColumns::with_capacity(rows.len());
-    for row in rows {
-        c.push(Some(&row.event), row.encoded, row.status, false)?;
-    }
-    let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
-    let returned = sqlx::query(
+/// An escalation timer to insert: for an alert with an id, or for the row
+/// of the insert it goes with that has this (service, key).
+struct TimerRow<'a> {
+    alert_id: Option<i64>,
+    key: Option<(&'a str, &'a str)>,
+    escalation: &'a NewEscalation<'a>,
+}
+
+/// `escalations` as rows for [`insert_alerts`]: those of `generation`'s new
+/// alerts by key, every other by id (stored, or a new alert of an earlier
+/// generation, whose id is in `ids`).
+fn timer_rows<'a>(
+    escalations: &'a [NewEscalation<'a>],
+    new_alerts: &'a [NewAlert<'a>],
+    generation: &std::ops::Range<usize>,
+    ids: &[i64],
+) -> Result<Vec<TimerRow<'a>>, StoreError> {
+    escalations
+        .iter()
+        .map(|e| match e.alert {
+            AlertRef::New(i) if generation.contains(&i) => {
+                let alert = new_alerts.get(i).ok_or_else(|| {
+                    StoreError::Corrupt("an escalation for a new alert not in the batch".to_owned())
+                })?;
+                Ok(TimerRow {
+                    alert_id: None,
+                    key: Some((alert.service_id, alert.dedup_key)),
+                    escalation: e,
+                })
+            }
+            alert => Ok(TimerRow {
+                alert_id: Some(alert.resolve(ids)?),
+                key: None,
+                escalation: e,
+            }),
+        })
+        .collect()
+}
+
+/// The alert insert; `$1`–`$24` are its columns.
+macro_rules! insert_alerts_sql {
+    () => {
         "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source, urgency,
                              policy_id, labels, details, links, event_count, created_at,
                              last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
@@ -1120,38 +1220,124 @@ async fn insert_alerts(
                 AS v(s, k, st, su, sev, src, urg, pol, lab, det, lnk, n, ca, ls, aa, ab, ra, rb,
                      dc, df, dl, da, ob, os)
          ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
-         RETURNING service_id, dedup_key, id",
-    )
-    .bind(rows.iter().map(|r| r.service_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.dedup_key).collect::<Vec<_>>())
-    .bind(c.status)
-    .bind(c.summary)
-    .bind(c.severity)
-    .bind(c.source)
-    .bind(rows.iter().map(|r| r.urgency.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.policy_id).collect::<Vec<_>>())
-    .bind(c.labels)
-    .bind(c.details)
-    .bind(c.links)
-    .bind(rows.iter().map(|r| r.event_count).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.last_seen_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.0)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.acknowledged.map(|a| a.1)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.resolved.map(|a| a.0)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.resolved.map(|a| a.1)).collect::<Vec<_>>())
-    .bind(runs.count)
-    .bind(runs.first_at)
-    .bind(runs.last_at)
-    .bind(runs.actor)
-    .bind(rows.iter().map(|r| r.opened_by).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.opened_summary.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+         RETURNING service_id, dedup_key, id"
+    };
+}
+
+/// Inserts new alerts and, in the same statement, `timers`: the escalation
+/// rows' foreign-key checks run at the end of the statement and see the
+/// alerts it inserted. A timer whose alert was skipped (another replica
+/// opened the key) is skipped with it; the caller sees the skipped alert.
+async fn insert_alerts(
+    conn: &mut PgConnection,
+    rows: &[NewAlert<'_>],
+    timers: &[TimerRow<'_>],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut c = AlertColumns::with_capacity(rows.len());
+    for row in rows {
+        c.push(Some(&row.event), row.encoded, row.status, false)?;
+    }
+    let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
+    let sql = if timers.is_empty() {
+        insert_alerts_sql!()
+    } else {
+        concat!(
+            "WITH ins AS (",
+            insert_alerts_sql!(),
+            "),
+             timers AS (
+                 INSERT INTO escalations (alert_id, policy_id, due_at, state)
+                 SELECT COALESCE(t.alert_id, ins.id), t.policy_id, t.due_at, t.state
+                   FROM UNNEST($25::bigint[], $26::text[], $27::text[], $28::text[],
+                               $29::timestamptz[], $30::text[])
+                        AS t(alert_id, s, k, policy_id, due_at, state)
+                   LEFT JOIN ins ON t.alert_id IS NULL AND ins.service_id = t.s
+                                AND ins.dedup_key = t.k
+                  WHERE t.alert_id IS NOT NULL OR ins.id IS NOT NULL
+                 ON CONFLICT (alert_id) DO NOTHING)
+             SELECT service_id, dedup_key, id FROM ins"
+        )
+    };
+    let mut query = sqlx::query(sql)
+        .bind(rows.iter().map(|r| r.service_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.dedup_key).collect::<Vec<_>>())
+        .bind(c.status)
+        .bind(c.summary)
+        .bind(c.severity)
+        .bind(c.source)
+        .bind(rows.iter().map(|r| r.urgency.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.policy_id).collect::<Vec<_>>())
+        .bind(c.labels)
+        .bind(c.details)
+        .bind(c.links)
+        .bind(rows.iter().map(|r| r.event_count).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.last_seen_at).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.acknowledged.map(|a| a.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.acknowledged.map(|a| a.1))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.resolved.map(|a| a.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.resolved.map(|a| a.1))
+                .collect::<Vec<_>>(),
+        )
+        .bind(runs.count)
+        .bind(runs.first_at)
+        .bind(runs.last_at)
+        .bind(runs.actor)
+        .bind(rows.iter().map(|r| r.opened_by).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.opened_summary.as_deref())
+                .collect::<Vec<_>>(),
+        );
+    if !timers.is_empty() {
+        query = query
+            .bind(timers.iter().map(|t| t.alert_id).collect::<Vec<_>>())
+            .bind(
+                timers
+                    .iter()
+                    .map(|t| t.key.map(|k| k.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                timers
+                    .iter()
+                    .map(|t| t.key.map(|k| k.1))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                timers
+                    .iter()
+                    .map(|t| t.escalation.policy_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                timers
+                    .iter()
+                    .map(|t| t.escalation.due_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                timers
+                    .iter()
+                    .map(|t| if t.escalation.done { "done" } else { "active" })
+                    .collect::<Vec<_>>(),
+            );
+    }
+    let returned = query.fetch_all(&mut *conn).await?;
     in_row_order(
         rows,
         returned.iter().map(|r| {
@@ -1292,9 +1478,10 @@ async fn insert_timeline(
     Ok(())
 }
 
+/// Timers for alerts that all have ids (a batch that opened none).
 async fn open_escalations(
     conn: &mut PgConnection,
-    rows: &[(i64, &NewEscalation<'_>)],
+    rows: &[TimerRow<'_>],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
@@ -1304,12 +1491,24 @@ async fn open_escalations(
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::text[])
          ON CONFLICT (alert_id) DO NOTHING",
     )
-    .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.policy_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| e.due_at).collect::<Vec<_>>())
     .bind(
         rows.iter()
-            .map(|(_, e)| if e.done { "done" } else { "active" })
+            .map(|t| {
+                t.alert_id.ok_or_else(|| {
+                    StoreError::Corrupt("an escalation for a new alert without one".to_owned())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    )
+    .bind(
+        rows.iter()
+            .map(|t| t.escalation.policy_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|t| t.escalation.due_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|t| if t.escalation.done { "done" } else { "active" })
             .collect::<Vec<_>>(),
     )
     .execute(&mut *conn)
@@ -1503,13 +1702,34 @@ where
         match transaction().await {
             Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
                 tracing::warn!(attempt, error = %e, "transaction lost a conflict; running it again");
-                // 10, 20, 40, 80 ms: the winner usually needs only moments.
-                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
                 attempt += 1;
             }
             other => return other,
         }
     }
+}
+
+/// 10, 20, 40, 80 ms: the winner usually needs only moments.
+fn conflict_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(5 << attempt)
+}
+
+/// One intake batch in one transaction on `conn`, applied again (up to
+/// `RACE_ATTEMPTS`) when another replica opened one of its keys meanwhile.
+async fn ingest_on(
+    conn: &mut PgConnection,
+    batch: &[Ingest],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    for _ in 0..apply::RACE_ATTEMPTS {
+        let mut tx = conn.begin_with(ASYNC_COMMIT).await?;
+        if let Ok(outcomes) = apply::ingest(&mut tx, batch).await? {
+            tx.commit().await?;
+            return Ok(outcomes);
+        }
+        tx.rollback().await?;
+    }
+    Err(StoreError::Contended)
 }
 
 fn is_conflict(e: &StoreError) -> bool {

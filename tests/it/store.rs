@@ -907,6 +907,107 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
     db.drop_db().await;
 }
 
+/// Two replicas open the same key at once: the one whose insert finds the
+/// other's row already there skips it, rolls its whole batch back (the other
+/// new alert and the escalation timers inserted in the same statement with
+/// it) and applies the batch again on what is now stored. Another session
+/// plays the first replica: its alert is inserted but not yet committed when
+/// the store's batch reads, so the store's insert waits on it and then finds
+/// the key taken.
+#[tokio::test]
+async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
+    use sqlx::Connection;
+    let Some(db) =
+        TestDb::postgres("store::a_key_opened_by_another_replica_mid_batch_is_applied_again").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let mut other = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let theirs: i64 = sqlx::query_scalar(
+        "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, created_at,
+                             last_seen_at, opened_by)
+         VALUES ('payments', 'raced', 'triggered', 'from the other replica', 'critical',
+                 $1, $1, 'native:other')
+         RETURNING id",
+    )
+    .bind(t0())
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    let batch = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .ingest(&[
+                    item("payments", "fresh", Action::Trigger, "only ours"),
+                    item("payments", "raced", Action::Trigger, "ours too"),
+                ])
+                .await
+        })
+    };
+    let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
+    eventually(
+        "the batch's insert to wait for the other replica's row",
+        || {
+            let watch = watch.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&watch)
+                .await
+                .unwrap();
+                waiting > 0
+            }
+        },
+    )
+    .await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let outcomes = batch.await.unwrap().expect("the batch is applied again");
+    assert_eq!(
+        outcomes[1].alert_id,
+        Some(theirs),
+        "the second attempt refreshes the other replica's alert"
+    );
+    assert_eq!(outcomes[1].decision, Decision::Refresh { id: theirs });
+    let fresh = outcomes[0].alert_id.unwrap();
+    assert_eq!(outcomes[0].decision, Decision::Open);
+    let open: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, dedup_key, event_count FROM alerts WHERE status <> 'resolved' ORDER BY id",
+    )
+    .fetch_all(&watch)
+    .await
+    .unwrap();
+    assert_eq!(
+        open,
+        vec![
+            (theirs, "raced".to_owned(), 2),
+            (fresh, "fresh".to_owned(), 1)
+        ],
+        "one alert per key; the first attempt's rows are gone"
+    );
+    // Our timer for the fresh alert, none left over from the first attempt,
+    // and none for the other replica's alert (its own replica writes that).
+    let timers: Vec<i64> = sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
+        .fetch_all(&watch)
+        .await
+        .unwrap();
+    assert_eq!(timers, vec![fresh]);
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT open_count FROM service_open_alerts WHERE service_id = 'payments'",
+    )
+    .fetch_one(&watch)
+    .await
+    .unwrap();
+    assert_eq!(counted, 2);
+    drop(other);
+    watch.close().await;
+    db.drop_db().await;
+}
+
 /// A watcher whose finding changes level resolves the old alert and opens a
 /// new one under the same key in one batch: the resolve must free the key
 /// before the new alert is inserted.
