@@ -823,6 +823,24 @@ async fn alerts_paged_at_a_number_newest_first(db: &TestDb) {
 }
 both_backends!(alerts_paged_at_a_number_newest_first);
 
+/// Returns once a session of the test's database waits for a lock.
+async fn someone_waits_for_a_lock(watch: &sqlx::PgPool, what: &str) {
+    eventually(what, || {
+        let watch = watch.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watch)
+            .await
+            .unwrap();
+            waiting > 0
+        }
+    })
+    .await;
+}
+
 /// PostgreSQL breaks a deadlock by aborting one side; an acknowledgement that
 /// loses one runs again instead of answering 500. Another session holds the
 /// alert's escalation row, the acknowledgement locks the alert and waits for
@@ -868,20 +886,7 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
         })
     };
     let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
-    eventually("the acknowledgement to wait for the escalation row", || {
-        let watch = watch.clone();
-        async move {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&watch)
-            .await
-            .unwrap();
-            waiting > 0
-        }
-    })
-    .await;
+    someone_waits_for_a_lock(&watch, "the acknowledgement to wait for the escalation row").await;
     // Closes the cycle; returns once PostgreSQL has aborted the acknowledgement.
     sqlx::query("SELECT id FROM alerts WHERE id = $1 FOR UPDATE")
         .bind(id)
@@ -948,21 +953,9 @@ async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
         })
     };
     let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
-    eventually(
+    someone_waits_for_a_lock(
+        &watch,
         "the batch's insert to wait for the other replica's row",
-        || {
-            let watch = watch.clone();
-            async move {
-                let waiting: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                )
-                .fetch_one(&watch)
-                .await
-                .unwrap();
-                waiting > 0
-            }
-        },
     )
     .await;
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
