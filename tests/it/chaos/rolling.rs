@@ -60,6 +60,18 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
         pages.values().map(Vec::len).sum::<usize>(),
         problems.len()
     );
+    if !problems.is_empty() {
+        // What the replicas said about it: a doubled page has so far been
+        // rare and only under a loaded machine, and these lines are the
+        // only trace of why.
+        for (i, replica) in cluster.replicas.iter().enumerate() {
+            for line in replica.log.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if line.contains("WARN") || line.contains("ERROR") || line.contains("shut") {
+                    eprintln!("replica {i}: {line}");
+                }
+            }
+        }
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     cluster.finish().await;
 }
