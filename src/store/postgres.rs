@@ -152,9 +152,8 @@ impl Store for PostgresStore {
         // prepared once per connection (six backends at ~13% CPU each
         // during `wrk -c64`). Group commit is its only caller on a server;
         // the lock only orders callers that share a store in tests.
-        let mut held = self.writer.lock().await;
-        let mut attempt = 1;
-        let result = loop {
+        retrying(|| async move {
+            let mut held = self.writer.lock().await;
             if let Some(h) = held.as_mut() {
                 if h.used.elapsed() > WRITER_IDLE_PING && h.conn.ping().await.is_err() {
                     held.take();
@@ -167,28 +166,22 @@ impl Store for PostgresStore {
                     used: std::time::Instant::now(),
                 }),
             };
-            let outcome = ingest_on(&mut h.conn, batch).await;
+            let result = ingest_on(&mut h.conn, batch).await;
             h.used = std::time::Instant::now();
-            match outcome {
-                // As `retrying`, which cannot lend a closure this connection.
-                Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
-                    tracing::warn!(attempt, error = %e, "transaction lost a conflict; running it again");
-                    tokio::time::sleep(conflict_backoff(attempt)).await;
-                    attempt += 1;
+            match &result {
+                // Durable at the next `sync`, which group commit calls.
+                Ok(_) => {
+                    self.committed.fetch_add(1, Ordering::AcqRel);
                 }
-                other => break other,
+                // Whatever failed may have been the connection: the next
+                // attempt takes one the pool has checked (`test_before_acquire`).
+                Err(_) => {
+                    held.take();
+                }
             }
-        };
-        if result.is_ok() {
-            // Durable at the next `sync`, which group commit calls.
-            self.committed.fetch_add(1, Ordering::AcqRel);
-        }
-        if result.is_err() {
-            // Whatever failed may have been the connection: the next batch
-            // takes one the pool has checked (`test_before_acquire`).
-            held.take();
-        }
-        result
+            result
+        })
+        .await
     }
 
     async fn act(&self, act: &Act) -> Result<Option<Decision>, StoreError> {
@@ -1166,6 +1159,14 @@ impl<'a> RunColumns<'a> {
     }
 }
 
+/// An acknowledgement's or resolution's (instant, actor) per row as the two
+/// columns' arrays.
+fn acted_columns<'a>(
+    acts: impl Iterator<Item = Option<(DateTime<Utc>, &'a str)>>,
+) -> (Vec<Option<DateTime<Utc>>>, Vec<Option<&'a str>>) {
+    acts.map(|a| (a.map(|a| a.0), a.map(|a| a.1))).unzip()
+}
+
 /// An escalation timer to insert: for an alert with an id, or for the row
 /// of the insert it goes with that has this (service, key).
 struct TimerRow<'a> {
@@ -1241,6 +1242,8 @@ async fn insert_alerts(
         c.push(Some(&row.event), row.encoded, row.status, false)?;
     }
     let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
+    let acked = acted_columns(rows.iter().map(|r| r.acknowledged));
+    let resolved = acted_columns(rows.iter().map(|r| r.resolved));
     let sql = if timers.is_empty() {
         insert_alerts_sql!()
     } else {
@@ -1276,26 +1279,10 @@ async fn insert_alerts(
         .bind(rows.iter().map(|r| r.event_count).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.last_seen_at).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.acknowledged.map(|a| a.0))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.acknowledged.map(|a| a.1))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.resolved.map(|a| a.0))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.resolved.map(|a| a.1))
-                .collect::<Vec<_>>(),
-        )
+        .bind(acked.0)
+        .bind(acked.1)
+        .bind(resolved.0)
+        .bind(resolved.1)
         .bind(runs.count)
         .bind(runs.first_at)
         .bind(runs.last_at)
@@ -1374,6 +1361,8 @@ async fn update_alerts(
         }
     }
     let runs = RunColumns::of(rows.iter().map(|r| r.run.as_ref()));
+    let acked = acted_columns(rows.iter().map(|r| r.acknowledged));
+    let resolved = acted_columns(rows.iter().map(|r| r.resolved));
     sqlx::query(
         "UPDATE alerts a SET
              event_count = a.event_count + v.n,
@@ -1413,26 +1402,10 @@ async fn update_alerts(
             .collect::<Vec<_>>(),
     )
     .bind(c.status)
-    .bind(
-        rows.iter()
-            .map(|r| r.acknowledged.map(|a| a.0))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.acknowledged.map(|a| a.1))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.resolved.map(|a| a.0))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.resolved.map(|a| a.1))
-            .collect::<Vec<_>>(),
-    )
+    .bind(acked.0)
+    .bind(acked.1)
+    .bind(resolved.0)
+    .bind(resolved.1)
     .bind(rows.iter().map(|r| r.run_changed).collect::<Vec<_>>())
     .bind(runs.count)
     .bind(runs.first_at)
@@ -1705,17 +1678,13 @@ where
         match transaction().await {
             Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
                 tracing::warn!(attempt, error = %e, "transaction lost a conflict; running it again");
-                tokio::time::sleep(conflict_backoff(attempt)).await;
+                // 10, 20, 40, 80 ms: the winner usually needs only moments.
+                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
                 attempt += 1;
             }
             other => return other,
         }
     }
-}
-
-/// 10, 20, 40, 80 ms: the winner usually needs only moments.
-fn conflict_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(5 << attempt)
 }
 
 /// One intake batch in one transaction on `conn`, applied again (up to
