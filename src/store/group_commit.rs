@@ -120,10 +120,13 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
         // synchronously on the writer's thread (SQLite's direct writer): a
         // syncer sharing it could neither start a sync nor answer the
         // requesters of a synced batch until the batch after it was written.
-        let syncing = store.clone();
+        // Each thread's own view of the store: a connection opened on its
+        // runtime must stay its own (see `Store::for_own_thread`).
+        let syncing = store.clone().for_own_thread();
+        let store = store.for_own_thread();
         let syncer = tokio::task::spawn_blocking(move || {
             // Only syncs run here: a store may block this thread on the disk.
-            super::mark_writer_thread();
+            let _marked = super::mark_writer_thread();
             let Some(runtime) = own_runtime(name) else {
                 // Dropping `to_sync` fails the writer's hand-offs: `Closed`.
                 return;
@@ -137,7 +140,7 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
         let writer = tokio::task::spawn_blocking(move || {
             // Nothing else runs here, so a store may write synchronously on
             // this thread (SQLite's direct writer does).
-            super::mark_writer_thread();
+            let _marked = super::mark_writer_thread();
             let Some(runtime) = own_runtime(name) else {
                 // Dropping `rx` makes every submit fail with `Closed`.
                 return;

@@ -69,9 +69,21 @@ thread_local! {
 }
 
 /// Marks this thread as one that runs nothing but store writes (a group
-/// commit writer's): a store may block it on the database.
-pub(crate) fn mark_writer_thread() {
+/// commit writer's): a store may block it on the database. Until the guard
+/// goes: the thread is tokio's blocking pool's, and runs other work after.
+pub(crate) fn mark_writer_thread() -> WriterThread {
     WRITER_THREAD.with(|w| w.set(true));
+    WriterThread(std::marker::PhantomData)
+}
+
+/// Clears [`mark_writer_thread`]'s mark when dropped; not `Send`, so it is
+/// dropped on the thread it marked.
+pub(crate) struct WriterThread(std::marker::PhantomData<*const ()>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        WRITER_THREAD.with(|w| w.set(false));
+    }
 }
 
 /// Whether [`mark_writer_thread`] was called on this thread.
@@ -422,6 +434,18 @@ pub trait Store:
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
+
+    /// The store as one of group commit's threads uses it. Each runs a
+    /// runtime of its own, and a socket opened there is bound to that
+    /// runtime: it stalls while the thread is busy and fails for good once
+    /// the thread ends. So whatever such a thread connects with must stay
+    /// its own, never go back to a pool that serves everyone else: intake's
+    /// writer ends first at shutdown, and the deliveries' writer, handed one
+    /// of its pool connections mid-commit, lost the record of a page it had
+    /// sent (`chaos::rolling` paged twice). PostgreSQL answers with a view
+    /// that opens its own connection on first use; SQLite, whose connections
+    /// are threads of their own, with itself.
+    fn for_own_thread(self: Arc<Self>) -> Arc<dyn Store>;
 
     /// Makes every commit that has returned so far durable. Only `ingest`
     /// and `record_deliveries` may leave that to this call (group commit

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,10 +53,19 @@ const ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 pub struct PostgresStore {
     pool: PgPool,
-    /// Intake's writer keeps one connection (see `ingest`); `None` until the
-    /// first batch, and again after an error, when the next batch takes a
-    /// fresh one from the pool.
-    writer: tokio::sync::Mutex<Option<Held>>,
+    /// For the connections that views ([`Store::for_own_thread`]) open.
+    options: PgConnectOptions,
+    /// A view's own connection: `Some` on a view, `None` on the store that
+    /// everyone else shares, whose writes all go through the pool.
+    own: Option<tokio::sync::Mutex<Option<Own>>>,
+    flush: Arc<Flush>,
+}
+
+/// How far the ingest commits made without waiting for the log flush are
+/// known to be durable; shared by the store and its views, since intake's
+/// writer commits and its syncer flushes.
+#[derive(Default)]
+struct Flush {
     /// Ingest commits that returned without waiting for the log flush.
     committed: AtomicU64,
     /// Of those, how many a flush is known to cover.
@@ -65,38 +75,100 @@ pub struct PostgresStore {
     flushing: tokio::sync::Mutex<()>,
 }
 
-/// Intake's writer's connection, and when it last answered.
-struct Held {
-    conn: PoolConnection<Postgres>,
+/// A view's connection, and when it last answered.
+struct Own {
+    conn: PgConnection,
     used: std::time::Instant,
 }
 
-/// A held connection idle longer than this is pinged before a batch, as the
-/// pool pings every connection it hands out: after a quiet spell the server
-/// may have restarted, and the batch would fail on the dead connection.
-/// Under load a batch follows the last within milliseconds and needs none.
-const WRITER_IDLE_PING: Duration = Duration::from_secs(1);
+/// An own connection idle longer than this is pinged before it is used, as
+/// the pool pings every connection it hands out: after a quiet spell the
+/// server may have restarted, and the batch would fail on the dead
+/// connection. Under load a batch follows the last within milliseconds and
+/// needs none.
+const OWN_IDLE_PING: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?.application_name("rouse");
-        // One more than configured: intake's writer keeps one for itself,
-        // and everything else (the engine's claims, the deliveries' writer,
-        // both syncs, the API's reads) keeps the configured number. Taken
-        // out of the chaos tests' pool of 4, it left a stopping replica
-        // short of connections: the rolling-restart test paged twice in CI.
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2) + 1)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            // What `Store::for_own_thread` is for, enforced: a pool
+            // connection opened on a group commit thread would be bound to
+            // that thread's runtime and die with it, in someone else's hands.
+            .after_connect(|_, _| {
+                Box::pin(async {
+                    if super::on_writer_thread() {
+                        return Err(sqlx::Error::Configuration(
+                            "a group commit thread must use its own connection, not the pool's"
+                                .into(),
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
             .await?;
         Ok(Self {
             pool,
-            writer: tokio::sync::Mutex::new(None),
-            committed: AtomicU64::new(0),
-            flushed: AtomicU64::new(0),
-            flushing: tokio::sync::Mutex::new(()),
+            options,
+            own: None,
+            flush: Arc::default(),
         })
+    }
+
+    /// The connection a write runs on: this view's own (opened now if it
+    /// has none, or pinged after a quiet spell), or the pool's for the
+    /// shared store. Call [`Conn::keep`] when the write succeeded.
+    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        let Some(own) = &self.own else {
+            return Ok(Conn::Pool(self.pool.acquire().await?));
+        };
+        let mut slot = own.lock().await;
+        let mut held = slot.take();
+        if let Some(h) = held.as_mut() {
+            if h.used.elapsed() > OWN_IDLE_PING && h.conn.ping().await.is_err() {
+                held = None;
+            }
+        }
+        let held = match held {
+            Some(h) => h,
+            None => Own {
+                conn: PgConnection::connect_with(&self.options).await?,
+                used: std::time::Instant::now(),
+            },
+        };
+        Ok(Conn::Own { slot, held })
+    }
+}
+
+/// A connection from [`PostgresStore::conn`].
+enum Conn<'a> {
+    Pool(PoolConnection<Postgres>),
+    Own {
+        slot: tokio::sync::MutexGuard<'a, Option<Own>>,
+        held: Own,
+    },
+}
+
+impl Conn<'_> {
+    fn get(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Pool(conn) => conn,
+            Conn::Own { held, .. } => &mut held.conn,
+        }
+    }
+
+    /// The write on it succeeded: a view keeps its connection for the next
+    /// one. Dropped without this (after an error) a view's connection is
+    /// closed, since whatever failed may have been it; the next write opens
+    /// a fresh one.
+    fn keep(self) {
+        if let Conn::Own { mut slot, mut held } = self {
+            held.used = std::time::Instant::now();
+            *slot = Some(held);
+        }
     }
 }
 
@@ -117,9 +189,23 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn for_own_thread(self: Arc<Self>) -> Arc<dyn Store> {
+        Arc::new(PostgresStore {
+            pool: self.pool.clone(),
+            options: self.options.clone(),
+            own: Some(tokio::sync::Mutex::new(None)),
+            flush: self.flush.clone(),
+        })
+    }
+
     async fn close(&self) {
-        // Back to the pool first: closing waits for every connection out.
-        self.writer.lock().await.take();
+        if let Some(own) = &self.own {
+            // A view closes only what is its own; the pool is everyone's.
+            if let Some(own) = own.lock().await.take() {
+                let _ = own.conn.close().await;
+            }
+            return;
+        }
         self.pool.close().await;
     }
 
@@ -130,56 +216,40 @@ impl Store for PostgresStore {
     /// meanwhile, as on SQLite. The transaction needs an id, or PostgreSQL
     /// writes no commit record and waits for nothing.
     async fn sync(&self) -> Result<(), StoreError> {
-        let mine = self.committed.load(Ordering::Acquire);
-        if self.flushed.load(Ordering::Acquire) >= mine {
+        let flush = &self.flush;
+        let mine = flush.committed.load(Ordering::Acquire);
+        if flush.flushed.load(Ordering::Acquire) >= mine {
             return Ok(());
         }
-        let _turn = self.flushing.lock().await;
-        if self.flushed.load(Ordering::Acquire) >= mine {
+        let _turn = flush.flushing.lock().await;
+        if flush.flushed.load(Ordering::Acquire) >= mine {
             return Ok(());
         }
-        let upto = self.committed.load(Ordering::Acquire);
-        let tx = self.pool.begin_with("BEGIN; SELECT txid_current()").await?;
+        let upto = flush.committed.load(Ordering::Acquire);
+        let mut conn = self.conn().await?;
+        let tx = conn
+            .get()
+            .begin_with("BEGIN; SELECT txid_current()")
+            .await?;
         tx.commit().await?;
-        self.flushed.fetch_max(upto, Ordering::AcqRel);
+        conn.keep();
+        flush.flushed.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
 
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
-        // The writer's own connection, not the pool's next idle one: the
-        // pool hands connections out in turn, so every batch woke a
-        // different backend process, with cold caches and statements
-        // prepared once per connection (six backends at ~13% CPU each
-        // during `wrk -c64`). Group commit is its only caller on a server;
-        // the lock only orders callers that share a store in tests.
+        // On a view (intake's writer) its own connection, not the pool's
+        // next idle one: the pool hands connections out in turn, so every
+        // batch woke a different backend process, with cold caches and
+        // statements prepared once per connection (six backends at ~13% CPU
+        // each during `wrk -c64`).
         retrying(|| async move {
-            let mut held = self.writer.lock().await;
-            if let Some(h) = held.as_mut() {
-                if h.used.elapsed() > WRITER_IDLE_PING && h.conn.ping().await.is_err() {
-                    held.take();
-                }
-            }
-            let h = match held.as_mut() {
-                Some(h) => h,
-                None => held.insert(Held {
-                    conn: self.pool.acquire().await?,
-                    used: std::time::Instant::now(),
-                }),
-            };
-            let result = ingest_on(&mut h.conn, batch).await;
-            h.used = std::time::Instant::now();
-            match &result {
-                // Durable at the next `sync`, which group commit calls.
-                Ok(_) => {
-                    self.committed.fetch_add(1, Ordering::AcqRel);
-                }
-                // Whatever failed may have been the connection: the next
-                // attempt takes one the pool has checked (`test_before_acquire`).
-                Err(_) => {
-                    held.take();
-                }
-            }
-            result
+            let mut conn = self.conn().await?;
+            let outcomes = ingest_on(conn.get(), batch).await?;
+            conn.keep();
+            // Durable at the next `sync`, which group commit calls.
+            self.flush.committed.fetch_add(1, Ordering::AcqRel);
+            Ok(outcomes)
         })
         .await
     }
@@ -576,96 +646,12 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // On a view (the deliveries' writer) its own connection: see
+        // `Store::for_own_thread`.
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let rows = sqlx::query(
-                "UPDATE notifications n
-                SET status = v.status, attempt = n.attempt + v.added,
-                    due_at = COALESCE(v.retry_at, n.due_at),
-                    provider_id = COALESCE(v.provider_id, n.provider_id), last_error = v.error,
-                    updated_at = v.at, lease_owner = NULL, lease_until = NULL
-               FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::timestamptz[],
-                           $6::text[], $7::text[], $8::timestamptz[])
-                    AS v(id, token, status, added, retry_at, provider_id, error, at)
-              WHERE n.id = v.id AND n.lease_token = v.token AND n.status IN ('pending', 'retry')
-             RETURNING n.id",
-            )
-            .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
-            .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
-            .bind(
-                batch
-                    .iter()
-                    .map(|(_, r)| r.status.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                batch
-                    .iter()
-                    .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
-            .bind(
-                batch
-                    .iter()
-                    .map(|(_, r)| r.provider_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                batch
-                    .iter()
-                    .map(|(_, r)| r.error.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut written = HashSet::with_capacity(rows.len());
-            for row in rows {
-                written.insert(row.try_get::<i64, _>("id")?);
-            }
-            let results = fenced_results(batch, written, |(claim, _)| claim.id);
-            let won = || winners(batch, &results);
-            // A failed send pulls its firing's next step forward to the earliest failure.
-            let falls = fall_throughs(won());
-            if !falls.is_empty() {
-                sqlx::query(
-                    "UPDATE escalations e SET due_at = v.at
-                   FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
-                        AS v(alert_id, fired, at)
-                  WHERE e.alert_id = v.alert_id AND e.state = 'active' AND e.fired = v.fired
-                    AND e.due_at > v.at",
-                )
-                .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
-                .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
-                .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-            }
-            insert_timeline(&mut tx, &delivery_timeline(won())).await?;
-            // A page delivered after its alert was acknowledged or resolved (the
-            // ack raced the send) missed close_escalation's follow-ups: queue its
-            // own, or that room keeps showing the alert as firing.
-            let late = late_follow_up_candidates(won());
-            if let Some(at) = late.iter().map(|(_, at)| *at).max() {
-                sqlx::query(
-                    "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
-                     recipient, address, status, due_at, created_at, updated_at, follow_up,
-                     follows)
-                 SELECT n.alert_id, n.fired, n.idempotency_key || '/' || a.status, n.channel,
-                        n.target, n.recipient, n.address, 'pending', $2, $2, $2, TRUE,
-                        n.provider_id
-                   FROM notifications n JOIN alerts a ON a.id = n.alert_id
-                  WHERE a.status <> 'triggered' AND n.status = 'delivered' AND NOT n.follow_up
-                    AND n.id = ANY($1)
-                 ON CONFLICT (idempotency_key) DO NOTHING",
-                )
-                .bind(late.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+            let mut conn = self.conn().await?;
+            let results = record_deliveries_on(conn.get(), batch).await?;
+            conn.keep();
             Ok(results)
         })
         .await
@@ -1685,6 +1671,104 @@ where
             other => return other,
         }
     }
+}
+
+/// One batch of delivery outcomes in one transaction on `conn`, fenced on
+/// each claim's lease token.
+async fn record_deliveries_on(
+    conn: &mut PgConnection,
+    batch: &[(NotificationClaim, DeliveryRecord)],
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = conn.begin().await?;
+    let rows = sqlx::query(
+        "UPDATE notifications n
+            SET status = v.status, attempt = n.attempt + v.added,
+                due_at = COALESCE(v.retry_at, n.due_at),
+                provider_id = COALESCE(v.provider_id, n.provider_id), last_error = v.error,
+                updated_at = v.at, lease_owner = NULL, lease_until = NULL
+           FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::timestamptz[],
+                       $6::text[], $7::text[], $8::timestamptz[])
+                AS v(id, token, status, added, retry_at, provider_id, error, at)
+          WHERE n.id = v.id AND n.lease_token = v.token AND n.status IN ('pending', 'retry')
+         RETURNING n.id",
+    )
+    .bind(batch.iter().map(|(c, _)| c.id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|(c, _)| c.token).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|(_, r)| r.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|(_, r)| i32::from(r.status == DeliveryStatus::Retry && r.count_attempt))
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|(_, r)| r.retry_at).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|(_, r)| r.provider_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|(_, r)| r.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut written = HashSet::with_capacity(rows.len());
+    for row in rows {
+        written.insert(row.try_get::<i64, _>("id")?);
+    }
+    let results = fenced_results(batch, written, |(claim, _)| claim.id);
+    let won = || winners(batch, &results);
+    // A failed send pulls its firing's next step forward to the earliest failure.
+    let falls = fall_throughs(won());
+    if !falls.is_empty() {
+        sqlx::query(
+            "UPDATE escalations e SET due_at = v.at
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
+                    AS v(alert_id, fired, at)
+              WHERE e.alert_id = v.alert_id AND e.state = 'active' AND e.fired = v.fired
+                AND e.due_at > v.at",
+        )
+        .bind(falls.iter().map(|((a, _), _)| *a).collect::<Vec<_>>())
+        .bind(falls.iter().map(|((_, f), _)| *f).collect::<Vec<_>>())
+        .bind(falls.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_timeline(&mut tx, &delivery_timeline(won())).await?;
+    // A page delivered after its alert was acknowledged or resolved (the
+    // ack raced the send) missed close_escalation's follow-ups: queue its
+    // own, or that room keeps showing the alert as firing.
+    let late = late_follow_up_candidates(won());
+    if let Some(at) = late.iter().map(|(_, at)| *at).max() {
+        sqlx::query(
+            "INSERT INTO notifications (alert_id, fired, idempotency_key, channel, target,
+                 recipient, address, status, due_at, created_at, updated_at, follow_up,
+                 follows)
+             SELECT n.alert_id, n.fired, n.idempotency_key || '/' || a.status, n.channel,
+                    n.target, n.recipient, n.address, 'pending', $2, $2, $2, TRUE,
+                    n.provider_id
+               FROM notifications n JOIN alerts a ON a.id = n.alert_id
+              WHERE a.status <> 'triggered' AND n.status = 'delivered' AND NOT n.follow_up
+                AND n.id = ANY($1)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(late.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// One intake batch in one transaction on `conn`, applied again (up to

@@ -164,6 +164,10 @@ impl Store for SqliteStore {
         Backend::Sqlite
     }
 
+    fn for_own_thread(self: Arc<Self>) -> Arc<dyn Store> {
+        self
+    }
+
     async fn sync(&self) -> Result<(), StoreError> {
         self.wal.sync().await
     }

@@ -1001,6 +1001,113 @@ async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
     db.drop_db().await;
 }
 
+/// Intake's group commit ends first when a server stops; the deliveries'
+/// writer may be in the middle of a commit then, and must finish it: that
+/// commit is the record of a page the provider already has, and without it
+/// the page is sent again once its lease runs out (`chaos::rolling` paged
+/// twice so). Each group commit thread runs a runtime of its own; a pool
+/// connection one of them opened was bound to it and died with it, in
+/// whichever hands it was. Here another session holds the page's row, so
+/// the deliveries' commit waits mid-transaction while intake's threads end.
+#[tokio::test]
+async fn a_delivery_commit_survives_intake_stopping_under_it() {
+    use rouse::store::group_commit::{DeliveryCommit, GroupCommit};
+    use rouse::store::{DeliveryRecord, DeliveryStatus, NewNotification, StepRecord};
+    use sqlx::Connection;
+    let Some(db) =
+        TestDb::postgres("store::a_delivery_commit_survives_intake_stopping_under_it").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let (intake, intake_threads) = GroupCommit::start(store.clone());
+    let opened = intake
+        .submit(vec![item("payments", "page", Action::Trigger, "paged")])
+        .await
+        .expect("ingest through group commit");
+    let id = opened[0].alert_id.expect("opened");
+    let later = t0() + Duration::hours(1);
+    let lease = std::time::Duration::from_secs(60);
+    let step = store
+        .claim_escalations(later, "test", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(step.len(), 1);
+    let record = StepRecord {
+        at: later,
+        deliveries: vec![NewNotification {
+            idempotency_key: format!("{id}/page"),
+            channel: rouse::channel::ChannelKind::Sms,
+            target: "person:p1".to_owned(),
+            recipient: rouse::channel::Recipient::Person {
+                id: "p1".to_owned(),
+                name: "P1".to_owned(),
+                address: "+15550001001".to_owned(),
+            },
+            delay: Duration::zero(),
+        }],
+        notes: Vec::new(),
+        next: None,
+    };
+    assert_eq!(
+        store
+            .record_steps(&[(step[0].clone(), record)])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let claims = store
+        .claim_notifications(later, "test", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    let (deliveries, _deliveries_threads) = DeliveryCommit::start(store.clone());
+
+    let mut other = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT id FROM notifications WHERE id = $1 FOR UPDATE")
+        .bind(claims[0].id)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    let delivered = DeliveryRecord {
+        at: later,
+        status: DeliveryStatus::Delivered,
+        provider_id: Some("SM1".to_owned()),
+        error: None,
+        retry_at: None,
+        fall_through: false,
+        count_attempt: true,
+        message: "sms to P1: delivered".to_owned(),
+    };
+    let recorded = {
+        let claim = claims[0].clone();
+        tokio::spawn(async move { deliveries.submit(vec![(claim, delivered)]).await })
+    };
+    let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
+    someone_waits_for_a_lock(&watch, "the deliveries' commit to wait for the page's row").await;
+    // Intake stops: its writer and syncer finish and their runtimes go.
+    drop(intake);
+    intake_threads.await.expect("intake's writer ends");
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let recorded = recorded.await.unwrap();
+    assert_eq!(
+        recorded.expect("the delivery is recorded"),
+        vec![true],
+        "the page is recorded as sent, so it is never sent again"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM notifications WHERE id = $1")
+        .bind(claims[0].id)
+        .fetch_one(&watch)
+        .await
+        .unwrap();
+    assert_eq!(status, "delivered");
+    drop(other);
+    watch.close().await;
+    store.close().await;
+    db.drop_db().await;
+}
+
 /// A watcher whose finding changes level resolves the old alert and opens a
 /// new one under the same key in one batch: the resolve must free the key
 /// before the new alert is inserted.
