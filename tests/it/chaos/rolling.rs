@@ -19,7 +19,12 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
             ids.push(cluster.open(&http, n, &format!("rolling-{n}")).await);
             n += 1;
         }
+        let stopping = std::time::Instant::now();
         cluster.terminate(restarting).await;
+        eprintln!(
+            "chaos rolling restart: replica {restarting} stopped in {:?}",
+            stopping.elapsed()
+        );
         cluster.spawn(restarting);
         // Alerts keep arriving (at the others) while it starts.
         for _ in 0..4 {
@@ -32,7 +37,12 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
         }
         cluster.ready(restarting).await;
     }
+    let settling = std::time::Instant::now();
     cluster.settled(rouse::escalation::engine::LEASE * 2).await;
+    eprintln!(
+        "chaos rolling restart: settled {:?} after the last restart",
+        settling.elapsed()
+    );
 
     let pool = cluster.pool().await;
     let fired = fired(&pool).await;
@@ -61,12 +71,32 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
         problems.len()
     );
     if !problems.is_empty() {
-        // What the replicas said about it: a doubled page has so far been
-        // rare and only under a loaded machine, and these lines are the
-        // only trace of why.
+        // A doubled page has so far been rare and only under a loaded
+        // machine; this is the only trace of why: who sent each copy when,
+        // what the database holds, and what the replicas said.
+        let ports: Vec<u16> = cluster.replicas.iter().map(|r| r.port).collect();
+        for ((id, number), sent) in pages.iter().filter(|(_, s)| s.len() > 1) {
+            for s in sent {
+                let replica = ports.iter().position(|p| *p == s.port);
+                eprintln!(
+                    "#{id} to {number}: sent by replica {replica:?} at {:?}",
+                    s.at
+                );
+            }
+        }
+        let pool = cluster.pool().await;
+        for row in notification_rows(&pool).await {
+            eprintln!("{row}");
+        }
+        pool.close().await;
         for (i, replica) in cluster.replicas.iter().enumerate() {
             for line in replica.log.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                if line.contains("WARN") || line.contains("ERROR") || line.contains("shut") {
+                if line.contains("WARN")
+                    || line.contains("ERROR")
+                    || line.contains("shut")
+                    || line.contains("stopped")
+                    || line.contains("listening")
+                {
                     eprintln!("replica {i}: {line}");
                 }
             }
@@ -74,4 +104,34 @@ async fn a_rolling_restart_loses_and_doubles_nothing() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     cluster.finish().await;
+}
+
+/// Every page row, one line each, for a failure's report.
+async fn notification_rows(pool: &sqlx::PgPool) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT id, alert_id, fired, target, status, attempt, last_error, lease_owner,
+                created_at, updated_at
+           FROM notifications WHERE NOT follow_up ORDER BY alert_id, id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("notifications")
+    .iter()
+    .map(|r| {
+        format!(
+            "notification {} #{} fired {} to {}: {} attempt {} error {:?} lease {:?} created {} updated {}",
+            r.get::<i64, _>("id"),
+            r.get::<i64, _>("alert_id"),
+            r.get::<i64, _>("fired"),
+            r.get::<String, _>("target"),
+            r.get::<String, _>("status"),
+            r.get::<i32, _>("attempt"),
+            r.get::<Option<String>, _>("last_error"),
+            r.get::<Option<String>, _>("lease_owner"),
+            r.get::<chrono::DateTime<chrono::Utc>, _>("created_at"),
+            r.get::<chrono::DateTime<chrono::Utc>, _>("updated_at"),
+        )
+    })
+    .collect()
 }
