@@ -213,8 +213,19 @@ impl Store for PostgresStore {
     /// commit that does wait flushes the log up to its own commit record,
     /// and so past every commit before it: one such commit makes every batch
     /// committed so far durable, and group commit writes the next batch
-    /// meanwhile, as on SQLite. The transaction needs an id, or PostgreSQL
-    /// writes no commit record and waits for nothing.
+    /// meanwhile, as on SQLite.
+    ///
+    /// PostgreSQL waits for the flush only at the commit of a transaction
+    /// that has an id *and* wrote to the log before its commit record
+    /// (`RecordTransactionCommit`). Until 2026-12-03 this was `BEGIN;
+    /// SELECT txid_current(); COMMIT`: an id, but nothing logged, so the
+    /// commit did not wait and a 202 could precede the flush by up to the
+    /// log writer's delay (`store::a_sync_flushes_the_log_past_every_ingest_commit`
+    /// failed on it). A transactional logical message is both: it takes an
+    /// id and writes one small record, needs no table and no privilege
+    /// (`EXECUTE` is public), and at `wal_level = replica` nothing reads
+    /// it; logical decoding sees prefix `rouse.sync` with no content. One
+    /// statement, so one round trip, in a transaction of its own.
     async fn sync(&self) -> Result<(), StoreError> {
         let flush = &self.flush;
         let mine = flush.committed.load(Ordering::Acquire);
@@ -227,11 +238,9 @@ impl Store for PostgresStore {
         }
         let upto = flush.committed.load(Ordering::Acquire);
         let mut conn = self.conn().await?;
-        let tx = conn
-            .get()
-            .begin_with("BEGIN; SELECT txid_current()")
+        sqlx::query("SELECT pg_logical_emit_message(true, 'rouse.sync', '')")
+            .execute(conn.get())
             .await?;
-        tx.commit().await?;
         conn.keep();
         flush.flushed.fetch_max(upto, Ordering::AcqRel);
         Ok(())

@@ -1389,3 +1389,44 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
     );
 }
 both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);
+
+/// Intake's commits on PostgreSQL do not wait for the log flush; `sync`
+/// must flush the log past every one of them before group commit answers
+/// 202. The log writer flushes on its own only every 200 ms
+/// (`wal_writer_delay`), so a sync whose commit does not wait for the
+/// flush leaves the flush position behind the batch's commit in nearly
+/// every round here. Such was `BEGIN; SELECT txid_current(); COMMIT`, the
+/// sync until 2026-12-03: an id, but nothing written to the log, and
+/// PostgreSQL waits only for a commit that wrote some (this test failed on
+/// it in every run).
+#[tokio::test]
+async fn a_sync_flushes_the_log_past_every_ingest_commit() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::postgres("store::a_sync_flushes_the_log_past_every_ingest_commit").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    for round in 0..5 {
+        store
+            .ingest(&[item("payments", &format!("k{round}"), Action::Trigger, "x")])
+            .await
+            .unwrap();
+        let (committed,): (String,) = sqlx::query_as("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        store.sync().await.unwrap();
+        let (flushed_past,): (bool,) =
+            sqlx::query_as("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
+                .bind(&committed)
+                .fetch_one(&mut watch)
+                .await
+                .unwrap();
+        assert!(
+            flushed_past,
+            "round {round}: the log is not flushed past {committed} after sync"
+        );
+    }
+}
