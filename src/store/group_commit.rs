@@ -28,6 +28,11 @@ pub const MAX_BATCH: usize = 512;
 const COALESCE_ROUNDS: usize = 4;
 /// Committed batches that may wait for a sync before the writer waits too.
 const SYNC_QUEUE: usize = 8;
+/// After this long without a batch the writer tells the store
+/// ([`Store::idle`]). Under load batches follow each other within
+/// milliseconds; a tenth of a second is a quiet spell, and short enough
+/// that nothing is left open long enough for anyone to notice.
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
@@ -191,7 +196,19 @@ async fn write_loop<T: Send + Sync, R: Send>(
     written: mpsc::Sender<Written<T, R>>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    loop {
+        // `recv_many` is cancel safe: a timeout loses no job.
+        let received =
+            match tokio::time::timeout(IDLE_AFTER, rx.recv_many(&mut jobs, MAX_BATCH)).await {
+                Ok(received) => received,
+                Err(_) => {
+                    store.idle().await;
+                    rx.recv_many(&mut jobs, MAX_BATCH).await
+                }
+            };
+        if received == 0 {
+            break;
+        }
         // Under load, requests come in two cohorts that take turns on the
         // writer: the ones answered by the last commit are being parsed again
         // while the others commit. A yield lets the runtime poll its sockets

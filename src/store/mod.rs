@@ -455,6 +455,13 @@ pub trait Store:
         Ok(())
     }
 
+    /// Group commit's writer calls this when no batch has come for a while
+    /// ([`group_commit::IDLE_AFTER`]): a store that keeps something open
+    /// between batches for the next one (PostgreSQL's writer begins the next
+    /// batch's transaction in the last one's commit) ends it here, so
+    /// nothing stays open through a quiet spell.
+    async fn idle(&self) {}
+
     /// Applies a batch in one transaction; outcomes are in the batch's order.
     /// Durable once [`Store::sync`] returns.
     async fn ingest(&self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError>;

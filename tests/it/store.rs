@@ -921,13 +921,38 @@ async fn an_acknowledgement_that_loses_a_deadlock_runs_again() {
 /// the key taken.
 #[tokio::test]
 async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
-    use sqlx::Connection;
     let Some(db) =
         TestDb::postgres("store::a_key_opened_by_another_replica_mid_batch_is_applied_again").await
     else {
         return;
     };
     let store = db.open().await;
+    applied_again(&db, store).await;
+    db.drop_db().await;
+}
+
+/// The same on intake's writer, a view with its own connection, whose
+/// commits begin the next batch's transaction: the rollback of the raced
+/// attempt and the attempt after it run on that connection.
+#[tokio::test]
+async fn a_key_raced_on_the_writers_own_connection_is_applied_again() {
+    let Some(db) =
+        TestDb::postgres("store::a_key_raced_on_the_writers_own_connection_is_applied_again").await
+    else {
+        return;
+    };
+    let writer = db.open().await.for_own_thread();
+    // A batch first, so the raced one starts on a transaction already begun.
+    writer
+        .ingest(&[item("payments", "before", Action::Trigger, "first")])
+        .await
+        .unwrap();
+    applied_again(&db, writer).await;
+    db.drop_db().await;
+}
+
+async fn applied_again(db: &TestDb, store: std::sync::Arc<dyn rouse::store::Store>) {
+    use sqlx::Connection;
     let mut other = sqlx::PgConnection::connect(db.url()).await.unwrap();
     sqlx::query("BEGIN").execute(&mut other).await.unwrap();
     let theirs: i64 = sqlx::query_scalar(
@@ -969,7 +994,8 @@ async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
     let fresh = outcomes[0].alert_id.unwrap();
     assert_eq!(outcomes[0].decision, Decision::Open);
     let open: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT id, dedup_key, event_count FROM alerts WHERE status <> 'resolved' ORDER BY id",
+        "SELECT id, dedup_key, event_count FROM alerts
+          WHERE status <> 'resolved' AND dedup_key <> 'before' ORDER BY id",
     )
     .fetch_all(&watch)
     .await
@@ -984,21 +1010,25 @@ async fn a_key_opened_by_another_replica_mid_batch_is_applied_again() {
     );
     // Our timer for the fresh alert, none left over from the first attempt,
     // and none for the other replica's alert (its own replica writes that).
-    let timers: Vec<i64> = sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
-        .fetch_all(&watch)
-        .await
-        .unwrap();
+    let timers: Vec<i64> = sqlx::query_scalar(
+        "SELECT e.alert_id FROM escalations e JOIN alerts a ON a.id = e.alert_id
+          WHERE a.dedup_key <> 'before' ORDER BY e.alert_id",
+    )
+    .fetch_all(&watch)
+    .await
+    .unwrap();
     assert_eq!(timers, vec![fresh]);
-    let counted: i64 = sqlx::query_scalar(
-        "SELECT open_count FROM service_open_alerts WHERE service_id = 'payments'",
+    let (counted, stored): (i64, i64) = sqlx::query_as(
+        "SELECT open_count, (SELECT count(*) FROM alerts WHERE status <> 'resolved')
+           FROM service_open_alerts WHERE service_id = 'payments'",
     )
     .fetch_one(&watch)
     .await
     .unwrap();
-    assert_eq!(counted, 2);
+    assert_eq!(counted, stored, "the open count agrees with the alerts");
     drop(other);
     watch.close().await;
-    db.drop_db().await;
+    store.close().await;
 }
 
 /// Intake's group commit ends first when a server stops; the deliveries'
@@ -1429,4 +1459,122 @@ async fn a_sync_flushes_the_log_past_every_ingest_commit() {
             "round {round}: the log is not flushed past {committed} after sync"
         );
     }
+}
+
+/// The same through group commit's two views, as intake runs: the writer
+/// commits on its own connection (beginning the next batch's transaction
+/// in the same round trip) and the syncer flushes on another.
+#[tokio::test]
+async fn a_sync_on_its_own_connection_flushes_the_writers_commits() {
+    use sqlx::Connection;
+    let Some(db) =
+        TestDb::postgres("store::a_sync_on_its_own_connection_flushes_the_writers_commits").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let writer = store.clone().for_own_thread();
+    let syncer = store.clone().for_own_thread();
+    let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    for round in 0..5 {
+        writer
+            .ingest(&[item("payments", &format!("k{round}"), Action::Trigger, "x")])
+            .await
+            .unwrap();
+        let (committed,): (String,) = sqlx::query_as("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        syncer.sync().await.unwrap();
+        let (flushed_past,): (bool,) =
+            sqlx::query_as("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
+                .bind(&committed)
+                .fetch_one(&mut watch)
+                .await
+                .unwrap();
+        assert!(
+            flushed_past,
+            "round {round}: the log is not flushed past {committed} after sync"
+        );
+    }
+    drop(watch);
+    writer.close().await;
+    syncer.close().await;
+    store.close().await;
+    db.drop_db().await;
+}
+
+/// What intake's writer connection looks like to the server between
+/// batches. Its last commit began the next batch's transaction, which must
+/// hold nothing (no transaction id, no snapshot: vacuum and everyone else
+/// go on as if it were not there), and once group commit reports a quiet
+/// spell it is ended, so the connection is not left "idle in transaction".
+#[tokio::test]
+async fn the_writers_next_transaction_holds_nothing_and_ends_when_idle() {
+    use rouse::store::group_commit::GroupCommit;
+    let Some(db) =
+        TestDb::postgres("store::the_writers_next_transaction_holds_nothing_and_ends_when_idle")
+            .await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
+    // (state, has an xid, has an xmin) of the store's connections that are
+    // not the pool's idle ones: the writer's.
+    let writers = || {
+        let watch = watch.clone();
+        async move {
+            let rows: Vec<(String, bool, bool)> = sqlx::query_as(
+                "SELECT state, backend_xid IS NOT NULL, backend_xmin IS NOT NULL
+                   FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = 'rouse'
+                    AND state = 'idle in transaction'",
+            )
+            .fetch_all(&watch)
+            .await
+            .unwrap();
+            rows
+        }
+    };
+    let writer = store.clone().for_own_thread();
+    writer
+        .ingest(&[item("payments", "a", Action::Trigger, "x")])
+        .await
+        .unwrap();
+    assert_eq!(
+        writers().await,
+        vec![("idle in transaction".to_owned(), false, false)],
+        "the writer's next transaction is begun and holds nothing"
+    );
+    writer.idle().await;
+    assert_eq!(writers().await, vec![], "idle ends it");
+    // The batch after a quiet spell begins its own, and a duplicate finds
+    // the alert the first batch opened.
+    let outcomes = writer
+        .ingest(&[item("payments", "a", Action::Trigger, "x")])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0].decision, Decision::Refresh { .. }));
+    writer.idle().await;
+    writer.close().await;
+    // Group commit says when it is idle.
+    let (commit, done) = GroupCommit::start(store.clone());
+    commit
+        .submit(vec![item("payments", "b", Action::Trigger, "y")])
+        .await
+        .unwrap();
+    eventually(
+        "group commit to end the writer's transaction when idle",
+        || {
+            let writers = writers.clone();
+            async move { writers().await.is_empty() }
+        },
+    )
+    .await;
+    drop(commit);
+    done.await.unwrap();
+    watch.close().await;
+    store.close().await;
+    db.drop_db().await;
 }
