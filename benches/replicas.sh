@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Intake throughput on PostgreSQL with one replica and with three, in the same
-# run: three `rouse serve` processes on one fresh database; wrk first drives
-# one of them with all connections, then all three at once (a third of the
-# connections each, summed). Prints one JSON line per round. The machine is
-# shared, so the ratio of the two figures in one round is what to compare.
+# Intake throughput on PostgreSQL with one replica and with several, in the
+# same run: REPLICAS `rouse serve` processes (default 2) on one fresh
+# database; wrk first drives one of them with all connections, then all of
+# them at once (an equal share of the connections each, summed). Prints one
+# JSON line per round. The machine is shared, so the ratio of the two
+# figures in one round is what to compare.
 #
-#   benches/replicas.sh            # ROUNDS=3 SECONDS_EACH=5 CONNS=48 ROUSE_BIN=target/release/rouse
+#   benches/replicas.sh            # REPLICAS=2 ROUNDS=3 SECONDS_EACH=5 CONNS=48 STEP_DELAY=0m ROUSE_BIN=target/release/rouse
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ADMIN=${ROUSE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -13,6 +14,11 @@ BIN=${ROUSE_BIN:-target/release/rouse}
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-5}
 CONNS=${CONNS:-48}
+REPLICAS=${REPLICAS:-2}
+# The first step's delay: 0m pages every alert at once, so the engines'
+# claims, pages and their records share the database with intake; 1h
+# leaves intake alone, as the in-process intake bench does.
+STEP_DELAY=${STEP_DELAY:-0m}
 command -v wrk >/dev/null || { echo "SKIPPED: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release (or set ROUSE_BIN)" >&2; exit 1; }
 
@@ -21,13 +27,13 @@ pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'stop; rm -rf "$work"' EXIT
 mkdir -p "$work/rotations"
-cat > "$work/rotations/oncall.yaml" <<'YAML'
+cat > "$work/rotations/oncall.yaml" <<YAML
 people:
   - { id: alice, name: Alice, timezone: UTC }
 policies:
   - id: room
     steps:
-      - { delay: 0m, targets: [{ chat: "#ops" }], channels: [chat] }
+      - { delay: $STEP_DELAY, targets: [{ chat: "#ops" }], channels: [chat] }
 services:
   - id: bench
     policy: room
@@ -40,7 +46,7 @@ for round in $(seq 1 "$ROUNDS"); do
   db="rouse_replicas_$$_$round"
   psql "$ADMIN" -qc "CREATE DATABASE $db"
   ports=()
-  for i in 0 1 2; do
+  for i in $(seq 0 $((REPLICAS - 1))); do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     ports+=("$port")
     ROUSE_LISTEN=127.0.0.1:$port ROUSE_PUBLIC_URL=http://127.0.0.1:$port \
@@ -53,17 +59,18 @@ for round in $(seq 1 "$ROUNDS"); do
     for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   done
   wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -s benches/wrk/intake.lua "http://127.0.0.1:${ports[0]}" -- rouse new "one-$round" > "$work/one.json"
-  per=$((CONNS / 3))
+  per=$((CONNS / REPLICAS))
   loads=()
-  for i in 0 1 2; do
-    wrk -t1 -c"$per" -d"${SECONDS_EACH}s" -s benches/wrk/intake.lua "http://127.0.0.1:${ports[$i]}" -- rouse new "three-$round-$i" > "$work/three-$i.json" &
+  for i in $(seq 0 $((REPLICAS - 1))); do
+    wrk -t1 -c"$per" -d"${SECONDS_EACH}s" -s benches/wrk/intake.lua "http://127.0.0.1:${ports[$i]}" -- rouse new "all-$round-$i" > "$work/all-$i.json" &
     loads+=($!)
   done
   wait "${loads[@]}"
   one=$(rps "$work/one.json")
-  three=$(( $(rps "$work/three-0.json") + $(rps "$work/three-1.json") + $(rps "$work/three-2.json") ))
-  printf '{"bench":"replicas_intake_postgres","round":%d,"connections":%d,"one_replica_events_per_second":%d,"three_replicas_events_per_second":%d,"three_over_one":%s}\n' \
-    "$round" "$CONNS" "$one" "$three" "$(python3 -c "print(round($three / max($one, 1), 2))")"
+  all=0
+  for i in $(seq 0 $((REPLICAS - 1))); do all=$((all + $(rps "$work/all-$i.json"))); done
+  printf '{"bench":"replicas_intake_postgres","round":%d,"replicas":%d,"connections":%d,"one_replica_events_per_second":%d,"all_replicas_events_per_second":%d,"all_over_one":%s}\n' \
+    "$round" "$REPLICAS" "$CONNS" "$one" "$all" "$(python3 -c "print(round($all / max($one, 1), 2))")"
   stop
   psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 done
