@@ -1566,10 +1566,7 @@ async fn the_writers_next_transaction_holds_nothing_and_ends_when_idle() {
         .unwrap();
     eventually(
         "group commit to end the writer's transaction when idle",
-        || {
-            let writers = writers.clone();
-            async move { writers().await.is_empty() }
-        },
+        || async move { writers().await.is_empty() },
     )
     .await;
     drop(commit);
