@@ -1431,34 +1431,12 @@ both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);
 /// it in every run).
 #[tokio::test]
 async fn a_sync_flushes_the_log_past_every_ingest_commit() {
-    use sqlx::Connection;
     let Some(db) = TestDb::postgres("store::a_sync_flushes_the_log_past_every_ingest_commit").await
     else {
         return;
     };
     let store = db.open().await;
-    let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
-    for round in 0..5 {
-        store
-            .ingest(&[item("payments", &format!("k{round}"), Action::Trigger, "x")])
-            .await
-            .unwrap();
-        let (committed,): (String,) = sqlx::query_as("SELECT pg_current_wal_insert_lsn()::text")
-            .fetch_one(&mut watch)
-            .await
-            .unwrap();
-        store.sync().await.unwrap();
-        let (flushed_past,): (bool,) =
-            sqlx::query_as("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
-                .bind(&committed)
-                .fetch_one(&mut watch)
-                .await
-                .unwrap();
-        assert!(
-            flushed_past,
-            "round {round}: the log is not flushed past {committed} after sync"
-        );
-    }
+    synced_past_every_commit(&db, &store, &store).await;
 }
 
 /// The same through group commit's two views, as intake runs: the writer
@@ -1466,7 +1444,6 @@ async fn a_sync_flushes_the_log_past_every_ingest_commit() {
 /// in the same round trip) and the syncer flushes on another.
 #[tokio::test]
 async fn a_sync_on_its_own_connection_flushes_the_writers_commits() {
-    use sqlx::Connection;
     let Some(db) =
         TestDb::postgres("store::a_sync_on_its_own_connection_flushes_the_writers_commits").await
     else {
@@ -1475,6 +1452,21 @@ async fn a_sync_on_its_own_connection_flushes_the_writers_commits() {
     let store = db.open().await;
     let writer = store.clone().for_own_thread();
     let syncer = store.clone().for_own_thread();
+    synced_past_every_commit(&db, &writer, &syncer).await;
+    writer.close().await;
+    syncer.close().await;
+    store.close().await;
+    db.drop_db().await;
+}
+
+/// Five rounds of a batch ingested by `writer` and a sync by `syncer`; after
+/// each sync the server's flush position must be past the batch's commit.
+async fn synced_past_every_commit(
+    db: &TestDb,
+    writer: &std::sync::Arc<dyn rouse::store::Store>,
+    syncer: &std::sync::Arc<dyn rouse::store::Store>,
+) {
+    use sqlx::Connection;
     let mut watch = sqlx::PgConnection::connect(db.url()).await.unwrap();
     for round in 0..5 {
         writer
@@ -1497,11 +1489,6 @@ async fn a_sync_on_its_own_connection_flushes_the_writers_commits() {
             "round {round}: the log is not flushed past {committed} after sync"
         );
     }
-    drop(watch);
-    writer.close().await;
-    syncer.close().await;
-    store.close().await;
-    db.drop_db().await;
 }
 
 /// What intake's writer connection looks like to the server between
