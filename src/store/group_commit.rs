@@ -136,11 +136,15 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
                 // Dropping `to_sync` fails the writer's hand-offs: `Closed`.
                 return;
             };
+            let view = syncing.clone();
             let sync: SyncFn = Box::new(move || {
                 let store = syncing.clone();
                 Box::pin(async move { store.sync().await })
             });
-            runtime.block_on(sync_loop(sync, name, to_sync));
+            runtime.block_on(async move {
+                sync_loop(sync, name, to_sync).await;
+                view.release().await;
+            });
         });
         let writer = tokio::task::spawn_blocking(move || {
             // Nothing else runs here, so a store may write synchronously on
@@ -151,7 +155,8 @@ impl<T: Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
                 return;
             };
             runtime.block_on(async move {
-                write_loop(store, name, rx, write, written).await;
+                write_loop(store.clone(), name, rx, write, written).await;
+                store.release().await;
                 // The writer's end of the queue is gone: the syncer answers
                 // what is left and stops.
                 if let Err(err) = syncer.await {

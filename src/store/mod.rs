@@ -447,6 +447,14 @@ pub trait Store:
     /// are threads of their own, with itself.
     fn for_own_thread(self: Arc<Self>) -> Arc<dyn Store>;
 
+    /// Closes what a view from [`Store::for_own_thread`] holds of its own,
+    /// as its thread stops; the store itself stays open, and on anything
+    /// that is not such a view this does nothing. Group commit's threads
+    /// call it last: a PostgreSQL connection merely dropped is a session
+    /// the server counts as abandoned, and logs as an unexpected EOF (with
+    /// an open transaction, when intake's writer had begun the next one).
+    async fn release(&self) {}
+
     /// Makes every commit that has returned so far durable. Only `ingest`
     /// and `record_deliveries` may leave that to this call (group commit
     /// calls it, so the next batch is written while this one syncs); every

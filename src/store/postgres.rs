@@ -238,14 +238,22 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        if let Some(own) = &self.own {
+        if self.own.is_some() {
             // A view closes only what is its own; the pool is everyone's.
-            if let Some(own) = own.lock().await.take() {
-                let _ = own.conn.close().await;
-            }
+            self.release().await;
             return;
         }
         self.pool.close().await;
+    }
+
+    async fn release(&self) {
+        if let Some(own) = &self.own {
+            if let Some(own) = own.lock().await.take() {
+                // Terminate, not a dropped socket; the server rolls back a
+                // transaction begun for the next batch.
+                let _ = own.conn.close().await;
+            }
+        }
     }
 
     async fn idle(&self) {

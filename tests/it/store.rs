@@ -1562,3 +1562,79 @@ async fn the_writers_next_transaction_holds_nothing_and_ends_when_idle() {
     store.close().await;
     db.drop_db().await;
 }
+
+/// Group commit's threads close their own PostgreSQL connections as they
+/// stop instead of dropping them: a dropped socket is a session the server
+/// counts as abandoned (`pg_stat_database.sessions_abandoned`) and logs as
+/// an unexpected EOF, with an open transaction when intake's writer had
+/// begun the next batch's.
+#[tokio::test]
+async fn group_commit_closes_its_own_connections_when_it_stops() {
+    use rouse::store::group_commit::GroupCommit;
+    let Some(db) =
+        TestDb::postgres("store::group_commit_closes_its_own_connections_when_it_stops").await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let watch = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let abandoned = || {
+        let watch = watch.clone();
+        async move {
+            let mut conn = watch.acquire().await.unwrap();
+            sqlx::query("SELECT pg_stat_clear_snapshot()")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let rouse_connections = || {
+        let watch = watch.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = 'rouse'",
+            )
+            .fetch_one(&watch)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let pool_only = rouse_connections().await;
+    let before = abandoned().await;
+    let (commit, done) = GroupCommit::start(store.clone());
+    commit
+        .submit(vec![item("payments", "a", Action::Trigger, "x")])
+        .await
+        .unwrap();
+    assert!(
+        rouse_connections().await > pool_only,
+        "the writer and the syncer have connections of their own"
+    );
+    drop(commit);
+    done.await.unwrap();
+    eventually(
+        "the group commit threads' connections to end",
+        || async move { rouse_connections().await <= pool_only },
+    )
+    .await;
+    // A backend reports its session's end as it exits; give the report a
+    // moment to arrive before reading the counter.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        abandoned().await,
+        before,
+        "no session was left to the server to find abandoned"
+    );
+    watch.close().await;
+    store.close().await;
+    db.drop_db().await;
+}
