@@ -95,6 +95,17 @@ struct Own {
     begun: bool,
 }
 
+impl Own {
+    /// Rolls back the ingest transaction begun ahead, if there is one.
+    async fn end_begun(&mut self) -> Result<(), sqlx::Error> {
+        if self.begun {
+            self.begun = false;
+            simple(&mut self.conn, "ROLLBACK").await?;
+        }
+        Ok(())
+    }
+}
+
 /// An own connection idle longer than this is pinged before it is used, as
 /// the pool pings every connection it hands out: after a quiet spell the
 /// server may have restarted, and the batch would fail on the dead
@@ -139,10 +150,7 @@ impl PostgresStore {
     async fn conn(&self) -> Result<Conn<'_>, StoreError> {
         let mut conn = self.ingest_conn().await?;
         if let Conn::Own { held, .. } = &mut conn {
-            if held.begun {
-                simple(&mut held.conn, "ROLLBACK").await?;
-                held.begun = false;
-            }
+            held.end_begun().await?;
         }
         Ok(conn)
     }
@@ -261,9 +269,8 @@ impl Store for PostgresStore {
             return;
         };
         let mut slot = own.lock().await;
-        if let Some(held) = slot.as_mut().filter(|h| h.begun) {
-            held.begun = false;
-            if simple(&mut held.conn, "ROLLBACK").await.is_err() {
+        if let Some(held) = slot.as_mut() {
+            if held.end_begun().await.is_err() {
                 // Whatever failed may have been the connection: the next
                 // batch opens a fresh one.
                 *slot = None;
@@ -1856,6 +1863,8 @@ async fn ingest_on(
     batch: &[Ingest],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let Some(begun) = begun else {
+        // sqlx's transaction, not statements of our own: dropped after an
+        // error it rolls back before the connection returns to the pool.
         for _ in 0..apply::RACE_ATTEMPTS {
             let mut tx = conn.begin_with(ASYNC_COMMIT).await?;
             if let Ok(outcomes) = apply::ingest(&mut *tx, batch).await? {

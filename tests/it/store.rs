@@ -1437,6 +1437,8 @@ async fn a_sync_flushes_the_log_past_every_ingest_commit() {
     };
     let store = db.open().await;
     synced_past_every_commit(&db, &store, &store).await;
+    store.close().await;
+    db.drop_db().await;
 }
 
 /// The same through group commit's two views, as intake runs: the writer
