@@ -1420,6 +1420,62 @@ async fn json_encoded_ahead_is_stored_as_the_store_would_encode_it(db: &TestDb) 
 }
 both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);
 
+/// An alert deleted by hand (Rouse never deletes one) takes its escalation
+/// with it and no other: SQLite by its foreign key's cascade, PostgreSQL by
+/// a statement trigger since intake's inserts stopped paying for that key's
+/// row-by-row check (migration `…20261203000010`).
+async fn an_alert_deleted_by_hand_takes_its_escalation_with_it(db: &TestDb) {
+    let store = db.open().await;
+    let out = store
+        .ingest(&[
+            item("payments", "gone", Action::Trigger, "x"),
+            item("payments", "kept", Action::Trigger, "y"),
+        ])
+        .await
+        .unwrap();
+    let (gone, kept) = (out[0].alert_id.unwrap(), out[1].alert_id.unwrap());
+    store.close().await;
+    let remaining = if db.url().starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM alerts WHERE id = ?1")
+            .bind(gone)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        ids
+    } else {
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        sqlx::query("DELETE FROM alerts WHERE id = $1")
+            .bind(gone)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        ids
+    };
+    assert_eq!(
+        remaining,
+        vec![kept],
+        "only the deleted alert's escalation went"
+    );
+}
+both_backends!(an_alert_deleted_by_hand_takes_its_escalation_with_it);
+
 /// Intake's commits on PostgreSQL do not wait for the log flush; `sync`
 /// must flush the log past every one of them before group commit answers
 /// 202. The log writer flushes on its own only every 200 ms
