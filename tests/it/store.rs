@@ -1435,38 +1435,29 @@ async fn an_alert_deleted_by_hand_takes_its_escalation_with_it(db: &TestDb) {
         .unwrap();
     let (gone, kept) = (out[0].alert_id.unwrap(), out[1].alert_id.unwrap());
     store.close().await;
+    // The same statements on either pool (SQLite takes `$1` too, and sqlx
+    // turns its foreign keys on by default).
+    macro_rules! delete_then_list {
+        ($pool:expr) => {{
+            let pool = $pool.await.unwrap();
+            sqlx::query("DELETE FROM alerts WHERE id = $1")
+                .bind(gone)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let ids: Vec<i64> =
+                sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            ids
+        }};
+    }
     let remaining = if db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM alerts WHERE id = ?1")
-            .bind(gone)
-            .execute(&pool)
-            .await
-            .unwrap();
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        pool.close().await;
-        ids
+        delete_then_list!(sqlx::SqlitePool::connect(db.url()))
     } else {
-        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-        sqlx::query("DELETE FROM alerts WHERE id = $1")
-            .bind(gone)
-            .execute(&pool)
-            .await
-            .unwrap();
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        pool.close().await;
-        ids
+        delete_then_list!(sqlx::PgPool::connect(db.url()))
     };
     assert_eq!(
         remaining,
