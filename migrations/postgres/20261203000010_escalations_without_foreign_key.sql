@@ -3,7 +3,7 @@
 -- trigger that looked up and key-share locked its alert: 0.145 ms of a
 -- 25-alert insert's 0.83 ms server time (EXPLAIN ANALYZE), and without it
 -- two clients inserting such batches did 19-28% more of them (pgbench -c2;
--- README, "What one event writes"). Every escalation is written by Rouse
+-- README, "The intake write path"). Every escalation is written by Rouse
 -- for an alert of the same transaction or one it has just read, and Rouse
 -- never deletes an alert, so the check never found anything. What the key
 -- also did is kept: an alert deleted by hand takes its escalation with it,
