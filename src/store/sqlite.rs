@@ -35,6 +35,7 @@ mod direct;
 mod feed;
 mod inbound;
 mod lock;
+mod open_keys;
 mod push;
 mod silence;
 mod sms;
@@ -51,7 +52,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The intake and acknowledgement writer: a connection of our own,
     /// outside sqlx (see `direct.rs`); `None` once closed.
-    direct: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    direct: Arc<std::sync::Mutex<Option<direct::Writer>>>,
     wal: wal::WalSync,
 }
 
@@ -920,7 +921,7 @@ impl Store for SqliteStore {
 }
 
 fn with_direct<T>(
-    conn: &std::sync::Mutex<Option<rusqlite::Connection>>,
+    conn: &std::sync::Mutex<Option<direct::Writer>>,
     work: impl FnOnce(&mut direct::Direct<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     // A panic while the lock was held rolled its transaction back
@@ -928,8 +929,8 @@ fn with_direct<T>(
     let mut guard = conn
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let conn = guard.as_mut().ok_or(StoreError::Closed)?;
-    let mut direct = direct::Direct::on(conn);
+    let writer = guard.as_mut().ok_or(StoreError::Closed)?;
+    let mut direct = direct::Direct::on(writer);
     let done = work(&mut direct);
     // Rolls back what `work` left open, before the lock is released.
     drop(direct);

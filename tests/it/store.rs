@@ -1687,3 +1687,141 @@ async fn group_commit_closes_its_own_connections_when_it_stops() {
     store.close().await;
     db.drop_db().await;
 }
+
+/// Which keys are open follows every write and comes back when the store
+/// opens again. On SQLite the writer holds them in memory since no index
+/// answers it any more (`src/store/sqlite/open_keys.rs`); PostgreSQL asks
+/// its index. A key resolved in a batch, by an act or in the batch that
+/// opened it gives its alert up; one left open keeps it across a reopen.
+async fn open_keys_follow_every_write_and_survive_a_reopen(db: &TestDb) {
+    let store = db.open().await;
+    let out = store
+        .ingest(&[
+            item("payments", "kept", Action::Trigger, "x"),
+            item("payments", "acted", Action::Trigger, "x"),
+            item("payments", "brief", Action::Trigger, "x"),
+            item("payments", "brief", Action::Resolve, ""),
+            item("search", "kept", Action::Trigger, "x"),
+        ])
+        .await
+        .unwrap();
+    let (kept, acted, brief, other) = (
+        out[0].alert_id.unwrap(),
+        out[1].alert_id.unwrap(),
+        out[2].alert_id.unwrap(),
+        out[4].alert_id.unwrap(),
+    );
+    assert_eq!(out[3].decision, Decision::Resolve { id: brief });
+    let resolve = Act {
+        alert_id: acted,
+        action: Action::Resolve,
+        actor: "alice".to_owned(),
+        via: rouse::store::Via::Api,
+        at: t0() + Duration::minutes(1),
+    };
+    assert_eq!(
+        store.act(&resolve).await.unwrap(),
+        Some(Decision::Resolve { id: acted })
+    );
+    // Resolved and opened again in one batch: the new alert takes the key.
+    let out = store
+        .ingest(&[
+            item("search", "kept", Action::Resolve, ""),
+            item("search", "kept", Action::Trigger, "again"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, Decision::Resolve { id: other });
+    let other_again = out[1].alert_id.unwrap();
+    assert_eq!(out[1].decision, Decision::Open);
+    store.close().await;
+
+    let store = db.open().await;
+    let out = store
+        .ingest(&[
+            item("payments", "kept", Action::Trigger, "x"),
+            item("payments", "acted", Action::Trigger, "x"),
+            item("payments", "brief", Action::Trigger, "x"),
+            item("search", "kept", Action::Trigger, "x"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, Decision::Refresh { id: kept });
+    assert_eq!(out[3].decision, Decision::Refresh { id: other_again });
+    for (outcome, old) in [(&out[1], acted), (&out[2], brief)] {
+        assert_eq!(
+            outcome.decision,
+            Decision::Open,
+            "a resolved key opens anew"
+        );
+        assert_ne!(outcome.alert_id, Some(old));
+    }
+    let open = store
+        .alerts(&AlertFilter {
+            statuses: vec![AlertStatus::Triggered],
+            limit: 100,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 4, "one open alert per key: {open:?}");
+    store.close().await;
+}
+both_backends!(open_keys_follow_every_write_and_survive_a_reopen);
+
+/// An open alert resolved or deleted by hand behind a running store (not
+/// what Rouse does, but what an admin might) is not refreshed by its key
+/// afterwards: its key opens a new alert. On SQLite this is the writer
+/// checking each key it holds against the row (`open_keys.rs`).
+async fn an_alert_closed_by_hand_is_not_refreshed_by_its_key(db: &TestDb) {
+    let store = db.open().await;
+    let out = store
+        .ingest(&[
+            item("payments", "resolved", Action::Trigger, "x"),
+            item("payments", "deleted", Action::Trigger, "y"),
+        ])
+        .await
+        .unwrap();
+    let (resolved, deleted) = (out[0].alert_id.unwrap(), out[1].alert_id.unwrap());
+    // The same statements on either pool (SQLite takes `$1` too).
+    macro_rules! close_by_hand {
+        ($pool:expr) => {{
+            let pool = $pool.await.unwrap();
+            sqlx::query("UPDATE alerts SET status = 'resolved' WHERE id = $1")
+                .bind(resolved)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM alerts WHERE id = $1")
+                .bind(deleted)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }};
+    }
+    if db.url().starts_with("sqlite:") {
+        close_by_hand!(sqlx::SqlitePool::connect(db.url()));
+    } else {
+        close_by_hand!(sqlx::PgPool::connect(db.url()));
+    }
+    let out = store
+        .ingest(&[
+            item("payments", "resolved", Action::Trigger, "x"),
+            item("payments", "deleted", Action::Trigger, "y"),
+        ])
+        .await
+        .unwrap();
+    for (outcome, old) in [(&out[0], resolved), (&out[1], deleted)] {
+        assert_eq!(outcome.decision, Decision::Open);
+        assert_ne!(outcome.alert_id, Some(old));
+    }
+    let before = store.alert(resolved).await.unwrap().unwrap();
+    assert_eq!(
+        (before.status, before.event_count),
+        (AlertStatus::Resolved, 1),
+        "the alert resolved by hand was left alone"
+    );
+    store.close().await;
+}
+both_backends!(an_alert_closed_by_hand_is_not_refreshed_by_its_key);

@@ -19,6 +19,9 @@
 //! transaction never fails halfway on a lock the other took after it read;
 //! whichever comes second waits in SQLite's busy handler (5 s at most).
 //!
+//! It also keeps every open alert's key in memory, instead of the partial
+//! unique index SQLite searched and updated for each event (`open_keys.rs`).
+//!
 //! The work is synchronous. The group-commit writer's own thread runs it in
 //! place; a multi-threaded runtime runs it under
 //! [`tokio::task::block_in_place`], so an occasional checkpoint inside a
@@ -35,15 +38,23 @@ use super::super::apply::{
     self, AlertChange, BatchWrites, Closing, FoundAlert, Known, Lookup, NewAlert,
 };
 use super::super::{Act, EventJson, Ingest, IngestOutcome, StoreError};
+use super::open_keys::OpenKeys;
 use super::{duplicate_run, is_empty_json, parse_status};
 use crate::alert::{Decision, DuplicateRun};
 
 /// Largest rows per multi-row statement; batches are split into powers of two.
 const MAX_ROWS: usize = 512;
 
+/// The direct writer's connection, and what it knows of the open keys.
+pub(super) struct Writer {
+    db: Connection,
+    /// `None` until a batch loads it, and again after a batch that failed.
+    open: Option<OpenKeys>,
+}
+
 /// Opens the direct writer on the database `options` names, with the same
 /// settings as sqlx's writer (see `SqliteStore::open`).
-pub(super) fn open(options: &SqliteConnectOptions) -> Result<Connection, StoreError> {
+pub(super) fn open(options: &SqliteConnectOptions) -> Result<Writer, StoreError> {
     let name = options.get_filename().to_string_lossy().into_owned();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -75,18 +86,31 @@ pub(super) fn open(options: &SqliteConnectOptions) -> Result<Connection, StoreEr
     // Every power of two up to MAX_ROWS for each multi-row statement, and
     // the single-row ones.
     db.set_prepared_statement_cache_capacity(64);
-    Ok(db)
+    Ok(Writer { db, open: None })
 }
 
 /// One transaction at a time on the direct writer. Dropped while one is
 /// open (a failed statement, a panic), it rolls back.
 pub(super) struct Direct<'c> {
     db: &'c mut Connection,
+    open: &'c mut Option<OpenKeys>,
 }
 
 impl<'c> Direct<'c> {
-    pub fn on(db: &'c mut Connection) -> Self {
-        Self { db }
+    pub fn on(writer: &'c mut Writer) -> Self {
+        Self {
+            db: &mut writer.db,
+            open: &mut writer.open,
+        }
+    }
+
+    /// The open keys, out of their place until the caller's batch has
+    /// committed: a batch that fails drops them (see `open_keys.rs`).
+    fn take_open_keys(&mut self) -> Result<OpenKeys, StoreError> {
+        match self.open.take() {
+            Some(open) => Ok(open),
+            None => OpenKeys::load(self.db),
+        }
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -112,10 +136,13 @@ impl<'c> Direct<'c> {
     pub fn ingest(&mut self, batch: &[Ingest]) -> Result<Vec<IngestOutcome>, StoreError> {
         let lookup = Lookup::of(batch);
         self.begin()?;
-        let known = self.read(&lookup)?;
+        let mut open = self.take_open_keys()?;
+        let known = self.read(&open, &lookup)?;
         let replayed = apply::replay(batch, &lookup, known)?;
         let ids = self.write(&replayed.writes)?;
         self.commit()?;
+        settle(&mut open, &lookup, &replayed.writes, &ids);
+        *self.open = Some(open);
         replayed.outcomes(&ids)
     }
 
@@ -123,27 +150,41 @@ impl<'c> Direct<'c> {
     /// is no such alert, with nothing committed.
     pub fn act(&mut self, act: &Act) -> Result<Option<Decision>, StoreError> {
         self.begin()?;
+        let mut open = self.take_open_keys()?;
         let found = self.alert_by_id(act.alert_id)?;
+        let key = found
+            .as_ref()
+            .map(|f| (f.service_id.clone(), f.dedup_key.clone()));
         let Some((decision, writes)) = apply::act_writes(act, found) else {
+            // Nothing written: the keys are as they were.
+            *self.open = Some(open);
             return Ok(None);
         };
         self.write(&writes)?;
         self.commit()?;
+        if let Some((service, key)) = key {
+            if writes.changes.iter().any(|c| c.resolved.is_some()) {
+                open.close(&service, &key, act.alert_id);
+            }
+        }
+        *self.open = Some(open);
         Ok(Some(decision))
     }
 
-    fn read(&mut self, lookup: &Lookup<'_>) -> Result<Known, StoreError> {
+    fn read(&mut self, open: &OpenKeys, lookup: &Lookup<'_>) -> Result<Known, StoreError> {
         let mut known = Known::default();
         {
-            let mut open = self.db.prepare_cached(&format!(
-                "SELECT {FOUND_COLUMNS} FROM alerts
-                  WHERE service_id = ?1 AND dedup_key = ?2 AND status <> 'resolved'"
+            // By id: a key `open` does not name has no open alert. A row
+            // that is gone or resolved (by hand, behind the writer) is none
+            // either; alert ids are never reused (AUTOINCREMENT).
+            let mut by_id = self.db.prepare_cached(&format!(
+                "SELECT {FOUND_COLUMNS} FROM alerts WHERE id = ?1 AND status <> 'resolved'"
             ))?;
             for (service, key) in &lookup.keys {
-                if let Some(row) = open
-                    .query_row(params![service, key], found_row)
-                    .optional()?
-                {
+                let Some(id) = open.get(service, key) else {
+                    continue;
+                };
+                if let Some(row) = by_id.query_row([id], found_row).optional()? {
                     // The key is the one asked: not read back from the row.
                     let (service, key) = ((*service).to_owned(), (*key).to_owned());
                     known.found.push(found_alert(row, service, key)?);
@@ -180,15 +221,14 @@ impl<'c> Direct<'c> {
     /// Writes a batch's end state inside the open transaction; returns the
     /// ids of `writes.new_alerts` in their order. The write lock has been
     /// held since the read, so a new alert's key cannot have been opened by
-    /// anyone else meanwhile: the partial unique index would fail its insert.
+    /// anyone else meanwhile.
     fn write(&mut self, writes: &BatchWrites<'_>) -> Result<Vec<i64>, StoreError> {
         // Changes first: they touch only alerts that were open before the
         // batch, and one resolved here frees its key for a new alert below
         // (resolve then trigger of one key in one batch).
         self.update_alerts(&writes.changes)?;
         // In one pass over `new_alerts`: its generations (see `BatchWrites`)
-        // are in order, and a key's earlier alert in them is already closed,
-        // so it is not in the partial unique index when the next is inserted.
+        // are in order, and a key's earlier alert in them is already closed.
         insert_rows(
             self.db,
             "INSERT INTO alerts (service_id, dedup_key, status, summary, severity, source,
@@ -382,6 +422,30 @@ impl Drop for Direct<'_> {
             if let Err(err) = self.db.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %err, "rollback of a write batch failed");
             }
+        }
+    }
+}
+
+/// What a committed batch did to the open keys: the alerts it resolved give
+/// theirs up, then its new alerts that are still open take theirs.
+fn settle(open: &mut OpenKeys, lookup: &Lookup<'_>, writes: &BatchWrites<'_>, ids: &[i64]) {
+    let resolved: HashSet<i64> = writes
+        .changes
+        .iter()
+        .filter(|c| c.resolved.is_some())
+        .map(|c| c.id)
+        .collect();
+    if !resolved.is_empty() {
+        // Every changed alert was found by one of the batch's keys.
+        for (service, key) in &lookup.keys {
+            if let Some(id) = open.get(service, key).filter(|id| resolved.contains(id)) {
+                open.close(service, key, id);
+            }
+        }
+    }
+    for (row, id) in writes.new_alerts.iter().zip(ids) {
+        if row.status.is_open() {
+            open.open(row.service_id, row.dedup_key, *id);
         }
     }
 }
