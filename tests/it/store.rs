@@ -1426,39 +1426,15 @@ both_backends!(json_encoded_ahead_is_stored_as_the_store_would_encode_it);
 /// row-by-row check (migration `…20261203000010`).
 async fn an_alert_deleted_by_hand_takes_its_escalation_with_it(db: &TestDb) {
     let store = db.open().await;
-    let out = store
-        .ingest(&[
-            item("payments", "gone", Action::Trigger, "x"),
-            item("payments", "kept", Action::Trigger, "y"),
-        ])
-        .await
-        .unwrap();
-    let (gone, kept) = (out[0].alert_id.unwrap(), out[1].alert_id.unwrap());
+    let [gone, kept] = opened(&store, ["gone", "kept"]).await;
     store.close().await;
-    // The same statements on either pool (SQLite takes `$1` too, and sqlx
-    // turns its foreign keys on by default).
-    macro_rules! delete_then_list {
-        ($pool:expr) => {{
-            let pool = $pool.await.unwrap();
-            sqlx::query("DELETE FROM alerts WHERE id = $1")
-                .bind(gone)
-                .execute(&pool)
-                .await
-                .unwrap();
-            let ids: Vec<i64> =
-                sqlx::query_scalar("SELECT alert_id FROM escalations ORDER BY alert_id")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            ids
-        }};
-    }
-    let remaining = if db.url().starts_with("sqlite:") {
-        delete_then_list!(sqlx::SqlitePool::connect(db.url()))
-    } else {
-        delete_then_list!(sqlx::PgPool::connect(db.url()))
-    };
+    by_hand(db, "DELETE FROM alerts WHERE id = $1", Some(gone)).await;
+    let remaining = by_hand(
+        db,
+        "SELECT alert_id FROM escalations ORDER BY alert_id",
+        None,
+    )
+    .await;
     assert_eq!(
         remaining,
         vec![kept],
@@ -1466,6 +1442,42 @@ async fn an_alert_deleted_by_hand_takes_its_escalation_with_it(db: &TestDb) {
     );
 }
 both_backends!(an_alert_deleted_by_hand_takes_its_escalation_with_it);
+
+/// Opens one alert of `payments` per key, in one batch; their ids.
+async fn opened<const N: usize>(
+    store: &std::sync::Arc<dyn rouse::store::Store>,
+    keys: [&str; N],
+) -> [i64; N] {
+    let batch: Vec<Ingest> = keys
+        .iter()
+        .map(|k| item("payments", k, Action::Trigger, k))
+        .collect();
+    let out = store.ingest(&batch).await.unwrap();
+    std::array::from_fn(|i| out[i].alert_id.expect("opened"))
+}
+
+/// Runs `sql` (with `$1` bound to `id`, if given) as an admin would by
+/// hand, on a pool of its own of `db`'s kind; the ids it returns. SQLite
+/// takes `$1` too, and sqlx turns its foreign keys on by default.
+async fn by_hand(db: &TestDb, sql: &str, id: Option<i64>) -> Vec<i64> {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let pool = $pool.await.unwrap();
+            let mut query = sqlx::query_scalar(sql);
+            if let Some(id) = id {
+                query = query.bind(id);
+            }
+            let ids = query.fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            ids
+        }};
+    }
+    if db.url().starts_with("sqlite:") {
+        run!(sqlx::SqlitePool::connect(db.url()))
+    } else {
+        run!(sqlx::PgPool::connect(db.url()))
+    }
+}
 
 /// Intake's commits on PostgreSQL do not wait for the log flush; `sync`
 /// must flush the log past every one of them before group commit answers
@@ -1771,40 +1783,18 @@ both_backends!(open_keys_follow_every_write_and_survive_a_reopen);
 
 /// An open alert resolved or deleted by hand behind a running store (not
 /// what Rouse does, but what an admin might) is not refreshed by its key
-/// afterwards: its key opens a new alert. On SQLite this is the writer
-/// checking each key it holds against the row (`open_keys.rs`).
+/// afterwards: its key opens a new alert. On SQLite the writer holds the
+/// key in memory and reads the row it names by id (`open_keys.rs`).
 async fn an_alert_closed_by_hand_is_not_refreshed_by_its_key(db: &TestDb) {
     let store = db.open().await;
-    let out = store
-        .ingest(&[
-            item("payments", "resolved", Action::Trigger, "x"),
-            item("payments", "deleted", Action::Trigger, "y"),
-        ])
-        .await
-        .unwrap();
-    let (resolved, deleted) = (out[0].alert_id.unwrap(), out[1].alert_id.unwrap());
-    // The same statements on either pool (SQLite takes `$1` too).
-    macro_rules! close_by_hand {
-        ($pool:expr) => {{
-            let pool = $pool.await.unwrap();
-            sqlx::query("UPDATE alerts SET status = 'resolved' WHERE id = $1")
-                .bind(resolved)
-                .execute(&pool)
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM alerts WHERE id = $1")
-                .bind(deleted)
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }};
-    }
-    if db.url().starts_with("sqlite:") {
-        close_by_hand!(sqlx::SqlitePool::connect(db.url()));
-    } else {
-        close_by_hand!(sqlx::PgPool::connect(db.url()));
-    }
+    let [resolved, deleted] = opened(&store, ["resolved", "deleted"]).await;
+    by_hand(
+        db,
+        "UPDATE alerts SET status = 'resolved' WHERE id = $1",
+        Some(resolved),
+    )
+    .await;
+    by_hand(db, "DELETE FROM alerts WHERE id = $1", Some(deleted)).await;
     let out = store
         .ingest(&[
             item("payments", "resolved", Action::Trigger, "x"),
