@@ -157,24 +157,27 @@ impl<'c> Direct<'c> {
     /// is no such alert, with nothing committed.
     pub fn act(&mut self, act: &Act) -> Result<Option<Decision>, StoreError> {
         self.begin()?;
-        let mut open = self.take_open_keys()?;
+        // Not loaded for an act: none held means the next batch loads them
+        // from the table, this act's write included.
+        let mut open = self.open.take();
         let found = self.alert_by_id(act.alert_id)?;
         let key = found
             .as_ref()
+            .filter(|_| open.is_some())
             .map(|f| (f.service_id.clone(), f.dedup_key.clone()));
         let Some((decision, writes)) = apply::act_writes(act, found) else {
             // Nothing written: the keys are as they were.
-            *self.open = Some(open);
+            *self.open = open;
             return Ok(None);
         };
         self.write(&writes)?;
         self.commit()?;
-        if let Some((service, key)) = key {
+        if let (Some(open), Some((service, key))) = (open.as_mut(), key) {
             if writes.changes.iter().any(|c| c.resolved.is_some()) {
                 open.close(&service, &key, act.alert_id);
             }
         }
-        *self.open = Some(open);
+        *self.open = open;
         Ok(Some(decision))
     }
 
