@@ -9,11 +9,12 @@
 //! instructions, and one dirty 4 KiB page in the log per new alert.
 //!
 //! What keeps the map true:
-//! - it is loaded inside the writer's first transaction, under the write
-//!   lock, from the table itself;
-//! - a batch takes it out and puts it back only after its commit, updated:
-//!   a batch that fails or panics anywhere drops it, and the next one loads
-//!   it again from what was committed;
+//! - it is loaded inside the writer's first intake batch, under the write
+//!   lock, from the table itself (an acknowledgement before that loads
+//!   nothing: the batch will read its write);
+//! - a batch or an acknowledgement takes it out and puts it back only after
+//!   its commit, updated: one that fails or panics anywhere drops it, and
+//!   the next batch loads it again from what was committed;
 //! - a hit is only where to look: the writer reads that row by id anyway,
 //!   and one deleted or resolved by hand behind it counts as no open alert.
 //!
